@@ -1,0 +1,3 @@
+"""voxgate: self-hosted speech-to-text."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,55 @@
+"""One settings object, read from the environment (prefix ``VOXGATE_``, nesting with ``__``) and passed explicitly.
+
+Nothing in voxgate reads the environment anywhere else, and nothing caches a global ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import platformdirs
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["Settings"]
+
+
+def _default_home() -> Path:
+    return Path(platformdirs.user_cache_dir("voxgate"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOXGATE_", env_nested_delimiter="__", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    """Cache directory: materialised models (the joined ``whisper/base``) live under ``home/models``."""
+
+    host: str = "127.0.0.1"
+    """Interface ``voxgate serve`` binds to."""
+    port: int = 8000
+    """Port ``voxgate serve`` listens on."""
+
+    default_model: str = "whisper/base"
+    """Model used when a request names none, and what the alias ``inworld/inworld-stt-1`` points at."""
+    preload: list[str] = Field(default_factory=lambda: ["default"])
+    """Models loaded at start-up (``default`` means ``default_model``), so the first request pays no load time."""
+
+    device: str = "cpu"
+    """CTranslate2 device: ``cpu``, ``cuda`` or ``auto``."""
+    compute_type: str = "int8"
+    """CTranslate2 compute type (``int8`` on CPU; ``float16`` or ``int8_float16`` on GPU)."""
+    cpu_threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
+    """Threads CTranslate2 uses for one decode."""
+    batch_size: int = 8
+    """How many VAD chunks of a file are decoded together."""
+    window_seconds: float = 300.0
+    """Files are decoded and transcribed in windows of at most this many seconds, so memory stays bounded."""
+
+    max_upload_bytes: int = 512 * 1024 * 1024
+    """Largest file or request body accepted (REST and multipart)."""
+    request_timeout_seconds: float = 3600.0
+    """A transcription taking longer than this is cancelled with a ``timeout`` error."""
+
+    api_keys: list[SecretStr] = Field(default_factory=list)
+    """Accepted API keys. Empty: no authentication (the default on localhost)."""

@@ -1,0 +1,43 @@
+"""The small interface every speech engine implements, local or remote."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from voxgate.types import Audio, ProgressCallback, Transcript, TranscriptionOptions
+
+__all__ = ["Capabilities", "Engine"]
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    languages: tuple[str, ...]
+    """ISO 639-1 codes the engine recognises; language identification picks among these."""
+    word_timestamps: bool = True
+    custom_vocabulary: bool = True
+    translate: bool = False
+    language_detection: bool = True
+    max_batch: int = 1
+    """How many independent requests :meth:`Engine.transcribe_batch` decodes together."""
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """A loaded model. Calls block; the scheduler runs them off the event loop."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def transcribe(
+        self, audio: Audio, options: TranscriptionOptions, progress: ProgressCallback | None = None
+    ) -> Transcript:
+        """Transcribe 16 kHz mono float32 audio. Times in the result are relative to ``audio[0]``."""
+        ...
+
+    def close(self) -> None:
+        """Release the model's memory."""
+        ...

@@ -1,0 +1,178 @@
+"""Local Whisper through faster-whisper / CTranslate2.
+
+One code path: faster-whisper's batched pipeline, which cuts the audio at silences found by silero VAD (chunks of
+at most 30 s), computes log-mel features per chunk and decodes ``batch_size`` chunks per CTranslate2 call. With
+``batch_size=1`` that is plain sequential decoding.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from faster_whisper import BatchedInferencePipeline, WhisperModel
+
+from voxgate.config import Settings
+from voxgate.engines.base import Capabilities
+from voxgate.errors import EngineError, InvalidRequest
+from voxgate.models.catalog import ModelSpec
+from voxgate.models.materialize import materialize
+from voxgate.types import (
+    SAMPLE_RATE,
+    Audio,
+    LanguageScore,
+    ProgressCallback,
+    Segment,
+    Transcript,
+    TranscriptionOptions,
+    Word,
+)
+from voxgate.vocabulary import apply_vocabulary
+
+__all__ = ["WhisperEngine", "load"]
+
+log = logging.getLogger(__name__)
+
+_CHUNK_SECONDS = 30
+
+
+class WhisperEngine:
+    def __init__(
+        self,
+        model_id: str,
+        model_dir: Path,
+        *,
+        languages: tuple[str, ...],
+        device: str = "cpu",
+        compute_type: str = "int8",
+        cpu_threads: int = 0,
+        batch_size: int = 8,
+    ) -> None:
+        self._model_id = model_id
+        try:
+            self._model = WhisperModel(
+                str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads, local_files_only=True
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise EngineError(f"could not load {model_id} from {model_dir}: {exc}") from exc
+        self._pipeline = BatchedInferencePipeline(self._model)
+        self._batch_size = max(1, batch_size)
+        multilingual = bool(self._model.model.is_multilingual)
+        self._capabilities = Capabilities(
+            languages=languages if multilingual else ("en",),
+            translate=multilingual,
+            language_detection=multilingual,
+            max_batch=self._batch_size,
+        )
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @property
+    def capabilities(self) -> Capabilities:
+        return self._capabilities
+
+    @property
+    def model(self) -> WhisperModel:
+        """The faster-whisper model, for analysers that reuse its encoder (language ID)."""
+        return self._model
+
+    def close(self) -> None:
+        del self._pipeline
+        del self._model
+
+    def _check(self, options: TranscriptionOptions) -> None:
+        caps = self._capabilities
+        if options.language is not None and options.language not in caps.languages:
+            if caps.languages == ("en",):
+                raise InvalidRequest(
+                    f"{self._model_id} recognises English only, not {options.language!r}; "
+                    "use a multilingual model such as whisper/base"
+                )
+            raise InvalidRequest(f"{self._model_id} does not support language {options.language!r}")
+        if options.task not in ("transcribe", "translate"):
+            raise InvalidRequest(f"unknown task {options.task!r}: use 'transcribe' or 'translate'")
+        if options.task == "translate" and not caps.translate:
+            raise InvalidRequest(f"{self._model_id} is English-only and cannot translate; use whisper/base")
+
+    def transcribe(
+        self, audio: Audio, options: TranscriptionOptions, progress: ProgressCallback | None = None
+    ) -> Transcript:
+        self._check(options)
+        duration = len(audio) / SAMPLE_RATE
+        detect = options.language is None and self._capabilities.language_detection
+        clips: list[dict[str, float]] | None = None
+        if not options.vad_filter:
+            clips = [
+                {"start": float(t), "end": min(float(t + _CHUNK_SECONDS), duration)}
+                for t in range(0, max(1, int(duration + _CHUNK_SECONDS - 1e-9)), _CHUNK_SECONDS)
+                if t < duration
+            ]
+        hotwords = ", ".join(p.strip() for p in options.prompts if p.strip()) or None
+        try:
+            raw_segments, info = self._pipeline.transcribe(
+                audio,
+                language=options.language,
+                task=options.task,
+                beam_size=options.beam_size,
+                temperature=options.temperature,
+                initial_prompt=options.prompt or None,
+                hotwords=hotwords,
+                word_timestamps=options.word_timestamps,
+                vad_filter=options.vad_filter,
+                clip_timestamps=clips,
+                batch_size=self._batch_size,
+                multilingual=detect,
+            )
+            segments = []
+            for s in raw_segments:
+                words = tuple(
+                    Word(
+                        word=w.word.strip(),
+                        start=round(float(w.start), 3),
+                        end=round(float(w.end), 3),
+                        confidence=round(float(w.probability), 4),
+                    )
+                    for w in (s.words or ())
+                    if w.word.strip()
+                )
+                segments.append(
+                    Segment(
+                        text=s.text.strip(),
+                        start=round(float(s.start), 3),
+                        end=round(float(s.end), 3),
+                        words=words,
+                        language=info.language,
+                        avg_logprob=float(s.avg_logprob),
+                        no_speech_prob=float(s.no_speech_prob),
+                    )
+                )
+                if progress is not None:
+                    progress(s.end, duration)
+        except (RuntimeError, ValueError) as exc:
+            raise EngineError(f"{self._model_id} failed: {exc}") from exc
+        candidates: tuple[LanguageScore, ...] = ()
+        if info.all_language_probs:
+            candidates = tuple(LanguageScore(code, float(p)) for code, p in info.all_language_probs[:5])
+        return Transcript(
+            segments=apply_vocabulary([s for s in segments if s.text], options.prompts),
+            duration=duration,
+            language=info.language,
+            language_probability=float(info.language_probability),
+            language_candidates=candidates,
+            model_id=self._model_id,
+        )
+
+
+def load(spec: ModelSpec, settings: Settings) -> WhisperEngine:
+    """Registry factory: materialise the model's files and load them."""
+    return WhisperEngine(
+        spec.id,
+        materialize(spec, settings.home),
+        languages=spec.languages,
+        device=settings.device,
+        compute_type=settings.compute_type,
+        cpu_threads=settings.cpu_threads,
+        batch_size=settings.batch_size,
+    )

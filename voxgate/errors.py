@@ -1,0 +1,143 @@
+"""voxgate's one exception tree, and the one table that maps it to the wire.
+
+    VoxgateError                      500  internal
+    ├── InvalidRequest                400  invalid_argument
+    │   ├── InvalidAudioEncoding      400  invalid_audio_encoding
+    │   ├── InvalidSampleRate         400  invalid_sample_rate
+    │   ├── InvalidBase64             400  invalid_base64
+    │   ├── InvalidPcm                400  invalid_pcm
+    │   └── ProtocolViolation         400  protocol_violation
+    ├── AudioError                    422  audio_error
+    │   ├── AudioDecodeError          422  audio_decode_error
+    │   └── EmptyAudio                422  empty_audio
+    ├── PayloadTooLarge               413  payload_too_large
+    ├── Unauthenticated               401  unauthenticated
+    ├── ModelNotFound                 404  model_not_found
+    ├── ModelUnavailable              503  model_unavailable
+    ├── Timeout                       504  timeout / 4000-range close for WS
+    └── EngineError                   502  engine_error
+
+Every class carries its ``code`` (the string clients see in ``{"error": {"code": ...}}``), its HTTP status and the
+WebSocket close code used when a stream must end because of it. Routes never pick a status themselves: they raise,
+and the handlers in :mod:`voxgate.server` read this table.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "AudioDecodeError",
+    "AudioError",
+    "EmptyAudio",
+    "EngineError",
+    "InvalidAudioEncoding",
+    "InvalidBase64",
+    "InvalidPcm",
+    "InvalidRequest",
+    "InvalidSampleRate",
+    "ModelNotFound",
+    "ModelUnavailable",
+    "PayloadTooLarge",
+    "ProtocolViolation",
+    "Timeout",
+    "Unauthenticated",
+    "VoxgateError",
+]
+
+# WebSocket close codes (RFC 6455 §7.4): 1008 policy violation, 1009 message too big, 1011 internal error,
+# 4xxx application codes.
+WS_POLICY = 1008
+WS_TOO_BIG = 1009
+WS_INTERNAL = 1011
+
+
+class VoxgateError(Exception):
+    """Base of every error voxgate raises on purpose."""
+
+    code: ClassVar[str] = "internal"
+    http_status: ClassVar[int] = 500
+    ws_close_code: ClassVar[int] = WS_INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def to_dict(self) -> dict[str, dict[str, str]]:
+        return {"error": {"code": self.code, "message": self.message}}
+
+
+class InvalidRequest(VoxgateError):
+    code = "invalid_argument"
+    http_status = 400
+    ws_close_code = WS_POLICY
+
+
+class InvalidAudioEncoding(InvalidRequest):
+    code = "invalid_audio_encoding"
+
+
+class InvalidSampleRate(InvalidRequest):
+    code = "invalid_sample_rate"
+
+
+class InvalidBase64(InvalidRequest):
+    code = "invalid_base64"
+
+
+class InvalidPcm(InvalidRequest):
+    code = "invalid_pcm"
+
+
+class ProtocolViolation(InvalidRequest):
+    code = "protocol_violation"
+
+
+class AudioError(VoxgateError):
+    code = "audio_error"
+    http_status = 422
+    ws_close_code = WS_POLICY
+
+
+class AudioDecodeError(AudioError):
+    code = "audio_decode_error"
+
+
+class EmptyAudio(AudioError):
+    code = "empty_audio"
+
+
+class PayloadTooLarge(VoxgateError):
+    code = "payload_too_large"
+    http_status = 413
+    ws_close_code = WS_TOO_BIG
+
+
+class Unauthenticated(VoxgateError):
+    code = "unauthenticated"
+    http_status = 401
+    ws_close_code = WS_POLICY
+
+
+class ModelNotFound(VoxgateError):
+    code = "model_not_found"
+    http_status = 404
+    ws_close_code = WS_POLICY
+
+
+class ModelUnavailable(VoxgateError):
+    code = "model_unavailable"
+    http_status = 503
+    ws_close_code = WS_INTERNAL
+
+
+class Timeout(VoxgateError):
+    code = "timeout"
+    http_status = 504
+    ws_close_code = 4008
+
+
+class EngineError(VoxgateError):
+    code = "engine_error"
+    http_status = 502
+    ws_close_code = WS_INTERNAL

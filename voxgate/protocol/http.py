@@ -1,0 +1,157 @@
+"""REST wire schemas: the reference API's sync request/response, camelCase, plus voxgate's additions.
+
+A client of the reference API can ignore every field voxgate adds (``language``, ``languageProbability``,
+``languageCandidates``, ``segments``, ``warnings``).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic.alias_generators import to_camel
+
+from voxgate.types import Segment, Transcript, Word
+
+__all__ = [
+    "AudioData",
+    "AudioEncoding",
+    "CamelModel",
+    "SegmentOut",
+    "TranscribeConfig",
+    "TranscribeRequest",
+    "TranscribeResponse",
+    "Transcription",
+    "Usage",
+    "VoiceProfileConfig",
+    "WordTimestamp",
+    "normalize_language",
+]
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class AudioEncoding(StrEnum):
+    AUTO_DETECT = "AUTO_DETECT"
+    LINEAR16 = "LINEAR16"
+    MP3 = "MP3"
+    OGG_OPUS = "OGG_OPUS"
+    FLAC = "FLAC"
+    MULAW = "MULAW"
+    ALAW = "ALAW"
+
+
+RAW_ENCODINGS = frozenset({AudioEncoding.LINEAR16, AudioEncoding.MULAW, AudioEncoding.ALAW})
+
+
+class VoiceProfileConfig(CamelModel):
+    enable_voice_profile: bool = False
+    top_n: int = Field(default=3, ge=1, le=20)
+
+
+class TranscribeConfig(CamelModel):
+    model_id: str | None = None
+    audio_encoding: AudioEncoding = AudioEncoding.AUTO_DETECT
+    sample_rate_hertz: int | None = None
+    number_of_channels: int = Field(default=1, ge=1, le=8)
+    language: str | None = None
+    include_word_timestamps: bool = True
+    prompts: list[str] = Field(default_factory=list, max_length=200)
+    voice_profile_config: VoiceProfileConfig | None = None
+
+    @field_validator("audio_encoding", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class AudioData(CamelModel):
+    content: str
+
+
+class TranscribeRequest(CamelModel):
+    transcribe_config: TranscribeConfig = Field(default_factory=TranscribeConfig)
+    audio_data: AudioData
+
+
+class WordTimestamp(CamelModel):
+    word: str
+    start_time_seconds: float
+    end_time_seconds: float
+    confidence: float
+
+    @classmethod
+    def of(cls, w: Word) -> WordTimestamp:
+        return cls(word=w.word, start_time_seconds=w.start, end_time_seconds=w.end, confidence=w.confidence)
+
+
+class LanguageCandidate(CamelModel):
+    code: str
+    probability: float
+
+
+class Transcription(CamelModel):
+    transcript: str
+    is_final: bool = True
+    word_timestamps: list[WordTimestamp] = Field(default_factory=list)
+    language: str | None = None
+    language_probability: float | None = None
+
+
+class SegmentOut(CamelModel):
+    text: str
+    start_time_seconds: float
+    end_time_seconds: float
+    language: str | None = None
+    word_timestamps: list[WordTimestamp] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, s: Segment, words: bool) -> SegmentOut:
+        return cls(
+            text=s.text,
+            start_time_seconds=s.start,
+            end_time_seconds=s.end,
+            language=s.language,
+            word_timestamps=[WordTimestamp.of(w) for w in s.words] if words else [],
+        )
+
+
+class Usage(CamelModel):
+    transcribed_audio_ms: int
+    model_id: str
+
+
+class TranscribeResponse(CamelModel):
+    transcription: Transcription
+    usage: Usage
+    language_candidates: list[LanguageCandidate] = Field(default_factory=list)
+    segments: list[SegmentOut] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, t: Transcript, *, model_id: str, words: bool) -> TranscribeResponse:
+        return cls(
+            transcription=Transcription(
+                transcript=t.text,
+                word_timestamps=[WordTimestamp.of(w) for w in t.words] if words else [],
+                language=t.language,
+                language_probability=t.language_probability,
+            ),
+            usage=Usage(transcribed_audio_ms=round(t.duration * 1000), model_id=model_id),
+            language_candidates=[
+                LanguageCandidate(code=c.code, probability=c.probability) for c in t.language_candidates
+            ],
+            segments=[SegmentOut.of(s, words) for s in t.segments],
+        )
+
+
+def normalize_language(tag: str | None) -> str | None:
+    """BCP-47 (``en-US``, ``pt_BR``, ``zh-Hant``) → the primary subtag Whisper uses; empty or ``auto`` → None."""
+    if tag is None:
+        return None
+    primary = tag.strip().replace("_", "-").split("-")[0].lower()
+    if primary in ("", "auto", "und"):
+        return None
+    return {"iw": "he", "jv": "jw", "nb": "no"}.get(primary, primary)

@@ -1,0 +1,149 @@
+"""``create_app(settings)``: the ASGI application, its lifespan, its error handling and its middleware."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from voxgate import __version__
+from voxgate.config import Settings
+from voxgate.errors import PayloadTooLarge, VoxgateError
+from voxgate.server import http, openai
+from voxgate.service import Service
+
+__all__ = ["create_app"]
+
+log = logging.getLogger(__name__)
+
+# A base64 JSON body is 4/3 of the audio it carries; leave room for the config around it.
+_JSON_OVERHEAD = 64 * 1024
+
+
+def _body_limit(settings: Settings) -> int:
+    return settings.max_upload_bytes * 4 // 3 + _JSON_OVERHEAD
+
+
+class BodyLimit:
+    """Refuse request bodies over the limit: at once by Content-Length, or while reading a chunked body."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        for name, value in scope["headers"]:
+            if name == b"content-length" and value.isdigit() and int(value) > self.limit:
+                await _send_error(send, PayloadTooLarge(_too_large(self.limit)))
+                return
+        seen = 0
+
+        async def limited() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise PayloadTooLarge(_too_large(self.limit))
+            return message
+
+        await self.app(scope, limited, send)
+
+
+def _too_large(limit: int) -> str:
+    return f"request body exceeds the limit of {limit} bytes (set VOXGATE_MAX_UPLOAD_BYTES to change it)"
+
+
+async def _send_error(send: Send, error: VoxgateError) -> None:
+    response = JSONResponse(error.to_dict(), status_code=error.http_status)
+    await send({"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers})
+    await send({"type": "http.response.body", "body": response.body})
+
+
+def error_response(error: VoxgateError) -> JSONResponse:
+    return JSONResponse(error.to_dict(), status_code=error.http_status)
+
+
+def _validation_message(exc: RequestValidationError) -> str:
+    parts = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
+        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
+    return "; ".join(parts) or "invalid request"
+
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
+    settings = settings or Settings()
+    owned = service is None
+    svc = service or Service(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await anyio.to_thread.run_sync(svc.preload)
+        try:
+            yield
+        finally:
+            if owned:
+                await anyio.to_thread.run_sync(svc.close)
+
+    app = FastAPI(title="voxgate", version=__version__, lifespan=lifespan)
+    app.state.service = svc
+    app.state.settings = settings
+
+    @app.exception_handler(VoxgateError)
+    async def _voxgate_error(request: Request, exc: VoxgateError) -> JSONResponse:
+        svc.metrics.errors.labels(exc.code).inc()
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        svc.metrics.errors.labels("invalid_argument").inc()
+        return JSONResponse(
+            {"error": {"code": "invalid_argument", "message": _validation_message(exc)}}, status_code=400
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        svc.metrics.errors.labels("internal").inc()
+        return JSONResponse({"error": {"code": "internal", "message": "internal server error"}}, status_code=500)
+
+    @app.middleware("http")
+    async def _observe(request: Request, call_next):  # type: ignore[no-untyped-def]
+        route = request.url.path
+        started = time.perf_counter()
+        response: Response = await call_next(request)
+        if route not in ("/metrics", "/healthz"):
+            svc.metrics.requests.labels(route, str(response.status_code)).inc()
+            svc.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+        return response
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, object]:
+        return {"status": "ok", "version": __version__, "models_loaded": [m.id for m in svc.list_models() if m.loaded]}
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    app.include_router(http.router)
+    app.include_router(openai.router)
+    app.add_middleware(BodyLimit, limit=_body_limit(settings))
+    return app

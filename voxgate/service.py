@@ -1,0 +1,202 @@
+"""The façade the server and the CLI share: models, engines, the scheduler and file transcription."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio.to_thread
+
+from voxgate.audio.decode import iter_decode, probe
+from voxgate.audio.pcm import PcmEncoding, decode_pcm
+from voxgate.audio.windows import iter_windows
+from voxgate.config import Settings
+from voxgate.engines.base import Engine
+from voxgate.engines.registry import load_engine
+from voxgate.errors import AudioDecodeError, EmptyAudio
+from voxgate.metrics import Metrics
+from voxgate.models.catalog import ALIASES, PACKAGED, ModelSpec, resolve
+from voxgate.scheduler import Scheduler
+from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Segment, Transcript, TranscriptionOptions
+
+__all__ = ["ModelInfo", "RawAudio", "Service"]
+
+log = logging.getLogger(__name__)
+
+_DECODE_CHUNK_SECONDS = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RawAudio:
+    """Headerless PCM: the caller says how to read it."""
+
+    data: bytes
+    encoding: PcmEncoding
+    sample_rate: int
+    channels: int = 1
+
+
+AudioSource = bytes | Path | RawAudio
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    id: str
+    languages: tuple[str, ...]
+    multilingual: bool
+    size_bytes: int
+    source: str
+    loaded: bool
+    default: bool
+    aliases: tuple[str, ...]
+
+
+class Service:
+    def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
+        self.settings = settings
+        self.metrics = metrics or Metrics()
+        self.scheduler = Scheduler()
+        self._engines: dict[str, Engine] = {}
+        self._load_lock = threading.Lock()
+
+    # -- models ---------------------------------------------------------------------------------------------------
+
+    def resolve(self, model_id: str | None) -> ModelSpec:
+        return resolve(model_id or "", self.settings.default_model)
+
+    def list_models(self) -> list[ModelInfo]:
+        default = self.resolve(None).id
+        specs = [self.resolve(f"whisper/{name}") for name in PACKAGED]
+        if default not in {s.id for s in specs}:
+            specs.append(self.resolve(default))
+        return [
+            ModelInfo(
+                id=s.id,
+                languages=s.languages,
+                multilingual=s.multilingual,
+                size_bytes=s.size_bytes,
+                source=s.source,
+                loaded=s.id in self._engines,
+                default=s.id == default,
+                aliases=tuple(a for a in ALIASES if s.id == default),
+            )
+            for s in specs
+        ]
+
+    def engine(self, model_id: str | None) -> Engine:
+        """The loaded engine for ``model_id``, loading it on first use (blocking)."""
+        spec = self.resolve(model_id)
+        engine = self._engines.get(spec.id)
+        if engine is not None:
+            return engine
+        with self._load_lock:
+            engine = self._engines.get(spec.id)
+            if engine is None:
+                started = time.perf_counter()
+                engine = load_engine(spec, self.settings)
+                elapsed = time.perf_counter() - started
+                log.info("loaded %s in %.2f s", spec.id, elapsed)
+                self.metrics.model_load_seconds.labels(spec.id).set(elapsed)
+                self._engines[spec.id] = engine
+                self.metrics.models_loaded.set(len(self._engines))
+        return engine
+
+    async def load(self, model_id: str | None) -> Engine:
+        """:meth:`engine` off the event loop."""
+        return await anyio.to_thread.run_sync(self.engine, model_id)
+
+    def preload(self) -> None:
+        for model_id in self.settings.preload:
+            self.engine(None if model_id == "default" else model_id)
+
+    def close(self) -> None:
+        self.scheduler.close()
+        for engine in self._engines.values():
+            engine.close()
+        self._engines.clear()
+
+    # -- files ----------------------------------------------------------------------------------------------------
+
+    def duration_hint(self, source: AudioSource) -> float:
+        """Seconds of audio in ``source`` if its header says so, else 0."""
+        if isinstance(source, RawAudio):
+            return (
+                len(source.data)
+                / (2 if source.encoding is PcmEncoding.LINEAR16 else 1)
+                / source.channels
+                / (source.sample_rate or 1)
+            )
+        try:
+            return probe(source).duration or 0.0
+        except AudioDecodeError:
+            return 0.0
+
+    def windows(self, source: AudioSource) -> Iterator[tuple[int, Audio]]:
+        """Decode ``source`` lazily into 16 kHz windows cut at quiet points."""
+        chunks: Iterator[Audio]
+        if isinstance(source, RawAudio):
+            chunks = iter([decode_pcm(source.data, source.encoding, source.sample_rate, source.channels)])
+        else:
+            chunks = iter_decode(source, chunk_seconds=_DECODE_CHUNK_SECONDS)
+        return iter_windows(chunks, window_seconds=self.settings.window_seconds)
+
+    def _run_window(self, engine: Engine, audio: Audio, options: TranscriptionOptions) -> Transcript:
+        started = time.perf_counter()
+        result = engine.transcribe(audio, options)
+        self.metrics.inference_seconds.labels(engine.model_id).observe(time.perf_counter() - started)
+        self.metrics.audio_seconds.labels(engine.model_id).inc(len(audio) / SAMPLE_RATE)
+        return result
+
+    def transcribe_sync(
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        model_id: str | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Transcript:
+        """Transcribe a whole file in this thread (the CLI's path)."""
+        engine = self.engine(model_id)
+        total = self.duration_hint(source)
+        parts = []
+        for offset, audio in self.windows(source):
+            parts.append((offset, self._run_window(engine, audio, options)))
+            if progress is not None:
+                progress((offset + len(audio)) / SAMPLE_RATE, total)
+        return merge_windows(parts, engine.model_id)
+
+    async def transcribe(
+        self, source: AudioSource, options: TranscriptionOptions, model_id: str | None = None
+    ) -> Transcript:
+        """Transcribe a whole file; decoding runs in a thread, each window is one job on the scheduler."""
+        engine = await self.load(model_id)
+        windows = self.windows(source)
+        parts = []
+        while (item := await anyio.to_thread.run_sync(next, windows, None)) is not None:
+            offset, audio = item
+            result = await self.scheduler.run(functools.partial(self._run_window, engine, audio, options))
+            parts.append((offset, result))
+        return merge_windows(parts, engine.model_id)
+
+
+def merge_windows(parts: list[tuple[int, Transcript]], model_id: str) -> Transcript:
+    """Join per-window transcripts into one, moving every time by its window's offset."""
+    if not parts:
+        raise EmptyAudio("the audio contains no samples")
+    segments: list[Segment] = []
+    for offset, part in parts:
+        segments.extend(s.shifted(offset / SAMPLE_RATE) for s in part.segments)
+    first = parts[0][1]
+    last_offset, last = parts[-1]
+    return Transcript(
+        segments=tuple(segments),
+        duration=last_offset / SAMPLE_RATE + last.duration,
+        language=first.language,
+        language_probability=first.language_probability,
+        language_candidates=first.language_candidates,
+        model_id=model_id,
+    )
