@@ -31,7 +31,7 @@ def quietest_cut(audio: Audio, search: int) -> int:
 def iter_windows(
     chunks: Iterable[Audio], *, window_seconds: float, search_seconds: float = 10.0
 ) -> Iterator[tuple[int, Audio]]:
-    """Yield ``(offset in samples, window)`` pairs covering ``chunks`` exactly once, each at most ~window long."""
+    """Yield ``(offset in samples, window)`` pairs covering ``chunks`` exactly once, none longer than the window."""
     window = max(int(window_seconds * SAMPLE_RATE), 2 * _FRAME)
     search = min(int(search_seconds * SAMPLE_RATE), window // 2)
     pending: list[Audio] = []
@@ -40,11 +40,19 @@ def iter_windows(
     for chunk in chunks:
         pending.append(chunk)
         size += len(chunk)
+        # Wait for ``search`` samples beyond the window: the stream may still continue right after it.
         while size >= window + search:
             buffer = np.concatenate(pending)
             cut = quietest_cut(buffer[:window], search)
             yield offset, buffer[:cut]
             offset += cut
             pending, size = [buffer[cut:]], len(buffer) - cut
-    if size:
-        yield offset, np.concatenate(pending)
+    if not size:
+        return
+    buffer = np.concatenate(pending)
+    while len(buffer) > window:
+        cut = quietest_cut(buffer[:window], search)
+        yield offset, buffer[:cut]
+        offset += cut
+        buffer = buffer[cut:]
+    yield offset, buffer

@@ -1,0 +1,90 @@
+"""One contract, every registered engine: what any engine must do with real speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxgate.audio.decode import decode
+from voxgate.engines.base import Engine
+from voxgate.errors import InvalidRequest
+from voxgate.service import Service
+from voxgate.types import SAMPLE_RATE, Transcript, TranscriptionOptions
+
+ENGINES = ["whisper/tiny.en", "whisper/base"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest, service: Service) -> Engine:
+    return service.engine(request.param)
+
+
+@pytest.fixture(scope="module")
+def jfk(data: Path) -> np.ndarray:
+    return decode(data / "en" / "jfk.flac")
+
+
+def _words_are_sane(t: Transcript) -> None:
+    words = t.words
+    assert words, "no words"
+    for w in words:
+        assert w.word.strip() == w.word
+        assert w.word
+        assert 0.0 <= w.start <= w.end <= t.duration + 0.05
+        assert 0.0 <= w.confidence <= 1.0
+    starts = [w.start for w in words]
+    assert starts == sorted(starts)
+
+
+def test_is_an_engine(engine: Engine) -> None:
+    assert isinstance(engine, Engine)
+    assert engine.model_id in ENGINES
+    assert "en" in engine.capabilities.languages
+
+
+def test_transcribes_real_speech_with_word_times(engine: Engine, jfk: np.ndarray) -> None:
+    t = engine.transcribe(jfk, TranscriptionOptions(language="en"))
+    assert t.model_id == engine.model_id
+    assert t.duration == pytest.approx(len(jfk) / SAMPLE_RATE)
+    text = t.text.lower()
+    for phrase in ("fellow americans", "ask not what your country can do for you"):
+        assert phrase in text.replace(",", "")
+    _words_are_sane(t)
+    # "Americans" is said around 1.5-2.3 s into the clip, "country" last near 10 s.
+    americans = next(w for w in t.words if w.word.lower().startswith("americans"))
+    assert 1.0 < americans.start < 2.6
+    assert t.words[-1].end > 9.0
+
+
+def test_detects_language_when_none_given(engine: Engine, jfk: np.ndarray) -> None:
+    t = engine.transcribe(jfk, TranscriptionOptions())
+    assert t.language == "en"
+    assert t.language_probability is not None
+    assert 0.5 < t.language_probability <= 1.0
+
+
+def test_silence_gives_no_segments(engine: Engine) -> None:
+    t = engine.transcribe(np.zeros(3 * SAMPLE_RATE, dtype=np.float32), TranscriptionOptions(language="en"))
+    assert t.segments == ()
+    assert t.text == ""
+
+
+def test_word_timestamps_can_be_skipped(engine: Engine, jfk: np.ndarray) -> None:
+    t = engine.transcribe(jfk, TranscriptionOptions(language="en", word_timestamps=False))
+    assert "country" in t.text
+    assert t.words == ()
+
+
+def test_rejects_a_language_it_does_not_know(engine: Engine, jfk: np.ndarray) -> None:
+    with pytest.raises(InvalidRequest):
+        engine.transcribe(jfk[:SAMPLE_RATE], TranscriptionOptions(language="xx"))
+
+
+def test_english_only_model_refuses_other_languages_and_translation(service: Service, jfk: np.ndarray) -> None:
+    tiny = service.engine("whisper/tiny.en")
+    with pytest.raises(InvalidRequest, match="English only"):
+        tiny.transcribe(jfk, TranscriptionOptions(language="de"))
+    with pytest.raises(InvalidRequest, match="cannot translate"):
+        tiny.transcribe(jfk, TranscriptionOptions(task="translate"))

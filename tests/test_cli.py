@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from voxgate.cli import app
+
+runner = CliRunner()
+
+
+def test_models_lists_the_packaged_models(settings_env: dict[str, str]) -> None:
+    result = runner.invoke(app, ["models"], env=settings_env, terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert "whisper/tiny.en" in result.output
+    assert "whisper/base" in result.output
+
+
+def test_transcribe_writes_each_format(tmp_path: Path, data: Path, settings_env: dict[str, str]) -> None:
+    clip = data / "en" / "jfk.flac"
+    for fmt in ("txt", "json", "srt", "vtt"):
+        result = runner.invoke(
+            app,
+            ["transcribe", str(clip), "--model", "whisper/tiny.en", "--format", fmt, "--output-dir", str(tmp_path)],
+            env=settings_env,
+        )
+        assert result.exit_code == 0, result.output
+        assert "real-time factor" in result.output
+    assert "ask not what your country" in (tmp_path / "jfk.txt").read_text().lower()
+    body = json.loads((tmp_path / "jfk.json").read_text())
+    assert body["transcription"]["wordTimestamps"][0]["word"]
+    assert body["usage"]["transcribedAudioMs"] == 11000
+    assert (tmp_path / "jfk.srt").read_text().startswith("1\n00:00:00,000 --> ")
+    assert (tmp_path / "jfk.vtt").read_text().startswith("WEBVTT\n\n00:00:00.000 --> ")
+
+
+def test_transcribe_to_stdout_with_vocabulary(data: Path, settings_env: dict[str, str]) -> None:
+    result = runner.invoke(
+        app,
+        ["transcribe", str(data / "vocabulary" / "comfyui.mp3"), "--model", "whisper/tiny.en", "-p", "ComfyUI"],
+        env=settings_env,
+    )
+    assert result.exit_code == 0, result.output
+    assert "ComfyUI" in result.stdout
+
+
+def test_bad_inputs_fail_cleanly(tmp_path: Path, data: Path, settings_env: dict[str, str]) -> None:
+    junk = tmp_path / "junk.wav"
+    junk.write_bytes(b"this is not audio" * 50)
+    result = runner.invoke(app, ["transcribe", str(junk), "--model", "whisper/tiny.en"], env=settings_env)
+    assert result.exit_code == 1
+    assert "audio_decode_error" in result.output
+    result = runner.invoke(app, ["transcribe", str(data / "en" / "jfk.flac"), "--model", "nope/x"], env=settings_env)
+    assert result.exit_code == 2
+    assert "model_not_found" in result.output
+    assert "Traceback" not in result.output

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+import pytest
+
+from voxgate.scheduler import Scheduler
+
+
+@pytest.fixture
+def scheduler():
+    s = Scheduler()
+    yield s
+    s.close()
+
+
+def test_runs_jobs_off_the_calling_thread(scheduler: Scheduler) -> None:
+    caller = threading.get_ident()
+    assert scheduler.submit(threading.get_ident).result(timeout=5) != caller
+
+
+def test_earliest_deadline_runs_first(scheduler: Scheduler) -> None:
+    gate = threading.Event()
+    order: list[str] = []
+    blocker = scheduler.submit(gate.wait)  # occupies the single worker while the others queue up
+    time.sleep(0.05)
+    late = scheduler.submit(lambda: order.append("background"), deadline_in=100.0)
+    urgent = scheduler.submit(lambda: order.append("urgent"), deadline_in=0.1)
+    normal = scheduler.submit(lambda: order.append("normal"), deadline_in=10.0)
+    assert scheduler.pending == 3
+    gate.set()
+    for f in (blocker, late, urgent, normal):
+        f.result(timeout=5)
+    assert order == ["urgent", "normal", "background"]
+
+
+def test_exceptions_reach_the_caller_and_the_worker_survives(scheduler: Scheduler) -> None:
+    def boom() -> None:
+        raise ValueError("engine exploded")
+
+    with pytest.raises(ValueError, match="engine exploded"):
+        scheduler.submit(boom).result(timeout=5)
+    assert scheduler.submit(lambda: 42).result(timeout=5) == 42
+
+
+async def test_run_awaits_without_blocking_the_loop(scheduler: Scheduler) -> None:
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    task = asyncio.create_task(ticker())
+    assert await scheduler.run(lambda: time.sleep(0.3) or "done") == "done"
+    task.cancel()
+    assert ticks >= 10  # the loop kept running while the worker slept
+
+
+async def test_cancelled_caller_drops_queued_job(scheduler: Scheduler) -> None:
+    gate = threading.Event()
+    ran: list[int] = []
+    blocker = scheduler.submit(gate.wait)
+    waiter = asyncio.create_task(scheduler.run(lambda: ran.append(1)))
+    await asyncio.sleep(0.05)
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    gate.set()
+    blocker.result(timeout=5)
+    scheduler.submit(lambda: None).result(timeout=5)
+    assert ran == []
+
+
+def test_closed_scheduler_refuses_work() -> None:
+    s = Scheduler()
+    s.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        s.submit(lambda: None)

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from voxgate.audio.decode import decode
+from voxgate.config import Settings
+from voxgate.errors import EmptyAudio, ModelNotFound
+from voxgate.service import Service, merge_windows
+from voxgate.types import SAMPLE_RATE, TranscriptionOptions
+
+
+def _write_flac(path: Path, audio: np.ndarray) -> None:
+    pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+    with av.open(str(path), "w", format="flac") as out:
+        stream = out.add_stream("flac", rate=SAMPLE_RATE, layout="mono")
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+
+
+def test_long_file_windows_keep_timestamps_right(tmp_path: Path, data: Path, settings: Settings) -> None:
+    """Three copies of the JFK clip, 4 s of silence between, cut into 15 s windows: each copy's words land at its
+    own offset, exactly as if the file had been transcribed in one piece."""
+    jfk = decode(data / "en" / "jfk.flac")
+    gap = np.zeros(4 * SAMPLE_RATE, dtype=np.float32)
+    copy_starts = [0.0, (len(jfk) + len(gap)) / SAMPLE_RATE, 2 * (len(jfk) + len(gap)) / SAMPLE_RATE]
+    path = tmp_path / "three.flac"
+    _write_flac(path, np.concatenate([jfk, gap, jfk, gap, jfk]))
+
+    windowed = Service(settings.model_copy(update={"window_seconds": 15.0}))
+    try:
+        progress: list[tuple[float, float]] = []
+        options = TranscriptionOptions(language="en")
+        t = windowed.transcribe_sync(path, options, "whisper/tiny.en", progress=lambda *p: progress.append(p))
+    finally:
+        windowed.close()
+    assert len(progress) >= 3  # one report per window
+    assert progress[-1][0] == pytest.approx(t.duration, abs=0.01)
+    assert progress[-1][1] == pytest.approx(t.duration, abs=0.1)
+    assert t.duration == pytest.approx(3 * 11.0 + 2 * 4.0, abs=0.05)
+    americans = [w.start for w in t.words if w.word.lower().startswith("americans")]
+    assert len(americans) == 3
+    for start, copy_start in zip(americans, copy_starts, strict=True):
+        assert copy_start + 1.0 < start < copy_start + 2.6
+    starts = [w.start for w in t.words]
+    assert starts == sorted(starts)
+    assert t.text.lower().count("ask not what your country") == 3
+
+
+async def test_async_path_matches_sync_path(service: Service, data: Path) -> None:
+    path = data / "en" / "spk1_snt1.wav"
+    options = TranscriptionOptions(language="en")
+    a = await service.transcribe(path, options, "whisper/tiny.en")
+    b = service.transcribe_sync(path, options, "whisper/tiny.en")
+    assert a.text == b.text
+    assert "dog" in a.text.lower()
+
+
+def test_models_listing(service: Service) -> None:
+    service.engine("whisper/tiny.en")
+    models = {m.id: m for m in service.list_models()}
+    assert set(models) >= {"whisper/tiny.en", "whisper/base"}
+    assert models["whisper/tiny.en"].loaded
+    assert models["whisper/tiny.en"].languages == ("en",)
+    assert len(models["whisper/base"].languages) == 99
+    assert models["whisper/base"].default
+    assert "inworld/inworld-stt-1" in models["whisper/base"].aliases
+
+
+def test_engines_are_loaded_once(service: Service) -> None:
+    assert service.engine("whisper/tiny.en") is service.engine("whisper/tiny.en")
+    assert service.engine("inworld/inworld-stt-1") is service.engine(None) is service.engine("whisper/base")
+
+
+def test_unknown_model(service: Service) -> None:
+    with pytest.raises(ModelNotFound):
+        service.engine("whisper/nope")
+
+
+def test_merge_of_nothing_is_empty_audio() -> None:
+    with pytest.raises(EmptyAudio):
+        merge_windows([], "whisper/tiny.en")

@@ -1,0 +1,147 @@
+"""``voxgate``: serve, transcribe, models. Flags map to :class:`Settings`; nothing else happens here."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from voxgate.config import Settings
+from voxgate.errors import VoxgateError
+from voxgate.protocol.formats import to_srt, to_text, to_vtt
+from voxgate.protocol.http import TranscribeResponse, normalize_language
+from voxgate.types import Transcript, TranscriptionOptions
+
+app = typer.Typer(help="voxgate: self-hosted speech-to-text.", no_args_is_help=True, add_completion=False)
+err = Console(stderr=True)
+out = Console()
+
+
+class OutputFormat(StrEnum):
+    TXT = "txt"
+    JSON = "json"
+    SRT = "srt"
+    VTT = "vtt"
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
+    model: Annotated[str | None, typer.Option(help="Default model id [default: whisper/base].")] = None,
+    api_key: Annotated[list[str] | None, typer.Option(help="Require this API key (repeatable).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Run the HTTP + WebSocket service."""
+    import uvicorn
+
+    from voxgate.server.app import create_app
+
+    settings = _settings(host=host, port=port, default_model=model, api_keys=api_key or None)
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+@app.command()
+def models() -> None:
+    """List every model voxgate can serve."""
+    from voxgate.service import Service
+
+    service = Service(_settings(preload=[]))
+    table = Table()
+    table.add_column("id", no_wrap=True)  # the id is what users copy: never cut it
+    for name in ("languages", "size", "source", "loaded", "default"):
+        table.add_column(name)
+    for m in service.list_models():
+        langs = f"{len(m.languages)} (multilingual)" if m.multilingual else ", ".join(m.languages)
+        ids = m.id + (f" (= {', '.join(m.aliases)})" if m.aliases else "")
+        loaded = "yes" if m.loaded else "no"
+        table.add_row(ids, langs, f"{m.size_bytes / 1e6:.0f} MB", m.source, loaded, "yes" if m.default else "")
+    service.close()
+    out.print(table)
+
+
+def _render(transcript: Transcript, fmt: OutputFormat, model_id: str) -> str:
+    if fmt is OutputFormat.JSON:
+        body = TranscribeResponse.of(transcript, model_id=model_id, words=True)
+        return json.dumps(body.model_dump(by_alias=True), ensure_ascii=False, indent=2) + "\n"
+    return {OutputFormat.TXT: to_text, OutputFormat.SRT: to_srt, OutputFormat.VTT: to_vtt}[fmt](transcript)
+
+
+@app.command()
+def transcribe(
+    files: Annotated[list[Path], typer.Argument(help="Audio files (any format PyAV/FFmpeg reads).", exists=True)],
+    model: Annotated[str | None, typer.Option(help="Model id [default: whisper/base].")] = None,
+    language: Annotated[str | None, typer.Option(help="Language (BCP-47); omit to detect.")] = None,
+    prompt: Annotated[
+        list[str] | None, typer.Option("--prompt", "-p", help="Custom vocabulary term (repeatable).")
+    ] = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.TXT,
+    output_dir: Annotated[Path | None, typer.Option(help="Write FILE.<format> here instead of stdout.")] = None,
+) -> None:
+    """Transcribe complete files, with a progress bar and a real-time-factor summary."""
+    from voxgate.service import Service
+
+    service = Service(_settings(default_model=model, preload=[]))
+    options = TranscriptionOptions(language=normalize_language(language), prompts=tuple(prompt or ()))
+    failures = 0
+    try:
+        err.print(f"loading {service.resolve(model).id} …")
+        service.engine(model)
+        for path in files:
+            started = time.perf_counter()
+            with Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True,
+            ) as progress:  # fmt: skip
+                task = progress.add_task(path.name, total=None)
+
+                def report(done: float, total: float, task: Any = task, progress: Progress = progress) -> None:
+                    progress.update(task, completed=done, total=total or None)
+
+                try:
+                    transcript = service.transcribe_sync(path, options, model, progress=report)
+                except VoxgateError as exc:
+                    err.print(f"[red]{path}: {exc.code}: {exc.message}[/red]")
+                    failures += 1
+                    continue
+            wall = time.perf_counter() - started
+            text = _render(transcript, fmt, transcript.model_id)
+            if output_dir is not None:
+                output_dir.mkdir(parents=True, exist_ok=True)
+                target = output_dir / f"{path.stem}.{fmt.value}"
+                target.write_text(text, encoding="utf-8")
+                err.print(f"wrote {target}")
+            else:
+                sys.stdout.write(text)
+                sys.stdout.flush()
+            rtf = wall / transcript.duration if transcript.duration else 0.0
+            lang = f", language {transcript.language} ({transcript.language_probability or 0:.2f})"
+            err.print(
+                f"[dim]{path.name}: {transcript.duration:.1f} s audio in {wall:.1f} s wall, "
+                f"real-time factor {rtf:.3f}{lang}[/dim]"
+            )
+    except VoxgateError as exc:
+        err.print(f"[red]{exc.code}: {exc.message}[/red]")
+        raise typer.Exit(2) from None
+    finally:
+        service.close()
+    if failures:
+        raise typer.Exit(1)
+
+
+if __name__ == "__main__":
+    app()
