@@ -133,8 +133,8 @@ class Service:
             )
         try:
             return probe(source).duration or 0.0
-        except AudioDecodeError:
-            return 0.0
+        except (AudioDecodeError, EmptyAudio):
+            return 0.0  # decoding proper reports the problem
 
     def windows(self, source: AudioSource) -> Iterator[tuple[int, Audio]]:
         """Decode ``source`` lazily into 16 kHz windows cut at quiet points."""

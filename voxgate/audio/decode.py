@@ -125,7 +125,11 @@ def _open(source: bytes | Path) -> InputContainer:
 def _first_audio_stream(container: InputContainer) -> AudioStream:
     if not container.streams.audio:
         raise AudioDecodeError("no audio stream in the input")
-    return container.streams.audio[0]
+    stream = container.streams.audio[0]
+    # PyAV leaves the codec context unset when FFmpeg has no decoder for the stream's codec.
+    if getattr(stream, "codec_context", None) is None:
+        raise AudioDecodeError("could not decode audio: unsupported audio codec")
+    return stream
 
 
 def _frames(container: InputContainer, stream: AudioStream) -> Iterator[AudioFrame]:
