@@ -51,5 +51,16 @@ class Settings(BaseSettings):
     request_timeout_seconds: float = 3600.0
     """A transcription taking longer than this is cancelled with a ``timeout`` error."""
 
+    stream_idle_timeout_seconds: float = 30.0
+    """A stream that sends nothing for this long is closed with an ``idle_timeout`` error."""
+    stream_max_seconds: float = 4 * 3600.0
+    """Longest stream, in seconds of audio; past it the stream is flushed and closed (``max_duration``)."""
+    stream_max_chunk_bytes: int = 1024 * 1024
+    """Largest WebSocket message (an ``audioChunk`` with its base64) accepted."""
+    stream_batching: bool = True
+    """Batch streaming partials of all sessions on the same model into one decode."""
+    max_streams: int = 64
+    """Streams served at once; more are refused with ``resource_exhausted``."""
+
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Accepted API keys. Empty: no authentication (the default on localhost)."""

@@ -14,7 +14,9 @@
     ├── Unauthenticated               401  unauthenticated
     ├── ModelNotFound                 404  model_not_found
     ├── ModelUnavailable              503  model_unavailable
-    ├── Timeout                       504  timeout / 4000-range close for WS
+    ├── Timeout                       504  timeout
+    │   └── IdleTimeout               408  idle_timeout
+    ├── ResourceExhausted             429  resource_exhausted
     └── EngineError                   502  engine_error
 
 Every class carries its ``code`` (the string clients see in ``{"error": {"code": ...}}``), its HTTP status and the
@@ -31,6 +33,7 @@ __all__ = [
     "AudioError",
     "EmptyAudio",
     "EngineError",
+    "IdleTimeout",
     "InvalidAudioEncoding",
     "InvalidBase64",
     "InvalidPcm",
@@ -40,6 +43,7 @@ __all__ = [
     "ModelUnavailable",
     "PayloadTooLarge",
     "ProtocolViolation",
+    "ResourceExhausted",
     "Timeout",
     "Unauthenticated",
     "VoxgateError",
@@ -135,6 +139,18 @@ class Timeout(VoxgateError):
     code = "timeout"
     http_status = 504
     ws_close_code = 4008
+
+
+class IdleTimeout(Timeout):
+    code = "idle_timeout"
+    http_status = 408
+    ws_close_code = 4008
+
+
+class ResourceExhausted(VoxgateError):
+    code = "resource_exhausted"
+    http_status = 429
+    ws_close_code = 1013  # try again later
 
 
 class EngineError(VoxgateError):

@@ -36,4 +36,11 @@ class Metrics:
             "voxgate_model_load_seconds", "Time the last load of a model took.", ["model"], registry=self.registry
         )
         self.models_loaded = Gauge("voxgate_models_loaded", "Models held in memory.", registry=self.registry)
+        self.streams = Gauge("voxgate_streams", "WebSocket streams open now.", registry=self.registry)
+        self.stream_final_seconds = Histogram(
+            "voxgate_stream_final_latency_seconds",
+            "From the end of a turn to its final result being sent.",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0),
+            registry=self.registry,
+        )
         self.errors = Counter("voxgate_errors", "Errors returned, by code.", ["code"], registry=self.registry)

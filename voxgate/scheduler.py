@@ -1,8 +1,13 @@
-"""The only place inference runs.
+"""The only place speech-model inference runs.
 
 Work items are queued with a deadline and run by a small pool of worker threads, earliest deadline first, so the
 event loop never blocks and urgent work (a stream's final) overtakes background work (a long file's next window).
 CTranslate2 already spreads one decode over every core, so one worker is the right default on a CPU.
+
+Batchable items (streaming partials) carry a key: when the worker takes one, it takes every other queued item with
+the same key too (up to the batch limit) and runs them in one call, so N streams share one encoder/decoder pass.
+Items may also be marked droppable: one still queued well past its deadline is skipped (:class:`Skipped`) rather
+than run late, which is how partials give way when the server falls behind. Finals are never droppable.
 """
 
 from __future__ import annotations
@@ -12,12 +17,12 @@ import heapq
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["Scheduler"]
+__all__ = ["Scheduler", "Skipped", "wait"]
 
 T = TypeVar("T")
 
@@ -25,12 +30,21 @@ BACKGROUND = 3600.0
 """Default deadline (seconds from now) for work nobody is waiting on in real time."""
 
 
+class Skipped(Exception):
+    """A droppable job was still queued too long after its deadline and was not run."""
+
+
 @dataclass(order=True)
 class _Job:
     deadline: float
     seq: int
-    fn: Callable[[], Any] = field(compare=False)
+    fn: Callable[[], Any] | None = field(compare=False)
     future: Future[Any] = field(compare=False)
+    batch_key: Hashable | None = field(default=None, compare=False)
+    item: Any = field(default=None, compare=False)
+    batch_fn: Callable[[list[Any]], list[Any]] | None = field(default=None, compare=False)
+    max_batch: int = field(default=1, compare=False)
+    drop_after: float | None = field(default=None, compare=False)
 
 
 class Scheduler:
@@ -54,37 +68,86 @@ class Scheduler:
     def submit(self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND) -> Future[T]:
         """Queue ``fn`` to run no later than ``deadline_in`` seconds from now (a priority, not a guarantee)."""
         future: Future[T] = Future()
+        self._push(_Job(time.monotonic() + deadline_in, next(self._seq), fn, future))
+        return future
+
+    def submit_batched(
+        self,
+        key: Hashable,
+        item: Any,
+        batch_fn: Callable[[list[Any]], list[T]],
+        *,
+        max_batch: int,
+        deadline_in: float,
+        drop_after: float | None = None,
+    ) -> Future[T]:
+        """Queue ``item`` to be run by ``batch_fn`` together with other queued items of the same ``key``.
+
+        ``batch_fn`` takes a list of items and returns one result per item, in order. With ``drop_after``, an item
+        still queued ``drop_after`` seconds past its deadline fails with :class:`Skipped` instead of running.
+        """
+        future: Future[T] = Future()
+        deadline = time.monotonic() + deadline_in
+        self._push(_Job(deadline, next(self._seq), None, future, key, item, batch_fn, max(1, max_batch), drop_after))
+        return future
+
+    def _push(self, job: _Job) -> None:
         with self._cond:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
-            heapq.heappush(self._heap, _Job(time.monotonic() + deadline_in, next(self._seq), fn, future))
+            heapq.heappush(self._heap, job)
             self._cond.notify()
-        return future
 
     async def run(self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND) -> T:
         """Run ``fn`` on a worker and await its result. Cancelling the caller drops the job if it has not started."""
-        future = self.submit(fn, deadline_in=deadline_in)
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            future.cancel()
-            raise
+        return await wait(self.submit(fn, deadline_in=deadline_in))
+
+    def _take(self) -> list[_Job] | None:
+        """Pop the most urgent job, plus its batch mates; None once closed and drained."""
+        with self._cond:
+            while not self._heap and not self._closed:
+                self._cond.wait()
+            if not self._heap:
+                return None
+            job = heapq.heappop(self._heap)
+            if job.batch_key is None:
+                return [job]
+            batch = [job]
+            mates = [j for j in self._heap if j.batch_key == job.batch_key][: job.max_batch - 1]
+            if mates:
+                taken = {id(j) for j in mates}
+                self._heap = [j for j in self._heap if id(j) not in taken]
+                heapq.heapify(self._heap)
+                batch.extend(sorted(mates))
+            return batch
 
     def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap and not self._closed:
-                    self._cond.wait()
-                if not self._heap:
-                    return
-                job = heapq.heappop(self._heap)
-            if not job.future.set_running_or_notify_cancel():
-                continue
-            try:
-                result = job.fn()
-            except BaseException as exc:  # handed to the awaiting caller, who decides
-                job.future.set_exception(exc)
+        while (jobs := self._take()) is not None:
+            now = time.monotonic()
+            live = []
+            for job in jobs:
+                if not job.future.set_running_or_notify_cancel():
+                    continue
+                if job.drop_after is not None and now > job.deadline + job.drop_after:
+                    job.future.set_exception(Skipped(f"dropped {now - job.deadline:.2f} s past its deadline"))
+                    continue
+                live.append(job)
+            if live:
+                self._run(live)
+
+    @staticmethod
+    def _run(jobs: list[_Job]) -> None:
+        try:
+            if jobs[0].fn is not None:
+                results = [jobs[0].fn()]
             else:
+                assert jobs[0].batch_fn is not None
+                results = jobs[0].batch_fn([j.item for j in jobs])
+        except BaseException as exc:  # handed to every awaiting caller, who decides
+            for job in jobs:
+                job.future.set_exception(exc)
+        else:
+            for job, result in zip(jobs, results, strict=True):
                 job.future.set_result(result)
 
     def close(self) -> None:
@@ -94,3 +157,12 @@ class Scheduler:
             self._cond.notify_all()
         for t in self._threads:
             t.join()
+
+
+async def wait(future: Future[T]) -> T:
+    """Await a scheduler future; cancelling the awaiting task drops the job if it has not started."""
+    try:
+        return await asyncio.wrap_future(future)
+    except asyncio.CancelledError:
+        future.cancel()
+        raise

@@ -10,18 +10,24 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import anyio.to_thread
 
+from voxgate.analysis.turn import TurnDetector
+from voxgate.analysis.vad import SileroVad
 from voxgate.audio.decode import iter_decode, probe
-from voxgate.audio.pcm import PcmEncoding, decode_pcm
+from voxgate.audio.pcm import PcmEncoding, check_sample_rate, decode_pcm
 from voxgate.audio.windows import iter_windows
 from voxgate.config import Settings
 from voxgate.engines.base import Engine
 from voxgate.engines.registry import load_engine
-from voxgate.errors import AudioDecodeError, EmptyAudio
+from voxgate.errors import AudioDecodeError, EmptyAudio, InvalidRequest, ResourceExhausted
 from voxgate.metrics import Metrics
 from voxgate.models.catalog import ALIASES, PACKAGED, ModelSpec, resolve
+from voxgate.protocol.ws import TurnMode
 from voxgate.scheduler import Scheduler
+from voxgate.streaming.runner import StreamRunner
+from voxgate.streaming.session import SessionConfig
 from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Segment, Transcript, TranscriptionOptions
 
 __all__ = ["ModelInfo", "RawAudio", "Service"]
@@ -63,6 +69,10 @@ class Service:
         self.scheduler = Scheduler()
         self._engines: dict[str, Engine] = {}
         self._load_lock = threading.Lock()
+        self._vad: SileroVad | None = None
+        self._turn: TurnDetector | None = None
+        self._small_models: anyio.CapacityLimiter | None = None
+        self.active_streams = 0
 
     # -- models ---------------------------------------------------------------------------------------------------
 
@@ -113,6 +123,67 @@ class Service:
     def preload(self) -> None:
         for model_id in self.settings.preload:
             self.engine(None if model_id == "default" else model_id)
+        if self.settings.preload:
+            self.vad()
+            self.turn_detector()
+
+    def vad(self) -> SileroVad:
+        """The shared Silero VAD model (each stream gets its own state from it)."""
+        with self._load_lock:
+            if self._vad is None:
+                self._vad = SileroVad.load()
+            return self._vad
+
+    def turn_detector(self) -> TurnDetector:
+        """The shared smart-turn model."""
+        with self._load_lock:
+            if self._turn is None:
+                self._turn = TurnDetector.load()
+            return self._turn
+
+    # -- streams --------------------------------------------------------------------------------------------------
+
+    async def open_stream(
+        self,
+        model_id: str | None,
+        config: SessionConfig,
+        *,
+        encoding: PcmEncoding,
+        sample_rate: int,
+        channels: int,
+    ) -> StreamRunner:
+        """A runner for one stream, its models loaded and its options checked; close it with ``aclose()``."""
+        if self.active_streams >= self.settings.max_streams:
+            raise ResourceExhausted(f"the server is at its limit of {self.settings.max_streams} streams")
+        check_sample_rate(sample_rate)
+        engine = await self.load(model_id)
+        language = config.options.language
+        if language is not None and language not in engine.capabilities.languages:
+            raise InvalidRequest(f"{engine.model_id} does not recognise language {language!r}")
+        vad = await anyio.to_thread.run_sync(self.vad)
+        turn = await anyio.to_thread.run_sync(self.turn_detector) if config.turn.mode is TurnMode.SEMANTIC else None
+        if self._small_models is None:
+            self._small_models = anyio.CapacityLimiter(max(1, (self.settings.cpu_threads or 1)))
+        self.active_streams += 1
+        self.metrics.streams.set(self.active_streams)
+
+        def closed() -> None:
+            self.active_streams -= 1
+            self.metrics.streams.set(self.active_streams)
+
+        return StreamRunner(
+            config,
+            engine=engine,
+            scheduler=self.scheduler,
+            vad=vad.stream(),
+            turn_detector=turn,
+            encoding=encoding,
+            sample_rate=sample_rate,
+            channels=channels,
+            small_models=self._small_models,
+            batching=self.settings.stream_batching,
+            on_close=closed,
+        )
 
     def close(self) -> None:
         self.scheduler.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -36,6 +37,14 @@ class Engine(Protocol):
         self, audio: Audio, options: TranscriptionOptions, progress: ProgressCallback | None = None
     ) -> Transcript:
         """Transcribe 16 kHz mono float32 audio. Times in the result are relative to ``audio[0]``."""
+        ...
+
+    def transcribe_batch(self, items: Sequence[tuple[Audio, TranscriptionOptions]]) -> list[Transcript]:
+        """Quick drafts of several independent clips (each at most 30 s) in one call, for streaming partials.
+
+        Greedy decoding, no word timings: the result's segments carry text only. Up to
+        ``capabilities.max_batch`` items are given at once.
+        """
         ...
 
     def close(self) -> None:

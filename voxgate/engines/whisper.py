@@ -8,9 +8,14 @@ at most 30 s), computes log-mel features per chunk and decodes ``batch_size`` ch
 from __future__ import annotations
 
 import logging
+import zlib
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
+from faster_whisper.tokenizer import Tokenizer
+from faster_whisper.transcribe import get_suppressed_tokens
 
 from voxgate.config import Settings
 from voxgate.engines.base import Capabilities
@@ -34,6 +39,39 @@ __all__ = ["WhisperEngine", "load"]
 log = logging.getLogger(__name__)
 
 _CHUNK_SECONDS = 30
+# faster-whisper's defaults for "this window is silence": no-speech probability high and decoder unsure.
+_NO_SPEECH = 0.6
+_LOW_LOGPROB = -1.0
+_MAX_COMPRESSION = 2.4
+
+# Drafts (streaming partials) encode only the audio they have plus this much padding instead of a full 30 s window:
+# the encoder's cost is proportional to its input, and with the decoder's output capped in proportion to the audio
+# the transcripts match full-window decoding (bench/draft_context.py measures both on the en clips).
+_DRAFT_PAD_FRAMES = 500  # 5 s of 10 ms frames
+_DRAFT_TOKENS_PER_SECOND = 7
+_FULL_FRAMES = 3000
+
+
+def _draft_features(model: WhisperModel, clips: Sequence[Audio]) -> tuple[np.ndarray, float]:
+    """Log-mel features of every clip, padded (with the features of silence) to one shared, shortened length."""
+    mels = [model.feature_extractor(audio)[..., :-1] for audio in clips]
+    longest = max(m.shape[1] for m in mels)
+    frames = min(_FULL_FRAMES, -(-(longest + _DRAFT_PAD_FRAMES) // 100) * 100)
+    silence = model.feature_extractor(np.zeros(SAMPLE_RATE, dtype=np.float32))[..., :-1].min()
+    padded = [
+        np.pad(m, ((0, 0), (0, frames - m.shape[1])), constant_values=silence) if m.shape[1] < frames else m[:, :frames]
+        for m in mels
+    ]
+    return np.stack(padded), longest / 100
+
+
+def _draft_tokens(seconds: float) -> int:
+    return int(seconds * _DRAFT_TOKENS_PER_SECOND) + 10
+
+
+def _compression_ratio(text: str) -> float:
+    raw = text.encode("utf-8")
+    return len(raw) / len(zlib.compress(raw))
 
 
 class WhisperEngine:
@@ -95,6 +133,67 @@ class WhisperEngine:
             raise InvalidRequest(f"unknown task {options.task!r}: use 'transcribe' or 'translate'")
         if options.task == "translate" and not caps.translate:
             raise InvalidRequest(f"{self._model_id} is English-only and cannot translate; use whisper/base")
+
+    def transcribe_batch(self, items: Sequence[tuple[Audio, TranscriptionOptions]]) -> list[Transcript]:
+        """One encoder pass and one greedy generate call for all items; each item keeps its own language and prompt."""
+        for _, options in items:
+            self._check(options)
+        model = self._model
+        multilingual = self._capabilities.language_detection
+        try:
+            features, longest = _draft_features(model, [audio for audio, _ in items])
+            encoder_output = model.encode(features)
+            detected = (
+                model.model.detect_language(encoder_output)
+                if multilingual and any(o.language is None for _, o in items)
+                else None
+            )
+            prompts, tokenizers, languages = [], [], []
+            for i, (_, options) in enumerate(items):
+                language, probability = options.language or "en", 1.0
+                if options.language is None and detected is not None:
+                    token, probability = detected[i][0]
+                    language = token[2:-2]
+                tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task=options.task, language=language)
+                previous = tokenizer.encode(" " + options.prompt.strip()) if options.prompt else []
+                hotwords = ", ".join(p.strip() for p in options.prompts if p.strip()) or None
+                prompts.append(model.get_prompt(tokenizer, previous, without_timestamps=True, hotwords=hotwords))
+                tokenizers.append(tokenizer)
+                languages.append((language, float(probability)))
+            results = model.model.generate(
+                encoder_output,
+                prompts,
+                beam_size=1,
+                max_length=min(model.max_length, max(len(p) for p in prompts) + _draft_tokens(longest)),
+                suppress_blank=True,
+                suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1]) or ()),
+                return_scores=True,
+                return_no_speech_prob=True,
+            )
+        except (RuntimeError, ValueError) as exc:
+            raise EngineError(f"{self._model_id} failed: {exc}") from exc
+        out = []
+        for (audio, options), result, tokenizer, (language, probability) in zip(
+            items, results, tokenizers, languages, strict=True
+        ):
+            tokens = result.sequences_ids[0]
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+            silent = result.no_speech_prob > _NO_SPEECH and avg_logprob < _LOW_LOGPROB
+            text = "" if silent else tokenizer.decode(tokens).strip()
+            if text and _compression_ratio(text) > _MAX_COMPRESSION:
+                text = ""  # a repetition loop, not speech: show nothing rather than garbage
+            duration = len(audio) / SAMPLE_RATE
+            segment = Segment(text=text, start=0.0, end=duration, language=language, avg_logprob=float(avg_logprob))
+            out.append(
+                Transcript(
+                    segments=apply_vocabulary([segment], options.prompts) if text else (),
+                    duration=duration,
+                    language=language,
+                    language_probability=probability,
+                    model_id=self._model_id,
+                )
+            )
+        return out
 
     def transcribe(
         self, audio: Audio, options: TranscriptionOptions, progress: ProgressCallback | None = None

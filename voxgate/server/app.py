@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from voxgate import __version__
 from voxgate.config import Settings
 from voxgate.errors import PayloadTooLarge, VoxgateError
-from voxgate.server import http, openai
+from voxgate.server import http, openai, ws
 from voxgate.service import Service
 
 __all__ = ["create_app"]
@@ -145,5 +145,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
     app.include_router(http.router)
     app.include_router(openai.router)
+    app.include_router(ws.router)
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
     return app

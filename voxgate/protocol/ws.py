@@ -1,0 +1,226 @@
+"""WebSocket wire schemas for ``/stt/v1/transcribe:streamBidirectional``.
+
+Client → server, one JSON object per text frame, each with exactly one key:
+
+* ``{"transcribeConfig": {...}}`` — first message, once;
+* ``{"audioChunk": {"content": "<base64>"}}`` — any number;
+* ``{"endTurn": {}}`` — the client says the current turn is over;
+* ``{"closeStream": {}}`` — flush (finals for any open turn), then the server closes with 1000.
+
+Server → client:
+
+* ``{"result": {"transcription": {...}}}`` — partial (``isFinal: false``) or final transcripts, the same object as the
+  sync API's ``transcription`` plus ``turnIndex``, ``startTimeSeconds``, ``endTimeSeconds`` (stream-relative);
+* ``{"speechStarted": {...}}``, ``{"speechEnded": {...}}``, ``{"endOfTurn": {...}}`` — speech events with times;
+* ``{"error": {"code", "message"}}`` — then the socket closes with the error's close code.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, TypeAdapter, ValidationError, field_validator
+
+from voxgate.errors import ProtocolViolation
+from voxgate.protocol.http import CamelModel, VoiceProfileConfig, WordTimestamp
+
+__all__ = [
+    "AudioChunk",
+    "ClientMessage",
+    "CloseStream",
+    "EndOfTurnMessage",
+    "EndTurn",
+    "EndTurnReason",
+    "ErrorMessage",
+    "ResultMessage",
+    "ServerMessage",
+    "SpeechEndedMessage",
+    "SpeechStartedMessage",
+    "StreamEncoding",
+    "StreamTranscribeConfig",
+    "StreamTranscription",
+    "TranscribeConfigMessage",
+    "TurnDetection",
+    "TurnMode",
+    "parse_client_message",
+]
+
+
+class StreamEncoding(StrEnum):
+    LINEAR16 = "LINEAR16"
+    MULAW = "MULAW"
+    ALAW = "ALAW"
+
+
+class TurnMode(StrEnum):
+    SEMANTIC = "semantic"
+    """Silero VAD finds pauses; the smart-turn model decides whether the speaker is done."""
+    VAD = "vad"
+    """A pause of ``silenceMs`` ends the turn."""
+    MANUAL = "manual"
+    """Only the client's ``endTurn`` ends a turn."""
+
+
+class TurnDetection(CamelModel):
+    mode: TurnMode = TurnMode.SEMANTIC
+    silence_ms: int = Field(default=700, ge=100, le=10_000)
+    """``vad`` mode: the pause that ends a turn."""
+    pause_ms: int = Field(default=200, ge=64, le=5_000)
+    """Silence after which speech counts as ended (``speechEnded``) and ``semantic`` mode asks the turn model."""
+    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    """``semantic`` mode: end-of-turn probability needed to end the turn. Lower is more eager."""
+    max_silence_ms: int = Field(default=2_000, ge=100, le=30_000)
+    """``semantic`` mode: a pause this long ends the turn whatever the model says."""
+    vad_threshold: float = Field(default=0.5, ge=0.05, le=0.95)
+    """Speech probability above which a 32 ms frame counts as speech."""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _aliases(cls, value: object) -> object:
+        # The reference calls its modes "automatic" and "manual".
+        if isinstance(value, str):
+            value = value.lower()
+            return {"automatic": "semantic", "auto": "semantic", "server_vad": "vad"}.get(value, value)
+        return value
+
+
+class StreamTranscribeConfig(CamelModel):
+    model_id: str | None = None
+    audio_encoding: StreamEncoding = StreamEncoding.LINEAR16
+    sample_rate_hertz: int = Field(default=16_000, ge=8_000, le=48_000)
+    number_of_channels: int = Field(default=1, ge=1, le=8)
+    language: str | None = None
+    prompts: list[str] = Field(default_factory=list, max_length=200)
+    include_word_timestamps: bool = True
+    voice_profile_config: VoiceProfileConfig | None = None
+    turn_detection: TurnDetection = Field(default_factory=TurnDetection)
+    partial_interval_ms: int = Field(default=500, ge=100, le=10_000)
+    """Cadence of partial results: a new partial after about this much new audio."""
+    enable_partials: bool = True
+
+    @field_validator("audio_encoding", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+
+class TranscribeConfigMessage(CamelModel):
+    transcribe_config: StreamTranscribeConfig
+
+
+class AudioContent(CamelModel):
+    content: str
+
+
+class AudioChunk(CamelModel):
+    audio_chunk: AudioContent
+
+
+class Empty(CamelModel):
+    pass
+
+
+class EndTurn(CamelModel):
+    end_turn: Empty
+
+
+class CloseStream(CamelModel):
+    close_stream: Empty
+
+
+ClientMessage = TranscribeConfigMessage | AudioChunk | EndTurn | CloseStream
+
+_BY_KEY: dict[str, TypeAdapter[Any]] = {
+    "transcribeConfig": TypeAdapter(TranscribeConfigMessage),
+    "audioChunk": TypeAdapter(AudioChunk),
+    "endTurn": TypeAdapter(EndTurn),
+    "closeStream": TypeAdapter(CloseStream),
+}
+_OBJECT = TypeAdapter(dict[str, Any])
+
+
+def parse_client_message(raw: str | bytes) -> ClientMessage:
+    """Parse one client frame; raise :class:`ProtocolViolation` naming what is wrong."""
+    try:
+        obj = _OBJECT.validate_json(raw)
+    except ValidationError:
+        raise ProtocolViolation("message is not a JSON object") from None
+    keys = [k for k in obj if k in _BY_KEY]
+    if len(keys) != 1:
+        known = ", ".join(_BY_KEY)
+        raise ProtocolViolation(f"message must have exactly one of: {known}; got keys {sorted(obj)}")
+    key = keys[0]
+    try:
+        message: ClientMessage = _BY_KEY[key].validate_python({key: obj[key]})
+    except ValidationError as exc:
+        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise ProtocolViolation(f"invalid {key}: {where}") from None
+    return message
+
+
+# -- server messages -----------------------------------------------------------------------------------------------
+
+
+class EndTurnReason(StrEnum):
+    CLIENT = "client"
+    SEMANTIC = "semantic"
+    SILENCE = "silence"
+    CLOSE = "close"
+    MAX_DURATION = "maxDuration"
+
+
+class StreamTranscription(CamelModel):
+    transcript: str
+    is_final: bool
+    word_timestamps: list[WordTimestamp] = Field(default_factory=list)
+    language: str | None = None
+    language_probability: float | None = None
+    turn_index: int
+    start_time_seconds: float
+    end_time_seconds: float
+    stable_word_count: int | None = None
+    """Partials only: the first N words are confirmed (LocalAgreement-2) and will not change in later partials."""
+
+
+class TranscriptionResult(CamelModel):
+    transcription: StreamTranscription
+
+
+class ResultMessage(CamelModel):
+    result: TranscriptionResult
+
+
+class SpeechEvent(CamelModel):
+    time_seconds: float
+    turn_index: int
+
+
+class EndOfTurnEvent(SpeechEvent):
+    reason: EndTurnReason
+    probability: float | None = None
+    """``semantic`` turns: the turn model's end-of-turn probability."""
+
+
+class SpeechStartedMessage(CamelModel):
+    speech_started: SpeechEvent
+
+
+class SpeechEndedMessage(CamelModel):
+    speech_ended: SpeechEvent
+
+
+class EndOfTurnMessage(CamelModel):
+    end_of_turn: EndOfTurnEvent
+
+
+class ErrorBody(CamelModel):
+    code: str
+    message: str
+
+
+class ErrorMessage(CamelModel):
+    error: ErrorBody
+
+
+ServerMessage = ResultMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage | ErrorMessage

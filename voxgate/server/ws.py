@@ -1,0 +1,247 @@
+"""``/stt/v1/transcribe:streamBidirectional``: frames in, session events out. Nothing else happens here.
+
+Every failure reaches the client as ``{"error": {"code", "message"}}`` followed by a close with the error's close code;
+one stream's failure never touches another's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket
+from starlette.websockets import WebSocketDisconnect, WebSocketState
+
+from voxgate.audio.pcm import PcmEncoding
+from voxgate.errors import (
+    IdleTimeout,
+    InvalidBase64,
+    PayloadTooLarge,
+    ProtocolViolation,
+    VoxgateError,
+)
+from voxgate.protocol.http import WordTimestamp, normalize_language
+from voxgate.protocol.ws import (
+    AudioChunk,
+    CloseStream,
+    EndOfTurnEvent,
+    EndOfTurnMessage,
+    EndTurn,
+    EndTurnReason,
+    ErrorBody,
+    ErrorMessage,
+    ResultMessage,
+    SpeechEndedMessage,
+    SpeechEvent,
+    SpeechStartedMessage,
+    StreamTranscribeConfig,
+    StreamTranscription,
+    TranscribeConfigMessage,
+    TranscriptionResult,
+    parse_client_message,
+)
+from voxgate.server.auth import check_credentials
+from voxgate.service import Service
+from voxgate.streaming.events import Event, SpeechEnded, SpeechStarted, StreamClosed, TranscriptEvent, TurnEnded
+from voxgate.streaming.runner import StreamRunner
+from voxgate.streaming.session import SessionConfig
+from voxgate.types import TranscriptionOptions
+
+__all__ = ["router", "to_wire"]
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+_NORMAL = 1000
+
+
+def to_wire(event: Event) -> dict[str, Any] | None:
+    """A session event as the JSON object the client receives (None for events with no frame of their own)."""
+    message: Any
+    if isinstance(event, TranscriptEvent):
+        message = ResultMessage(
+            result=TranscriptionResult(
+                transcription=StreamTranscription(
+                    transcript=event.text,
+                    is_final=event.is_final,
+                    word_timestamps=[WordTimestamp.of(w) for w in event.words],
+                    language=event.language,
+                    language_probability=event.language_probability,
+                    turn_index=event.turn,
+                    start_time_seconds=event.start,
+                    end_time_seconds=event.end,
+                    stable_word_count=event.stable_words,
+                )
+            )
+        )
+    elif isinstance(event, SpeechStarted):
+        message = SpeechStartedMessage(speech_started=SpeechEvent(time_seconds=event.time, turn_index=event.turn))
+    elif isinstance(event, SpeechEnded):
+        message = SpeechEndedMessage(speech_ended=SpeechEvent(time_seconds=event.time, turn_index=event.turn))
+    elif isinstance(event, TurnEnded):
+        message = EndOfTurnMessage(
+            end_of_turn=EndOfTurnEvent(
+                time_seconds=event.time, turn_index=event.turn, reason=event.reason, probability=event.probability
+            )
+        )
+    else:
+        return None
+    body: dict[str, Any] = message.model_dump(by_alias=True, exclude_none=True)
+    return body
+
+
+def _error(exc: VoxgateError) -> dict[str, Any]:
+    body: dict[str, Any] = ErrorMessage(error=ErrorBody(code=exc.code, message=exc.message)).model_dump()
+    return body
+
+
+def _session_config(cfg: StreamTranscribeConfig) -> SessionConfig:
+    return SessionConfig(
+        options=TranscriptionOptions(
+            language=normalize_language(cfg.language),
+            prompts=tuple(p for p in cfg.prompts if p.strip()),
+            word_timestamps=cfg.include_word_timestamps,
+        ),
+        turn=cfg.turn_detection,
+        partial_interval=cfg.partial_interval_ms / 1000,
+        partials=cfg.enable_partials,
+    )
+
+
+class _Connection:
+    """One client: a receive loop feeding the runner and a send loop draining its events."""
+
+    def __init__(self, ws: WebSocket, service: Service) -> None:
+        self.ws = ws
+        self.service = service
+        self.settings = service.settings
+        self.runner: StreamRunner | None = None
+        self.turn_ended_at: dict[int, float] = {}
+
+    async def receive(self) -> str | bytes:
+        idle = self.settings.stream_idle_timeout_seconds
+        try:
+            async with asyncio.timeout(idle):
+                message = await self.ws.receive()
+        except TimeoutError:
+            raise IdleTimeout(f"no message for {idle:g} s; closing the stream") from None
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000))
+        data: str | bytes | None = message.get("text")
+        if data is None:
+            data = message.get("bytes") or b""
+        if len(data) > self.settings.stream_max_chunk_bytes:
+            raise PayloadTooLarge(
+                f"message of {len(data)} bytes exceeds the limit of {self.settings.stream_max_chunk_bytes} "
+                "(VOXGATE_STREAM_MAX_CHUNK_BYTES)"
+            )
+        return data
+
+    async def configure(self) -> StreamRunner:
+        first = parse_client_message(await self.receive())
+        if not isinstance(first, TranscribeConfigMessage):
+            raise ProtocolViolation('the first message must be {"transcribeConfig": {...}}')
+        cfg = first.transcribe_config
+        return await self.service.open_stream(
+            cfg.model_id,
+            _session_config(cfg),
+            encoding=PcmEncoding(cfg.audio_encoding.value),
+            sample_rate=cfg.sample_rate_hertz,
+            channels=cfg.number_of_channels,
+        )
+
+    async def pump_in(self, runner: StreamRunner) -> None:
+        closing = False
+        while True:
+            message = parse_client_message(await self.receive())
+            if isinstance(message, TranscribeConfigMessage):
+                raise ProtocolViolation("transcribeConfig may only be sent once, as the first message")
+            if closing:
+                raise ProtocolViolation(f"{type(message).__name__} after closeStream")
+            if isinstance(message, AudioChunk):
+                try:
+                    data = base64.b64decode(message.audio_chunk.content, validate=True)
+                except (binascii.Error, ValueError):
+                    raise InvalidBase64("audioChunk.content is not valid base64") from None
+                await runner.feed(data)
+                if runner.session.time > self.settings.stream_max_seconds:
+                    self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
+                    runner.close()
+                    closing = True
+            elif isinstance(message, EndTurn):
+                self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
+                runner.end_turn()
+            elif isinstance(message, CloseStream):
+                self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
+                runner.close()
+                closing = True
+
+    async def pump_out(self, runner: StreamRunner) -> None:
+        while True:
+            event = await runner.events.get()
+            if isinstance(event, VoxgateError):
+                raise event
+            if isinstance(event, StreamClosed):
+                return
+            if isinstance(event, TurnEnded) and event.reason is not EndTurnReason.CLIENT:
+                self.turn_ended_at.setdefault(event.turn, time.perf_counter())
+            if isinstance(event, TranscriptEvent) and event.is_final:
+                started = self.turn_ended_at.pop(event.turn, None)
+                if started is not None:
+                    self.service.metrics.stream_final_seconds.observe(time.perf_counter() - started)
+            body = to_wire(event)
+            if body is not None:
+                await self.ws.send_json(body)
+
+    async def close(self, code: int, error: VoxgateError | None = None) -> None:
+        if (
+            self.ws.application_state is WebSocketState.DISCONNECTED
+            or self.ws.client_state is WebSocketState.DISCONNECTED
+        ):
+            return
+        with contextlib.suppress(Exception):  # the client may already be gone
+            if error is not None:
+                await self.ws.send_json(_error(error))
+            await self.ws.close(code)
+
+
+@router.websocket("/stt/v1/transcribe:streamBidirectional")
+async def stream(ws: WebSocket) -> None:
+    service: Service = ws.app.state.service
+    conn = _Connection(ws, service)
+    await ws.accept()
+    runner: StreamRunner | None = None
+    try:
+        check_credentials(ws.headers, service.settings)
+        runner = await conn.configure()
+        receiving = asyncio.create_task(conn.pump_in(runner))
+        sending = asyncio.create_task(conn.pump_out(runner))
+        done, _ = await asyncio.wait({receiving, sending}, return_when=asyncio.FIRST_COMPLETED)
+        if sending in done:
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, VoxgateError):
+                await receiving
+            sending.result()  # re-raise an error event
+            await conn.close(_NORMAL)
+        else:
+            sending.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sending
+            receiving.result()
+    except WebSocketDisconnect:
+        pass
+    except VoxgateError as exc:
+        service.metrics.errors.labels(exc.code).inc()
+        await conn.close(exc.ws_close_code, exc)
+    except Exception:
+        log.exception("stream failed")
+        service.metrics.errors.labels("internal").inc()
+        await conn.close(1011, VoxgateError("internal server error"))
+    finally:
+        if runner is not None:
+            await runner.aclose()

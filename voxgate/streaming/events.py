@@ -1,0 +1,100 @@
+"""What a streaming session hands back: events for the client, and jobs for whoever runs inference.
+
+Times are seconds from the start of the stream.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from voxgate.protocol.ws import EndTurnReason
+from voxgate.types import Audio, TranscriptionOptions, Word
+
+__all__ = [
+    "DecodeJob",
+    "DecodeKind",
+    "Event",
+    "Job",
+    "Output",
+    "SpeechEnded",
+    "SpeechStarted",
+    "StreamClosed",
+    "TranscriptEvent",
+    "TurnCheckJob",
+    "TurnEnded",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechStarted:
+    turn: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechEnded:
+    turn: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnEnded:
+    turn: int
+    time: float
+    reason: EndTurnReason
+    probability: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptEvent:
+    turn: int
+    is_final: bool
+    text: str
+    start: float
+    end: float
+    words: tuple[Word, ...] = ()
+    language: str | None = None
+    language_probability: float | None = None
+    stable_words: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """Every final is out: the socket may close with 1000."""
+
+
+Event = SpeechStarted | SpeechEnded | TurnEnded | TranscriptEvent | StreamClosed
+
+
+class DecodeKind(Enum):
+    PARTIAL = "partial"
+    """Quick draft (batched, greedy, no word times); may be dropped under load."""
+    SPECULATIVE = "speculative"
+    """Full decode started when speech pauses, so that a final needs no decode of its own."""
+    FINAL = "final"
+    """Full decode of a turn that has ended; never dropped."""
+    ROLL = "roll"
+    """Full decode of a long turn's audio, to commit its older words and drop their audio."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class DecodeJob:
+    kind: DecodeKind
+    turn: int
+    audio: Audio
+    offset: float
+    """Stream time of ``audio[0]``."""
+    options: TranscriptionOptions
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class TurnCheckJob:
+    turn: int
+    audio: Audio
+    pause: int
+    """Which pause of the stream this check is for; a stale answer is ignored."""
+
+
+Job = DecodeJob | TurnCheckJob
+Output = Event | Job

@@ -1,0 +1,175 @@
+"""Drive one :class:`StreamSession` with real models: the async glue between a transport and the session.
+
+The runner turns client audio bytes into 16 kHz samples and VAD probabilities, hands them to the session, and
+executes the jobs the session asks for — Whisper decodes through the shared :class:`Scheduler` (partials batched
+across every stream of the same model and droppable under load; speculative decodes and finals never dropped), turn
+checks on the small-model thread pool — feeding each answer back. Events for the client come out of
+:attr:`events` in order. Nothing here knows about WebSockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import anyio.to_thread
+import numpy as np
+
+from voxgate.analysis.turn import TurnDetector
+from voxgate.analysis.vad import VadStream
+from voxgate.audio.pcm import PcmEncoding, StreamResampler, pcm_to_float
+from voxgate.engines.base import Engine
+from voxgate.errors import EngineError, VoxgateError
+from voxgate.scheduler import Scheduler, Skipped, wait
+from voxgate.streaming.events import DecodeJob, DecodeKind, Event, Output, TurnCheckJob
+from voxgate.streaming.session import SessionConfig, StreamSession
+from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions
+
+__all__ = ["StreamRunner"]
+
+log = logging.getLogger(__name__)
+
+# How soon each kind of decode should run (seconds from its request): the scheduler's priorities.
+_DEADLINES = {DecodeKind.FINAL: 0.0, DecodeKind.SPECULATIVE: 0.1, DecodeKind.PARTIAL: 0.5, DecodeKind.ROLL: 1.0}
+_PARTIAL_DROP_AFTER = 1.0
+"""A partial still queued this long after its deadline is skipped; a newer one will follow."""
+
+
+class StreamRunner:
+    def __init__(
+        self,
+        config: SessionConfig,
+        *,
+        engine: Engine,
+        scheduler: Scheduler,
+        vad: VadStream,
+        turn_detector: TurnDetector | None,
+        encoding: PcmEncoding,
+        sample_rate: int,
+        channels: int,
+        small_models: anyio.CapacityLimiter,
+        batching: bool = True,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.session = StreamSession(config)
+        self.events: asyncio.Queue[Event | VoxgateError] = asyncio.Queue()
+        self._engine = engine
+        self._scheduler = scheduler
+        self._vad = vad
+        self._turn = turn_detector
+        self._encoding = encoding
+        self._channels = channels
+        self._resampler = StreamResampler(sample_rate)
+        self._small = small_models
+        self._batching = batching
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._on_close = on_close
+        self._closed = False
+
+    # -- inputs from the transport ---------------------------------------------------------------------------------
+
+    async def feed(self, data: bytes) -> None:
+        """Raw PCM bytes from the client (validated: raises InvalidPcm on a bad byte count)."""
+        samples = pcm_to_float(data, self._encoding, self._channels)
+        audio = self._resampler.process(samples)
+        if not len(audio):
+            return
+        probs = await anyio.to_thread.run_sync(self._vad.process, audio, limiter=self._small)
+        self._dispatch(self.session.feed(audio, np.asarray(probs)))
+
+    def end_turn(self) -> None:
+        self._dispatch(self.session.end_turn())
+
+    def close(self) -> None:
+        """closeStream: the session flushes; :class:`StreamClosed` arrives on :attr:`events` after the last final."""
+        self._dispatch(self.session.close())
+
+    async def aclose(self) -> None:
+        """Release everything now (the client left): cancel pending work. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._on_close is not None:
+            self._on_close()
+
+    # -- jobs ------------------------------------------------------------------------------------------------------
+
+    def _dispatch(self, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, DecodeJob):
+                self._spawn(self._decode(output))
+            elif isinstance(output, TurnCheckJob):
+                self._spawn(self._check_turn(output))
+            else:
+                self.events.put_nowait(output)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _decode(self, job: DecodeJob) -> None:
+        result: Transcript | None
+        try:
+            if job.kind is DecodeKind.PARTIAL and self._batching:
+                # Drafts are padded to the longest in their batch: only batch clips of similar length.
+                bucket = len(job.audio) // (2 * SAMPLE_RATE)
+                future = self._scheduler.submit_batched(
+                    (self._engine.model_id, bucket),
+                    (job.audio, job.options),
+                    self._engine.transcribe_batch,
+                    max_batch=self._engine.capabilities.max_batch,
+                    deadline_in=_DEADLINES[job.kind],
+                    drop_after=_PARTIAL_DROP_AFTER,
+                )
+            elif job.kind is DecodeKind.PARTIAL:
+                future = self._scheduler.submit(
+                    functools.partial(self._first, [(job.audio, job.options)]), deadline_in=_DEADLINES[job.kind]
+                )
+            else:
+                future = self._scheduler.submit(
+                    functools.partial(self._engine.transcribe, job.audio, job.options),
+                    deadline_in=_DEADLINES[job.kind],
+                )
+            result = await wait(future)
+        except Skipped:
+            result = None
+        except VoxgateError as exc:
+            self._fail(exc)
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # an engine bug must end this stream only, with a clear error
+            log.exception("decode failed in %s", self._engine.model_id)
+            self._fail(EngineError(f"{self._engine.model_id} failed: {type(exc).__name__}"))
+            return
+        if not self._closed:
+            self._dispatch(self.session.decoded(job, result))
+
+    def _first(self, items: list[tuple[Audio, TranscriptionOptions]]) -> Transcript:
+        return self._engine.transcribe_batch(items)[0]
+
+    async def _check_turn(self, job: TurnCheckJob) -> None:
+        if self._turn is None:
+            return
+        try:
+            probability = await anyio.to_thread.run_sync(self._turn.predict, job.audio, limiter=self._small)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("turn check failed")
+            self._fail(EngineError(f"turn detector failed: {type(exc).__name__}"))
+            return
+        if not self._closed:
+            self._dispatch(self.session.turn_checked(job, float(probability)))
+
+    def _fail(self, error: VoxgateError) -> None:
+        if not self._closed:
+            self.events.put_nowait(error)

@@ -1,0 +1,373 @@
+"""One stream's state machine, sans I/O.
+
+The session never touches a socket, a thread or a model. Its inputs are method calls — 16 kHz audio with the VAD's
+per-frame speech probabilities, the client's ``endTurn``/``closeStream``, and the answers to jobs it asked for —
+and each call returns a list of outputs: :mod:`events <voxgate.streaming.events>` for the client and jobs
+(decodes, turn checks) for the runner to execute. Tests drive it directly, with no sockets and no sleeping.
+
+States::
+
+    STREAMING ──close()──▶ CLOSING ──(last final out)──▶ CLOSED
+
+Within STREAMING, turns follow each other: a turn opens with speech, gets partial results while it lasts, and ends
+on the client's ``endTurn``, on silence (``vad``), on the turn model (``semantic``), or on close. When speech pauses,
+a full decode of the turn starts at once (speculative); if nothing new is heard before the turn ends, that result
+is the final, so the final costs no decode of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+from voxgate.analysis.vad import SpeechSegmenter
+from voxgate.audio.buffer import SampleBuffer
+from voxgate.errors import ProtocolViolation
+from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
+from voxgate.streaming.agreement import LocalAgreement
+from voxgate.streaming.events import (
+    DecodeJob,
+    DecodeKind,
+    Output,
+    SpeechEnded,
+    SpeechStarted,
+    StreamClosed,
+    TranscriptEvent,
+    TurnCheckJob,
+    TurnEnded,
+)
+from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions, Word
+
+__all__ = ["SessionConfig", "SessionState", "StreamSession"]
+
+FRAME = 512
+"""Samples per VAD frame (32 ms)."""
+
+
+class SessionState(Enum):
+    STREAMING = "STREAMING"
+    CLOSING = "CLOSING"
+    CLOSED = "CLOSED"
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    options: TranscriptionOptions
+    turn: TurnDetection = field(default_factory=TurnDetection)
+    partial_interval: float = 0.5
+    partials: bool = True
+    preroll: float = 0.3
+    """Audio kept before detected speech, so a turn's first sound is not clipped."""
+    roll_after: float = 20.0
+    """A turn whose open audio grows past this is rolled forward: its older words are committed, their audio freed."""
+    roll_keep: float = 5.0
+    """Seconds of audio a roll keeps uncommitted at the end of the turn."""
+    turn_context: float = 8.0
+    """Seconds of a turn's audio the turn model sees."""
+
+
+def _seconds(samples: int) -> float:
+    return round(samples / SAMPLE_RATE, 3)
+
+
+@dataclass(eq=False)
+class _Turn:
+    index: int
+    buffer: SampleBuffer
+    speech: bool = False
+    speech_start: int = 0
+    frozen: list[Word] = field(default_factory=list)
+    """Words committed by rolls, with stream times; their audio is gone."""
+    agreement: LocalAgreement = field(default_factory=LocalAgreement)
+    partial_in_flight: bool = False
+    partial_upto: int = 0
+    roll_in_flight: bool = False
+    speculative: DecodeJob | None = None
+    speculative_version: int = -1
+    speculative_result: Transcript | None = None
+    final_job: DecodeJob | None = None
+    ended: bool = False
+
+
+class StreamSession:
+    def __init__(self, config: SessionConfig) -> None:
+        self.config = config
+        self.state = SessionState.STREAMING
+        turn = config.turn
+        self._segmenter = SpeechSegmenter(
+            threshold=turn.vad_threshold, min_silence_ms=turn.pause_ms, min_speech_ms=96, speech_pad_ms=0
+        )
+        self._samples = 0
+        self._speech_version = 0
+        """Count of frames heard as speech; a speculative decode is valid while this has not moved."""
+        self._pause = 0
+        self._pause_checked = -1
+        self._turn = _Turn(0, SampleBuffer())
+        self._ending: dict[int, _Turn] = {}
+
+    # -- inspection ------------------------------------------------------------------------------------------------
+
+    @property
+    def time(self) -> float:
+        """Seconds of audio received."""
+        return _seconds(self._samples)
+
+    @property
+    def turn_index(self) -> int:
+        return self._turn.index
+
+    @property
+    def buffered_samples(self) -> int:
+        """Audio held for open and ending turns (bounded by rolling)."""
+        return len(self._turn.buffer) + sum(len(t.buffer) for t in self._ending.values())
+
+    def _require(self, action: str, *states: SessionState) -> None:
+        if self.state not in states:
+            raise ProtocolViolation(f"{action} is not allowed in state {self.state.value}")
+
+    # -- inputs ----------------------------------------------------------------------------------------------------
+
+    def feed(self, audio: Audio, speech_probs: np.ndarray) -> list[Output]:
+        """Take 16 kHz audio and the VAD probabilities of the 32 ms frames it completed."""
+        self._require("audio", SessionState.STREAMING)
+        out: list[Output] = []
+        turn = self._turn
+        turn.buffer.append(audio)
+        self._samples += len(audio)
+        self._speech_version += int(np.count_nonzero(speech_probs >= self.config.turn.vad_threshold))
+        for event in self._segmenter.push(speech_probs):
+            if event.kind == "start":
+                turn = self._turn
+                if not turn.speech:
+                    turn.speech = True
+                    turn.speech_start = event.sample
+                    turn.partial_upto = event.sample
+                out.append(SpeechStarted(turn.index, _seconds(event.sample)))
+            else:
+                self._pause += 1
+                out.append(SpeechEnded(self._turn.index, _seconds(event.sample)))
+                out.extend(self._speculate())
+        turn = self._turn
+        if not turn.speech:
+            turn.buffer.trim_to(turn.buffer.end - int(self.config.preroll * SAMPLE_RATE))
+            return out
+        out.extend(self._endpoint())
+        if self._turn is turn:
+            out.extend(self._maybe_partial())
+            out.extend(self._maybe_roll())
+        return out
+
+    def end_turn(self) -> list[Output]:
+        """The client says the turn is over."""
+        self._require("endTurn", SessionState.STREAMING)
+        return self._end_turn(EndTurnReason.CLIENT, None, always_answer=True)
+
+    def close(self) -> list[Output]:
+        """Flush: finals for the open turn, then :class:`StreamClosed` once every final is out."""
+        self._require("closeStream", SessionState.STREAMING)
+        out: list[Output] = []
+        if self._turn.speech:
+            out.extend(self._end_turn(EndTurnReason.CLOSE, None, always_answer=False))
+        self.state = SessionState.CLOSING
+        out.extend(self._maybe_closed())
+        return out
+
+    def decoded(self, job: DecodeJob, result: Transcript | None) -> list[Output]:
+        """The answer to a decode job; ``None`` when a partial was dropped under load."""
+        turn = self._turn if job.turn == self._turn.index else self._ending.get(job.turn)
+        if turn is None or self.state is SessionState.CLOSED:
+            return []
+        if job.kind is DecodeKind.PARTIAL:
+            turn.partial_in_flight = False
+            if result is None or turn.ended:
+                return []
+            out = self._partial(turn, result)
+            out.extend(self._maybe_partial())
+            return out
+        if job.kind is DecodeKind.ROLL:
+            turn.roll_in_flight = False
+            if result is not None and not turn.ended:
+                self._roll(turn, job, result)
+            return []
+        assert result is not None, "only partials are ever dropped"
+        if job.kind is DecodeKind.SPECULATIVE:
+            if job is not turn.speculative:
+                return []
+            turn.speculative_result = result
+            if turn.ended and turn.final_job is job:
+                return self._final(turn, job, result)
+            return []
+        if job is turn.final_job:
+            return self._final(turn, job, result)
+        return []
+
+    def turn_checked(self, job: TurnCheckJob, probability: float) -> list[Output]:
+        """The turn model's answer: probability that the speaker has finished."""
+        if (
+            self.state is not SessionState.STREAMING
+            or job.turn != self._turn.index
+            or job.pause != self._pause
+            or self._segmenter.in_speech
+        ):
+            return []
+        if probability >= self.config.turn.threshold:
+            return self._end_turn(EndTurnReason.SEMANTIC, probability, always_answer=False)
+        return []
+
+    # -- turn logic ------------------------------------------------------------------------------------------------
+
+    def _options(self, *, draft: bool) -> TranscriptionOptions:
+        o = self.config.options
+        if draft:
+            return TranscriptionOptions(
+                language=o.language, prompts=o.prompts, prompt=o.prompt, word_timestamps=False, beam_size=1, task=o.task
+            )
+        return o
+
+    def _job(self, kind: DecodeKind, turn: _Turn, *, draft: bool = False) -> DecodeJob:
+        options = self._options(draft=draft)
+        if kind is DecodeKind.ROLL:
+            options = TranscriptionOptions(
+                language=options.language, prompts=options.prompts, prompt=options.prompt, task=options.task
+            )
+        return DecodeJob(kind, turn.index, turn.buffer.view(), _seconds(turn.buffer.start), options)
+
+    def _speculate(self) -> list[Output]:
+        turn = self._turn
+        if not turn.speech or turn.speculative_version == self._speech_version:
+            return []
+        turn.speculative = self._job(DecodeKind.SPECULATIVE, turn)
+        turn.speculative_version = self._speech_version
+        turn.speculative_result = None
+        return [turn.speculative]
+
+    def _endpoint(self) -> list[Output]:
+        policy = self.config.turn
+        seg = self._segmenter
+        if policy.mode is TurnMode.MANUAL or seg.in_speech:
+            return []
+        silence = seg.silence_ms
+        if policy.mode is TurnMode.VAD:
+            if silence >= policy.silence_ms:
+                return self._end_turn(EndTurnReason.SILENCE, None, always_answer=False)
+            return []
+        if silence >= policy.max_silence_ms:
+            return self._end_turn(EndTurnReason.SILENCE, None, always_answer=False)
+        if self._pause_checked != self._pause:
+            self._pause_checked = self._pause
+            turn = self._turn
+            context = turn.buffer.view(start=turn.buffer.end - int(self.config.turn_context * SAMPLE_RATE))
+            return [TurnCheckJob(turn.index, context, self._pause)]
+        return []
+
+    def _maybe_partial(self) -> list[Output]:
+        turn = self._turn
+        if (
+            not self.config.partials
+            or not turn.speech
+            or turn.partial_in_flight
+            or not self._segmenter.in_speech
+            or turn.buffer.end - turn.partial_upto < int(self.config.partial_interval * SAMPLE_RATE)
+        ):
+            return []
+        turn.partial_in_flight = True
+        turn.partial_upto = turn.buffer.end
+        return [self._job(DecodeKind.PARTIAL, turn, draft=True)]
+
+    def _maybe_roll(self) -> list[Output]:
+        turn = self._turn
+        if turn.roll_in_flight or len(turn.buffer) < int(self.config.roll_after * SAMPLE_RATE):
+            return []
+        turn.roll_in_flight = True
+        return [self._job(DecodeKind.ROLL, turn)]
+
+    def _end_turn(self, reason: EndTurnReason, probability: float | None, *, always_answer: bool) -> list[Output]:
+        turn = self._turn
+        now = _seconds(self._samples)
+        out: list[Output] = [TurnEnded(turn.index, now, reason, probability)]
+        self._turn = _Turn(turn.index + 1, SampleBuffer(start=self._samples))
+        if self._segmenter.in_speech:  # the client cut the turn mid-speech: the next turn opens in speech
+            self._turn.speech = True
+            self._turn.speech_start = self._samples
+            self._turn.partial_upto = self._samples
+        turn.ended = True
+        if not turn.speech:
+            if always_answer:
+                out.append(TranscriptEvent(turn.index, True, "", now, now))
+            return out
+        self._ending[turn.index] = turn
+        if turn.speculative is not None and turn.speculative_version == self._speech_version:
+            turn.final_job = turn.speculative
+            if turn.speculative_result is not None:
+                out.extend(self._final(turn, turn.speculative, turn.speculative_result))
+            return out
+        turn.final_job = self._job(DecodeKind.FINAL, turn)
+        out.append(turn.final_job)
+        return out
+
+    def _partial(self, turn: _Turn, result: Transcript) -> list[Output]:
+        words = result.text.split()
+        turn.agreement.update(words)
+        frozen = [w.word for w in turn.frozen]
+        shown = frozen + turn.agreement.committed + turn.agreement.tail(words)
+        if not shown:
+            return []
+        start = turn.frozen[0].start if turn.frozen else _seconds(turn.speech_start)
+        return [
+            TranscriptEvent(
+                turn.index,
+                False,
+                " ".join(shown),
+                start,
+                _seconds(turn.partial_upto),
+                language=result.language,
+                language_probability=result.language_probability,
+                stable_words=len(frozen) + len(turn.agreement.committed),
+            )
+        ]
+
+    def _roll(self, turn: _Turn, job: DecodeJob, result: Transcript) -> None:
+        horizon = job.offset + len(job.audio) / SAMPLE_RATE - self.config.roll_keep
+        keep = [w for w in result.words if w.end + job.offset <= horizon]
+        if keep:
+            turn.frozen.extend(Word(w.word, w.start + job.offset, w.end + job.offset, w.confidence) for w in keep)
+            cut = round(turn.frozen[-1].end * SAMPLE_RATE)
+        else:  # nothing recognisable in all that audio: keep only the newest part
+            cut = turn.buffer.end - int(self.config.roll_keep * SAMPLE_RATE)
+        turn.buffer.trim_to(cut)
+        turn.agreement.reset()
+        turn.speculative = None
+        turn.speculative_version = -1
+
+    def _final(self, turn: _Turn, job: DecodeJob, result: Transcript) -> list[Output]:
+        self._ending.pop(turn.index, None)
+        words = list(turn.frozen)
+        words.extend(Word(w.word, w.start + job.offset, w.end + job.offset, w.confidence) for w in result.words)
+        text = " ".join([w.word for w in turn.frozen] + ([result.text] if result.text else []))
+        if words:
+            start, end = words[0].start, words[-1].end
+        else:
+            start, end = _seconds(turn.speech_start), _seconds(turn.buffer.end)
+        turn.buffer = SampleBuffer(start=turn.buffer.end)
+        out: list[Output] = [
+            TranscriptEvent(
+                turn.index,
+                True,
+                text,
+                round(start, 3),
+                round(end, 3),
+                words=tuple(words) if self.config.options.word_timestamps else (),
+                language=result.language,
+                language_probability=result.language_probability,
+            )
+        ]
+        out.extend(self._maybe_closed())
+        return out
+
+    def _maybe_closed(self) -> list[Output]:
+        if self.state is SessionState.CLOSING and not self._ending:
+            self.state = SessionState.CLOSED
+            return [StreamClosed()]
+        return []
