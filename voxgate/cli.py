@@ -1,4 +1,4 @@
-"""``voxgate``: serve, transcribe, models. Flags map to :class:`Settings`; nothing else happens here."""
+"""``voxgate``: serve, transcribe, models, stream. Flags map to :class:`Settings`; nothing else happens here."""
 
 from __future__ import annotations
 
@@ -19,6 +19,14 @@ from voxgate.config import Settings
 from voxgate.errors import VoxgateError
 from voxgate.protocol.formats import to_srt, to_text, to_vtt
 from voxgate.protocol.http import TranscribeResponse, normalize_language
+from voxgate.protocol.ws import (
+    EndOfTurnMessage,
+    ResultMessage,
+    SpeechEndedMessage,
+    SpeechStartedMessage,
+    StreamTranscription,
+    TurnMode,
+)
 from voxgate.types import Transcript, TranscriptionOptions
 
 app = typer.Typer(help="voxgate: self-hosted speech-to-text.", no_args_is_help=True, add_completion=False)
@@ -141,6 +149,142 @@ def transcribe(
         service.close()
     if failures:
         raise typer.Exit(1)
+
+
+class _StreamPrinter:
+    """Renders stream messages: partials in place on a TTY, finals one a line, speech events dim on stderr."""
+
+    def __init__(self, *, json_lines: bool, tty: bool) -> None:
+        self.json_lines = json_lines
+        self.tty = tty
+        self.partial = ""
+        self.finals: set[int] = set()
+
+    def show(self, message: ResultMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage) -> None:
+        if isinstance(message, ResultMessage) and message.result.transcription.is_final:
+            self.finals.add(message.result.transcription.turn_index)
+        if self.json_lines:
+            line = json.dumps(message.model_dump(by_alias=True, exclude_none=True), ensure_ascii=False)
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+            return
+        if isinstance(message, ResultMessage):
+            t = message.result.transcription
+            if t.is_final:
+                self.clear()
+                sys.stdout.write(self._final_line(t) + "\n")
+                sys.stdout.flush()
+            else:
+                self._draw_partial(t.transcript.strip())
+            return
+        if isinstance(message, SpeechStartedMessage):
+            e = message.speech_started
+            note = f"speech started at {e.time_seconds:.2f} s (turn {e.turn_index})"
+        elif isinstance(message, SpeechEndedMessage):
+            e = message.speech_ended
+            note = f"speech ended at {e.time_seconds:.2f} s (turn {e.turn_index})"
+        else:
+            end = message.end_of_turn
+            why = end.reason.value + (f", p={end.probability:.2f}" if end.probability is not None else "")
+            note = f"end of turn {end.turn_index} at {end.time_seconds:.2f} s ({why})"
+        self.note(note)
+
+    def note(self, text: str, style: str = "dim") -> None:
+        """A line on stderr, without tearing the partial shown on stdout."""
+        partial = self.partial
+        self.clear()
+        err.print(text, style=style, markup=False, highlight=False)
+        if partial:
+            self._draw_partial(partial)
+
+    def clear(self) -> None:
+        """Erase the partial shown in place, if any."""
+        if self.partial and self.tty:
+            sys.stdout.write("\r\x1b[2K")
+            sys.stdout.flush()
+        self.partial = ""
+
+    @staticmethod
+    def _final_line(t: StreamTranscription) -> str:
+        span = f"{t.start_time_seconds:.2f}\u2013{t.end_time_seconds:.2f} s"
+        return f"[turn {t.turn_index}  {span}] {t.transcript.strip()}"
+
+    def _draw_partial(self, text: str) -> None:
+        self.partial = text
+        if not self.tty or not text:
+            return
+        import shutil
+
+        width = max(20, shutil.get_terminal_size().columns - 1)
+        shown = text if len(text) <= width else "\u2026" + text[-(width - 1) :]
+        sys.stdout.write(f"\r\x1b[2K\x1b[2m{shown}\x1b[0m")
+        sys.stdout.flush()
+
+
+@app.command()
+def stream(
+    file: Annotated[
+        Path, typer.Argument(help="Audio file (any format PyAV/FFmpeg reads).", exists=True, dir_okay=False)
+    ],
+    url: Annotated[str, typer.Option(help="Server URL (http(s):// or ws(s)://).")] = "http://127.0.0.1:8000",
+    model: Annotated[str | None, typer.Option(help="Model id (default: the server's).")] = None,
+    language: Annotated[str | None, typer.Option(help="Language (BCP-47); omit to detect.")] = None,
+    realtime: Annotated[
+        bool, typer.Option("--realtime/--no-realtime", help="Pace the audio at real time, as a microphone would.")
+    ] = True,
+    api_key: Annotated[str | None, typer.Option(help="API key, sent as 'Authorization: Basic <key>'.")] = None,
+    turn_mode: Annotated[
+        TurnMode | None, typer.Option(help="How turns end (default: the server's, semantic).", case_sensitive=False)
+    ] = None,
+    json_lines: Annotated[bool, typer.Option("--json", help="Print every server message as one JSON line.")] = False,
+) -> None:
+    """Stream a file to a running server over the WebSocket API, printing partials and finals as they arrive."""
+    import asyncio
+
+    from voxgate.client import VoxgateClientError, stream_file, stream_url
+
+    try:
+        endpoint = stream_url(url)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--url") from None
+    printer = _StreamPrinter(json_lines=json_lines, tty=sys.stdout.isatty())
+    sent = 0.0
+
+    def progress(seconds: float) -> None:
+        nonlocal sent
+        sent = seconds
+
+    async def run() -> None:
+        async for message in stream_file(
+            endpoint,
+            file,
+            realtime=realtime,
+            api_key=api_key,
+            model_id=model,
+            language=language,
+            turn_detection={"mode": turn_mode} if turn_mode is not None else None,
+            on_progress=progress,
+        ):
+            printer.show(message)
+
+    started = time.perf_counter()
+    try:
+        asyncio.run(run())
+    except (VoxgateClientError, VoxgateError) as exc:
+        printer.note(f"error: {exc.code}: {exc.message}", style="red")
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        printer.note("interrupted", style="red")
+        raise typer.Exit(130) from None
+    finally:
+        printer.clear()
+    wall = time.perf_counter() - started
+    turns = len(printer.finals)
+    err.print(
+        f"{turns} turn{'s' if turns != 1 else ''}, {sent:.1f} s audio in {wall:.1f} s wall",
+        style="dim",
+        highlight=False,
+    )
 
 
 if __name__ == "__main__":

@@ -25,6 +25,21 @@ def _key(text: str) -> str:
     return _NON_ALNUM.sub("", text).casefold()
 
 
+def _respell(first: str, last: str, term: str) -> str:
+    """``term`` with the punctuation around the decoded words, minus what the term itself already carries."""
+    lead = _EDGE_PUNCT.match(first)
+    trail = _EDGE_PUNCT.match(last)
+    own = _EDGE_PUNCT.match(term)
+    before = lead.group(1) if lead else ""
+    after = trail.group(3) if trail else ""
+    if own is not None:
+        if own.group(1) and before.endswith(own.group(1)):
+            before = before[: -len(own.group(1))]
+        if own.group(3) and after.startswith(own.group(3)):
+            after = after[len(own.group(3)) :]
+    return before + term + after
+
+
 def _merge_words(words: Sequence[Word], terms: dict[str, str]) -> tuple[list[Word], bool]:
     out: list[Word] = []
     changed = False
@@ -35,9 +50,7 @@ def _merge_words(words: Sequence[Word], terms: dict[str, str]) -> tuple[list[Wor
             term = terms.get(_key("".join(w.word for w in run)))
             if term is None:
                 continue
-            lead = _EDGE_PUNCT.match(run[0].word)
-            trail = _EDGE_PUNCT.match(run[-1].word)
-            text = (lead.group(1) if lead else "") + term + (trail.group(3) if trail else "")
+            text = _respell(run[0].word, run[-1].word, term)
             if n > 1 or run[0].word != text:
                 changed = True
             out.append(Word(text, run[0].start, run[-1].end, min(w.confidence for w in run)))

@@ -308,9 +308,12 @@ class SpeechSegmenter:
                     self._candidate = frame
             elif value < self.neg_threshold:
                 self._candidate = None
-            if not self._in_speech and self._candidate is not None:
-                if self._frames - self._candidate >= self.min_speech_frames:
-                    events.append(self._start(self._candidate))
+            if (
+                not self._in_speech
+                and self._candidate is not None
+                and self._frames - self._candidate >= self.min_speech_frames
+            ):
+                events.append(self._start(self._candidate))
         return events
 
     def flush(self) -> list[VadEvent]:

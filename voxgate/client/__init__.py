@@ -1,0 +1,55 @@
+"""voxgate's client SDK: streaming over WebSocket (:func:`connect`, :func:`stream_file`) and REST (:class:`Client`,
+:class:`AsyncClient`, :func:`transcribe_file`).
+
+Messages and responses are the pydantic models of :mod:`voxgate.protocol`; failures raise
+:class:`VoxgateClientError` with the server's ``code`` and ``message``. The client speaks the reference API's wire
+protocol, so it works against any server that does.
+"""
+
+from voxgate.client.errors import VoxgateClientError, VoxgateConnectionError
+from voxgate.client.rest import DEFAULT_URL, AsyncClient, Client, transcribe_file
+from voxgate.client.stream import (
+    STREAM_PATH,
+    AsyncStream,
+    StreamResult,
+    connect,
+    parse_server_message,
+    stream_file,
+    stream_url,
+)
+from voxgate.protocol.http import TranscribeResponse
+from voxgate.protocol.ws import (
+    EndOfTurnMessage,
+    ErrorMessage,
+    ResultMessage,
+    SpeechEndedMessage,
+    SpeechStartedMessage,
+    StreamTranscription,
+    TurnDetection,
+    TurnMode,
+)
+
+__all__ = [
+    "DEFAULT_URL",
+    "STREAM_PATH",
+    "AsyncClient",
+    "AsyncStream",
+    "Client",
+    "EndOfTurnMessage",
+    "ErrorMessage",
+    "ResultMessage",
+    "SpeechEndedMessage",
+    "SpeechStartedMessage",
+    "StreamResult",
+    "StreamTranscription",
+    "TranscribeResponse",
+    "TurnDetection",
+    "TurnMode",
+    "VoxgateClientError",
+    "VoxgateConnectionError",
+    "connect",
+    "parse_server_message",
+    "stream_file",
+    "stream_url",
+    "transcribe_file",
+]

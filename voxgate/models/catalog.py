@@ -121,7 +121,8 @@ def _directory_is_multilingual(path: Path) -> bool:
         if f.exists():
             if name.endswith(".json"):
                 return len(json.loads(f.read_text(encoding="utf-8"))) >= 51865
-            return sum(1 for _ in f.open(encoding="utf-8")) >= 51865
+            with f.open(encoding="utf-8") as lines:
+                return sum(1 for _ in lines) >= 51865
     return True
 
 

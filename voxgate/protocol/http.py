@@ -6,6 +6,7 @@ A client of the reference API can ignore every field voxgate adds (``language``,
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -84,7 +85,8 @@ class WordTimestamp(CamelModel):
 
     @classmethod
     def of(cls, w: Word) -> WordTimestamp:
-        return cls(word=w.word, start_time_seconds=w.start, end_time_seconds=w.end, confidence=w.confidence)
+        """The reference API's words are bare (``"Hey"`` for ``"Hey,"``): edge punctuation is in the transcript only."""
+        return cls(word=bare_word(w.word), start_time_seconds=w.start, end_time_seconds=w.end, confidence=w.confidence)
 
 
 class LanguageCandidate(CamelModel):
@@ -145,6 +147,14 @@ class TranscribeResponse(CamelModel):
             ],
             segments=[SegmentOut.of(s, words) for s in t.segments],
         )
+
+
+_EDGE = re.compile(r"^[^\w]+|[^\w]+$", re.UNICODE)
+
+
+def bare_word(word: str) -> str:
+    """A word without leading/trailing punctuation (inner apostrophes and hyphens stay)."""
+    return _EDGE.sub("", word) or word
 
 
 def normalize_language(tag: str | None) -> str | None:

@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from voxgate import __version__
 from voxgate.config import Settings
 from voxgate.errors import PayloadTooLarge, VoxgateError
+from voxgate.metrics import Metrics
 from voxgate.server import http, openai, ws
 from voxgate.service import Service
 
@@ -60,6 +61,34 @@ class BodyLimit:
             return message
 
         await self.app(scope, limited, send)
+
+
+class Observe:
+    """Count requests by route and status and time them (outermost, so refusals by :class:`BodyLimit` count too)."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = scope.get("path", "")
+        if scope["type"] != "http" or route in ("/metrics", "/healthz"):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def observed(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, observed)
+        finally:
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
 
 
 def _too_large(limit: int) -> str:
@@ -125,16 +154,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         svc.metrics.errors.labels("internal").inc()
         return JSONResponse({"error": {"code": "internal", "message": "internal server error"}}, status_code=500)
 
-    @app.middleware("http")
-    async def _observe(request: Request, call_next):  # type: ignore[no-untyped-def]
-        route = request.url.path
-        started = time.perf_counter()
-        response: Response = await call_next(request)
-        if route not in ("/metrics", "/healthz"):
-            svc.metrics.requests.labels(route, str(response.status_code)).inc()
-            svc.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
-        return response
-
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:
         return {"status": "ok", "version": __version__, "models_loaded": [m.id for m in svc.list_models() if m.loaded]}
@@ -147,4 +166,5 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.include_router(openai.router)
     app.include_router(ws.router)
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
+    app.add_middleware(Observe, metrics=svc.metrics)
     return app

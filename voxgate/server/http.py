@@ -138,7 +138,7 @@ async def transcribe(request: Request) -> TranscribeResponse:
     else:
         raise InvalidRequest(f"unsupported content type {content_type!r}: send application/json or multipart/form-data")
     service = _service(request)
-    source = audio_source(data, config, service.settings.max_upload_bytes)
+    source = audio_source(data, config, request.app.state.settings.max_upload_bytes)
     transcript = await run_transcription(service, source, options_of(config), config.model_id)
     response = TranscribeResponse.of(
         transcript, model_id=config.model_id or transcript.model_id, words=config.include_word_timestamps

@@ -54,7 +54,7 @@ async def _handle(
         raise InvalidRequest("temperature must be between 0 and 1")
     service: Service = request.app.state.service
     data = await file.read()
-    source = audio_source(data, TranscribeConfig(), service.settings.max_upload_bytes)
+    source = audio_source(data, TranscribeConfig(), request.app.state.settings.max_upload_bytes)
     want_words = "word" in granularities
     options = TranscriptionOptions(
         language=normalize_language(language),

@@ -210,6 +210,7 @@ class StreamSession:
             or job.turn != self._turn.index
             or job.pause != self._pause
             or self._segmenter.in_speech
+            or self._segmenter.speech_pending
         ):
             return []
         if probability >= self.config.turn.threshold:
@@ -246,7 +247,7 @@ class StreamSession:
     def _endpoint(self) -> list[Output]:
         policy = self.config.turn
         seg = self._segmenter
-        if policy.mode is TurnMode.MANUAL or seg.in_speech:
+        if policy.mode is TurnMode.MANUAL or seg.in_speech or seg.speech_pending:
             return []
         silence = seg.silence_ms
         if policy.mode is TurnMode.VAD:
@@ -332,7 +333,9 @@ class StreamSession:
         horizon = job.offset + len(job.audio) / SAMPLE_RATE - self.config.roll_keep
         keep = [w for w in result.words if w.end + job.offset <= horizon]
         if keep:
-            turn.frozen.extend(Word(w.word, w.start + job.offset, w.end + job.offset, w.confidence) for w in keep)
+            turn.frozen.extend(
+                Word(w.word, round(w.start + job.offset, 3), round(w.end + job.offset, 3), w.confidence) for w in keep
+            )
             cut = round(turn.frozen[-1].end * SAMPLE_RATE)
         else:  # nothing recognisable in all that audio: keep only the newest part
             cut = turn.buffer.end - int(self.config.roll_keep * SAMPLE_RATE)
@@ -344,7 +347,10 @@ class StreamSession:
     def _final(self, turn: _Turn, job: DecodeJob, result: Transcript) -> list[Output]:
         self._ending.pop(turn.index, None)
         words = list(turn.frozen)
-        words.extend(Word(w.word, w.start + job.offset, w.end + job.offset, w.confidence) for w in result.words)
+        words.extend(
+            Word(w.word, round(w.start + job.offset, 3), round(w.end + job.offset, 3), w.confidence)
+            for w in result.words
+        )
         text = " ".join([w.word for w in turn.frozen] + ([result.text] if result.text else []))
         if words:
             start, end = words[0].start, words[-1].end

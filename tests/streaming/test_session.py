@@ -1,0 +1,202 @@
+"""The session state machine, driven with real speech and real models, without sockets or sleeping."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+import jiwer
+import numpy as np
+import pytest
+
+from voxgate.errors import ProtocolViolation
+from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
+from voxgate.streaming.events import (
+    DecodeJob,
+    DecodeKind,
+    SpeechEnded,
+    SpeechStarted,
+    StreamClosed,
+    TranscriptEvent,
+    TurnEnded,
+)
+from voxgate.streaming.session import SessionConfig, SessionState, StreamSession
+from voxgate.types import SAMPLE_RATE, TranscriptionOptions
+
+from .conftest import Driver, silence
+
+
+def _words(text: str) -> list[str]:
+    return re.sub(r"[^\w\s']", "", text.lower()).split()
+
+
+def assert_transcript(text: str, reference: str, max_wer: float = 0.2) -> None:
+    """tiny.en is a small model: allow a word error here and there, never a different sentence."""
+    error = jiwer.wer(" ".join(_words(reference)), " ".join(_words(text)) or "<empty>")
+    assert error <= max_wer, f"WER {error:.2f} for {text!r} vs {reference!r}"
+
+
+def make(vad_model, tiny, turn_model=None, *, mode=TurnMode.VAD, auto=True, **config) -> Driver:
+    cfg = SessionConfig(options=TranscriptionOptions(language="en"), turn=TurnDetection(mode=mode), **config)
+    return Driver(StreamSession(cfg), vad_model.stream(), tiny, turn_model, auto=auto)
+
+
+def test_one_turn_with_partials_then_final_on_silence(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, partial_interval=0.3)
+    d.feed(np.concatenate([silence(0.5), clip("spk1_snt2.wav"), silence(1.2)]))
+    kinds = [type(e) for e in d.events]
+    assert kinds.index(SpeechStarted) < kinds.index(TranscriptEvent) < kinds.index(SpeechEnded) < kinds.index(TurnEnded)
+    partials = d.partials()
+    assert len(partials) >= 3
+    # LocalAgreement-2: once confirmed, a word never changes in a later partial.
+    for earlier, later in itertools.pairwise(partials):
+        assert earlier.stable_words is not None
+        assert later.stable_words is not None
+        assert later.stable_words >= earlier.stable_words
+        assert _words(later.text)[: earlier.stable_words] == _words(earlier.text)[: earlier.stable_words]
+    (final,) = d.finals()
+    assert_transcript(final.text, "Drop the two when you add the figures.")
+    end = next(e for e in d.events if isinstance(e, TurnEnded))
+    assert end.reason is EndTurnReason.SILENCE
+    # Stream-relative times: speech starts after the 0.5 s of leading silence. (Whisper dates a turn's first word
+    # from the start of the audio it was given, which includes a 0.3 s pre-roll.)
+    started = next(e for e in d.events if isinstance(e, SpeechStarted))
+    assert 0.5 <= started.time < 1.0
+    assert started.time - 0.35 <= final.words[0].start < started.time + 0.3
+    assert final.start == final.words[0].start
+    assert final.end <= 0.5 + 3.15 + 0.1
+    assert end.time - final.end >= 0.6  # the 700 ms pause ended it, not something sooner
+
+
+def test_speculative_final_needs_no_decode(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL)
+    d.feed(np.concatenate([clip("spk2_snt2.wav"), silence(0.6)]))
+    speculative = [j for j in d.jobs if isinstance(j, DecodeJob) and j.kind is DecodeKind.SPECULATIVE]
+    assert len(speculative) == 1
+    outputs = d.end_turn()
+    assert not any(isinstance(o, DecodeJob) for o in outputs)  # emitted at once from the speculative result
+    (final,) = [o for o in outputs if isinstance(o, TranscriptEvent)]
+    assert final.is_final
+    assert_transcript(final.text, "What joy there is in living.")
+
+
+def test_new_speech_invalidates_the_speculative_decode(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL)
+    d.feed(np.concatenate([clip("spk2_snt2.wav"), silence(0.6), clip("spk2_snt6.wav")]))
+    outputs = d.end_turn()
+    finals_asked = [o for o in outputs if isinstance(o, DecodeJob) and o.kind is DecodeKind.FINAL]
+    assert len(finals_asked) == 1
+    (final,) = d.finals()
+    assert "living" in final.text.lower()
+    assert "flavor" in final.text.lower()
+
+
+def test_final_waits_for_a_speculative_decode_in_flight(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL, auto=False)
+    d.feed(np.concatenate([clip("spk1_snt6.wav"), silence(0.6)]))
+    outputs = d.end_turn()
+    assert not any(isinstance(o, DecodeJob) for o in outputs)  # nothing new heard: reuse the one in flight
+    assert d.finals() == []
+    d.run_jobs()
+    (final,) = d.finals()
+    assert_transcript(final.text, "The pencils have all been used.")
+
+
+def test_turns_follow_each_other_with_stream_times(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny)
+    first, second = clip("spk1_snt1.wav"), clip("spk2_snt4.wav")
+    d.feed(np.concatenate([first, silence(1.5), second, silence(1.5)]))
+    finals = d.finals()
+    assert [f.turn for f in finals] == [0, 1]
+    assert_transcript(finals[0].text, "The child almost hurt the small dog.")
+    assert_transcript(finals[1].text, "Mend the coat before you go out.")
+    second_start = (len(first) + 1.5 * SAMPLE_RATE) / SAMPLE_RATE
+    assert second_start - 0.4 < finals[1].start < second_start + 0.8  # 0.3 s pre-roll, see above
+    ends = [e for e in d.events if isinstance(e, TurnEnded)]
+    assert [e.turn for e in ends] == [0, 1]
+
+
+def test_semantic_mode_ends_a_complete_sentence_quickly(vad_model, tiny, turn_model, clip) -> None:
+    d = make(vad_model, tiny, turn_model, mode=TurnMode.SEMANTIC)
+    audio = clip("spk2_snt4.wav")  # the turn model rates it complete (bench/turn_eval.py: 2 of 12 it does not)
+    d.feed(np.concatenate([audio, silence(2.5)]))
+    end = next(e for e in d.events if isinstance(e, TurnEnded))
+    speech_end = next(e for e in d.events if isinstance(e, SpeechEnded))
+    assert end.reason is EndTurnReason.SEMANTIC
+    assert end.probability is not None
+    assert end.probability >= 0.5
+    assert end.time - speech_end.time < 0.5  # well before the 2 s fallback
+    (final,) = d.finals()
+    assert_transcript(final.text, "Mend the coat before you go out.")
+
+
+def test_semantic_mode_waits_when_the_model_says_not_done(vad_model, tiny, clip) -> None:
+    class NeverDone:
+        def predict(self, audio) -> float:
+            return 0.1
+
+    d = make(vad_model, tiny, NeverDone(), mode=TurnMode.SEMANTIC)
+    d.feed(np.concatenate([clip("spk1_snt1.wav"), silence(2.5)]))
+    end = next(e for e in d.events if isinstance(e, TurnEnded))
+    speech_end = next(e for e in d.events if isinstance(e, SpeechEnded))
+    assert end.reason is EndTurnReason.SILENCE
+    assert end.time - speech_end.time >= 1.7  # the max-silence fallback (2 s after the silence began)
+
+
+def test_close_flushes_the_open_turn(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL)
+    d.feed(clip("spk1_snt5.wav"))  # no trailing silence: the turn is still open
+    d.close()
+    assert isinstance(d.events[-1], StreamClosed)
+    (final,) = d.finals()
+    assert_transcript(final.text, "Sunday is the best part of the week.")
+    assert d.session.state is SessionState.CLOSED
+    with pytest.raises(ProtocolViolation, match="CLOSED"):
+        d.session.feed(silence(0.1), np.zeros(3))
+    with pytest.raises(ProtocolViolation):
+        d.session.end_turn()
+
+
+def test_close_without_speech_closes_at_once(vad_model, tiny) -> None:
+    d = make(vad_model, tiny)
+    d.feed(silence(1.0))
+    outputs = d.close()
+    assert outputs == [StreamClosed()]
+    assert d.finals() == []
+
+
+def test_end_turn_without_speech_answers_with_an_empty_final(vad_model, tiny) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL)
+    d.feed(silence(0.5))
+    d.end_turn()
+    (final,) = d.finals()
+    assert final.text == ""
+    assert d.session.turn_index == 1
+
+
+def test_dropped_partial_frees_the_slot(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL, auto=False, partial_interval=0.3)
+    d.feed(clip("jfk.flac")[: 3 * SAMPLE_RATE])
+    partial = next(j for j in d.jobs if isinstance(j, DecodeJob) and j.kind is DecodeKind.PARTIAL)
+    d.queue.clear()
+    assert d.session.decoded(partial, None) == []  # dropped under load: no event ...
+    more = d.feed(clip("jfk.flac")[3 * SAMPLE_RATE : 4 * SAMPLE_RATE])
+    assert any(isinstance(o, DecodeJob) and o.kind is DecodeKind.PARTIAL for o in more)  # ... and the next comes
+
+
+def test_long_turn_rolls_forward_with_bounded_memory(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL, roll_after=8.0, roll_keep=3.0)
+    jfk = clip("jfk.flac")
+    peak = 0
+    for _ in range(3):
+        d.feed(jfk, chunk=0.5)
+        peak = max(peak, d.session.buffered_samples)
+    assert any(isinstance(j, DecodeJob) and j.kind is DecodeKind.ROLL for j in d.jobs)
+    assert peak < 12 * SAMPLE_RATE  # never the whole 33 s
+    d.end_turn()
+    (final,) = d.finals()
+    text = " ".join(_words(final.text))
+    assert text.count("ask not what your country can do for you") == 3
+    starts = [w.start for w in final.words]
+    assert starts == sorted(starts)
+    assert final.words[-1].end > 30.0  # times stay stream-relative across rolls
