@@ -47,9 +47,9 @@ def _settings(**overrides: Any) -> Settings:
 
 @app.command()
 def serve(
-    host: Annotated[str | None, typer.Option(help="Interface to bind [default: 127.0.0.1].")] = None,
-    port: Annotated[int | None, typer.Option(help="Port [default: 8000].")] = None,
-    model: Annotated[str | None, typer.Option(help="Default model id [default: whisper/base].")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind (default: 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: 8000).")] = None,
+    model: Annotated[str | None, typer.Option(help="Default model id (default: whisper/base).")] = None,
     api_key: Annotated[list[str] | None, typer.Option(help="Require this API key (repeatable).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
@@ -92,7 +92,7 @@ def _render(transcript: Transcript, fmt: OutputFormat, model_id: str) -> str:
 @app.command()
 def transcribe(
     files: Annotated[list[Path], typer.Argument(help="Audio files (any format PyAV/FFmpeg reads).", exists=True)],
-    model: Annotated[str | None, typer.Option(help="Model id [default: whisper/base].")] = None,
+    model: Annotated[str | None, typer.Option(help="Model id (default: whisper/base).")] = None,
     language: Annotated[str | None, typer.Option(help="Language (BCP-47); omit to detect.")] = None,
     prompt: Annotated[
         list[str] | None, typer.Option("--prompt", "-p", help="Custom vocabulary term (repeatable).")
@@ -123,7 +123,7 @@ def transcribe(
                 try:
                     transcript = service.transcribe_sync(path, options, model, progress=report)
                 except VoxgateError as exc:
-                    err.print(f"[red]{path}: {exc.code}: {exc.message}[/red]")
+                    err.print(f"[red]{path}: {exc.code}: {exc.message}[/red)")
                     failures += 1
                     continue
             wall = time.perf_counter() - started
@@ -143,7 +143,7 @@ def transcribe(
                 f"real-time factor {rtf:.3f}{lang}[/dim]"
             )
     except VoxgateError as exc:
-        err.print(f"[red]{exc.code}: {exc.message}[/red]")
+        err.print(f"[red]{exc.code}: {exc.message}[/red)")
         raise typer.Exit(2) from None
     finally:
         service.close()
@@ -193,7 +193,7 @@ class _StreamPrinter:
         """A line on stderr, without tearing the partial shown on stdout."""
         partial = self.partial
         self.clear()
-        err.print(text, style=style, markup=False, highlight=False)
+        err.print(text, style=style, markup=False, highlight=False, soft_wrap=True)
         if partial:
             self._draw_partial(partial)
 

@@ -88,3 +88,30 @@ def test_english_only_model_refuses_other_languages_and_translation(service: Ser
         tiny.transcribe(jfk, TranscriptionOptions(language="de"))
     with pytest.raises(InvalidRequest, match="cannot translate"):
         tiny.transcribe(jfk, TranscriptionOptions(task="translate"))
+
+
+def test_utterance_path_matches_the_file_path(engine: Engine, jfk: np.ndarray) -> None:
+    """The streaming final's fast path (shortened encoder window) gives the same words, with sane times."""
+    options = TranscriptionOptions(language="en")
+    fast = engine.transcribe_utterance(jfk, options)
+    full = engine.transcribe(jfk, options)
+    _words_are_sane(fast)
+    assert fast.text.replace(",", "").lower() == full.text.replace(",", "").lower()
+    gaps = [abs(a.start - b.start) for a, b in zip(fast.words, full.words, strict=True)]
+    # Without the file path's VAD cuts, a word after a long pause may be dated into the pause ("ask" after
+    # "Americans," by ~0.7 s on base); on average the two agree closely.
+    assert sum(gaps) / len(gaps) < 0.15
+    assert max(gaps) < 0.8
+
+
+def test_drafts_in_one_batch_keep_their_own_options(engine: Engine, jfk: np.ndarray) -> None:
+    short = jfk[: 3 * SAMPLE_RATE]
+    drafts = engine.transcribe_batch(
+        [(jfk, TranscriptionOptions(language="en")), (short, TranscriptionOptions(prompts=("Americans",)))]
+    )
+    assert len(drafts) == 2
+    assert "country" in drafts[0].text.lower()
+    assert "fellow" in drafts[1].text.lower()
+    assert "country" not in drafts[1].text.lower()
+    assert drafts[1].language == "en"
+    assert drafts[0].words == ()  # drafts carry text only

@@ -85,7 +85,7 @@ class Driver:
             elif job.kind is DecodeKind.PARTIAL:
                 self._take(self.session.decoded(job, self.engine.transcribe_batch([(job.audio, job.options)])[0]))
             else:
-                self._take(self.session.decoded(job, self.engine.transcribe(job.audio, job.options)))
+                self._take(self.session.decoded(job, self.engine.transcribe_utterance(job.audio, job.options)))
 
     def feed(self, audio: Audio, chunk: float = 0.1) -> list[Output]:
         outputs: list[Output] = []

@@ -64,6 +64,7 @@ __all__ = [
     "STREAM_PATH",
     "AsyncStream",
     "StreamResult",
+    "build_config",
     "connect",
     "parse_server_message",
     "stream_file",
@@ -409,8 +410,7 @@ async def stream_file(
         raise ValueError(f"chunk_ms must be positive, got {chunk_ms}")
     chunk_samples = max(1, SAMPLE_RATE * chunk_ms // 1000)
     chunks = _chunks(Path(path), chunk_samples)
-    done = object()
-    first = await asyncio.to_thread(next, chunks, done)  # a file that does not decode fails before connecting
+    first = await asyncio.to_thread(next, chunks, None)  # a file that does not decode fails before connecting
 
     async with connect(
         url,
@@ -428,22 +428,21 @@ async def stream_file(
         async def send_all() -> None:
             sent = 0
             started = time.monotonic()
-            chunk: object = first
+            chunk = first
             try:
-                while chunk is not done:
-                    assert isinstance(chunk, np.ndarray)
+                while chunk is not None:
                     await stream.send_float(chunk)
                     sent += chunk.size
                     if on_progress is not None:
                         on_progress(sent / SAMPLE_RATE)
                     if realtime:
                         await asyncio.sleep(max(0.0, started + sent / SAMPLE_RATE - time.monotonic()))
-                    chunk = await asyncio.to_thread(next, chunks, done)
+                    chunk = await asyncio.to_thread(next, chunks, None)
                 await stream.close_stream()
             except VoxgateClientError:
                 raise  # the receiving side reports what the server said
-            except BaseException:
-                await stream.aclose()  # ends the receiving side, which then re-raises this error
+            except Exception:
+                await stream.aclose()  # ends the receiving side; this error is re-raised once it has
                 raise
 
         sender = asyncio.create_task(send_all())

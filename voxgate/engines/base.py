@@ -39,6 +39,10 @@ class Engine(Protocol):
         """Transcribe 16 kHz mono float32 audio. Times in the result are relative to ``audio[0]``."""
         ...
 
+    def transcribe_utterance(self, audio: Audio, options: TranscriptionOptions) -> Transcript:
+        """One streaming turn (at most ~30 s) at full quality, as fast as the engine can: finals of a stream."""
+        ...
+
     def transcribe_batch(self, items: Sequence[tuple[Audio, TranscriptionOptions]]) -> list[Transcript]:
         """Quick drafts of several independent clips (each at most 30 s) in one call, for streaming partials.
 

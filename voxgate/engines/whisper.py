@@ -11,7 +11,9 @@ import logging
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import ctranslate2
 import numpy as np
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.tokenizer import Tokenizer
@@ -50,6 +52,9 @@ _MAX_COMPRESSION = 2.4
 _DRAFT_PAD_FRAMES = 500  # 5 s of 10 ms frames
 _DRAFT_TOKENS_PER_SECOND = 7
 _FULL_FRAMES = 3000
+# faster-whisper's defaults for attaching punctuation to words.
+_PREPEND = "\"'“¿([{-"
+_APPEND = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
 
 
 def _draft_features(model: WhisperModel, clips: Sequence[Audio]) -> tuple[np.ndarray, float]:
@@ -63,6 +68,12 @@ def _draft_features(model: WhisperModel, clips: Sequence[Audio]) -> tuple[np.nda
         for m in mels
     ]
     return np.stack(padded), longest / 100
+
+
+def _select(encoder_output: ctranslate2.StorageView, rows: list[int]) -> ctranslate2.StorageView:
+    """Some batch rows of an encoder output (on the CPU)."""
+    array = np.asarray(encoder_output)
+    return ctranslate2.StorageView.from_array(np.ascontiguousarray(array[rows]))
 
 
 def _draft_tokens(seconds: float) -> int:
@@ -160,16 +171,27 @@ class WhisperEngine:
                 prompts.append(model.get_prompt(tokenizer, previous, without_timestamps=True, hotwords=hotwords))
                 tokenizers.append(tokenizer)
                 languages.append((language, float(probability)))
-            results = model.model.generate(
-                encoder_output,
-                prompts,
-                beam_size=1,
-                max_length=min(model.max_length, max(len(p) for p in prompts) + _draft_tokens(longest)),
-                suppress_blank=True,
-                suppress_tokens=list(get_suppressed_tokens(tokenizers[0], [-1]) or ()),
-                return_scores=True,
-                return_no_speech_prob=True,
-            )
+            # CTranslate2 needs <|startoftranscript|> at one position across a batch: decode together only the
+            # items whose prompts put it at the same place (same context length).
+            results: list[Any] = [None] * len(items)
+            groups: dict[int, list[int]] = {}
+            for i, prompt in enumerate(prompts):
+                groups.setdefault(prompt.index(tokenizers[i].sot), []).append(i)
+            max_length = min(model.max_length, max(len(p) for p in prompts) + _draft_tokens(longest))
+            suppress = list(get_suppressed_tokens(tokenizers[0], [-1]) or ())
+            for members in groups.values():
+                generated = model.model.generate(
+                    encoder_output if len(members) == len(items) else _select(encoder_output, members),
+                    [prompts[i] for i in members],
+                    beam_size=1,
+                    max_length=max_length,
+                    suppress_blank=True,
+                    suppress_tokens=suppress,
+                    return_scores=True,
+                    return_no_speech_prob=True,
+                )
+                for i, result in zip(members, generated, strict=True):
+                    results[i] = result
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"{self._model_id} failed: {exc}") from exc
         out = []
@@ -194,6 +216,76 @@ class WhisperEngine:
                 )
             )
         return out
+
+    def transcribe_utterance(self, audio: Audio, options: TranscriptionOptions) -> Transcript:
+        """A streaming turn (at most 30 s): beam search and word times like :meth:`transcribe`, on a shortened window.
+
+        The encoder sees the turn plus 5 s of padding instead of a full 30 s window, which is what makes a final cost
+        a fraction of a file decode. If the decoder loops (a compression ratio over 2.4), the turn is decoded again
+        the standard way.
+        """
+        self._check(options)
+        if len(audio) > _FULL_FRAMES * 160 - _DRAFT_PAD_FRAMES * 160:
+            return self.transcribe(audio, options)
+        model = self._model
+        duration = len(audio) / SAMPLE_RATE
+        multilingual = self._capabilities.language_detection
+        try:
+            features, _ = _draft_features(model, [audio])
+            frames = min(features.shape[-1], round(duration * 100))
+            encoder_output = model.encode(features)
+            language, probability = options.language or "en", 1.0
+            candidates: tuple[LanguageScore, ...] = ()
+            if options.language is None and multilingual:
+                ranked = model.model.detect_language(encoder_output)[0]
+                language, probability = ranked[0][0][2:-2], float(ranked[0][1])
+                candidates = tuple(LanguageScore(t[2:-2], float(p)) for t, p in ranked[:5])
+            tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task=options.task, language=language)
+            previous = tokenizer.encode(" " + options.prompt.strip()) if options.prompt else []
+            hotwords = ", ".join(p.strip() for p in options.prompts if p.strip()) or None
+            prompt = model.get_prompt(tokenizer, previous, without_timestamps=True, hotwords=hotwords)
+            result = model.model.generate(
+                encoder_output,
+                [prompt],
+                beam_size=options.beam_size,
+                max_length=min(model.max_length, len(prompt) + _draft_tokens(duration)),
+                suppress_blank=True,
+                suppress_tokens=list(get_suppressed_tokens(tokenizer, [-1]) or ()),
+                return_scores=True,
+                return_no_speech_prob=True,
+            )[0]
+            tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+            avg_logprob = result.scores[0] * len(tokens) / (len(tokens) + 1) if tokens else -10.0
+            if not tokens or (result.no_speech_prob > _NO_SPEECH and avg_logprob < _LOW_LOGPROB):
+                return Transcript((), duration, language, probability, candidates, self._model_id)
+            text = tokenizer.decode(tokens).strip()
+            if _compression_ratio(text) > _MAX_COMPRESSION:
+                return self.transcribe(audio, options)
+            words: tuple[Word, ...] = ()
+            if options.word_timestamps:
+                segment: dict[str, Any] = {"tokens": tokens, "seek": 0, "start": 0.0, "end": duration}
+                model.add_word_timestamps([[segment]], tokenizer, encoder_output, frames, _PREPEND, _APPEND, 0.0)
+                words = tuple(
+                    Word(
+                        w["word"].strip(),
+                        round(float(w["start"]), 3),
+                        round(float(min(w["end"], duration)), 3),
+                        round(float(w["probability"]), 4),
+                    )
+                    for w in segment.get("words", ())
+                    if w["word"].strip()
+                )
+        except (RuntimeError, ValueError) as exc:
+            raise EngineError(f"{self._model_id} failed: {exc}") from exc
+        seg = Segment(text, 0.0, duration, words, language, float(avg_logprob), float(result.no_speech_prob))
+        return Transcript(
+            segments=apply_vocabulary([seg], options.prompts),
+            duration=duration,
+            language=language,
+            language_probability=probability,
+            language_candidates=candidates,
+            model_id=self._model_id,
+        )
 
     def transcribe(
         self, audio: Audio, options: TranscriptionOptions, progress: ProgressCallback | None = None

@@ -18,6 +18,7 @@ from fastapi import APIRouter, WebSocket
 from starlette.websockets import WebSocketDisconnect, WebSocketState
 
 from voxgate.audio.pcm import PcmEncoding
+from voxgate.config import Settings
 from voxgate.errors import (
     IdleTimeout,
     InvalidBase64,
@@ -116,10 +117,10 @@ def _session_config(cfg: StreamTranscribeConfig) -> SessionConfig:
 class _Connection:
     """One client: a receive loop feeding the runner and a send loop draining its events."""
 
-    def __init__(self, ws: WebSocket, service: Service) -> None:
+    def __init__(self, ws: WebSocket, service: Service, settings: Settings) -> None:
         self.ws = ws
         self.service = service
-        self.settings = service.settings
+        self.settings = settings
         self.runner: StreamRunner | None = None
         self.turn_ended_at: dict[int, float] = {}
 
@@ -213,11 +214,12 @@ class _Connection:
 @router.websocket("/stt/v1/transcribe:streamBidirectional")
 async def stream(ws: WebSocket) -> None:
     service: Service = ws.app.state.service
-    conn = _Connection(ws, service)
+    settings: Settings = ws.app.state.settings
+    conn = _Connection(ws, service, settings)
     await ws.accept()
     runner: StreamRunner | None = None
     try:
-        check_credentials(ws.headers, service.settings)
+        check_credentials(ws.headers, settings)
         runner = await conn.configure()
         receiving = asyncio.create_task(conn.pump_in(runner))
         sending = asyncio.create_task(conn.pump_out(runner))

@@ -135,7 +135,7 @@ class StreamRunner:
                 )
             else:
                 future = self._scheduler.submit(
-                    functools.partial(self._engine.transcribe, job.audio, job.options),
+                    functools.partial(self._engine.transcribe_utterance, job.audio, job.options),
                     deadline_in=_DEADLINES[job.kind],
                 )
             result = await wait(future)
