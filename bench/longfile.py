@@ -1,0 +1,171 @@
+"""Long-file benchmark: a file of N minutes (default 60) in bounded memory, with timestamps right across windows.
+
+The file is built from the real clips in ``shared/data/en`` (each followed by a gap of silence, cycling until the
+length is reached) and encoded as Ogg/Opus, so decoding is a real stream decode. voxgate transcribes it through
+``Service.transcribe_sync`` (the CLI's path): stream-decode → windows cut at quiet points → VAD chunks → batched
+decoding. We report wall time, real-time factor, peak resident memory (compared with what holding the decoded audio
+alone would take), and how far each clip's first recognised word lands from where the clip was placed.
+
+    python bench/longfile.py                 # 60 minutes, whisper/tiny.en
+    python bench/longfile.py --minutes 10 --model whisper/base
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import av
+import numpy as np
+
+from voxgate.audio.decode import decode
+from voxgate.config import Settings
+from voxgate.service import Service
+from voxgate.types import SAMPLE_RATE, TranscriptionOptions
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build(path: Path, minutes: float, gap: float, data: Path) -> list[tuple[float, str]]:
+    """Write the long file; return (start second, reference) of every clip placed in it."""
+    with open(data / "en" / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    clips = [(decode(data / "en" / r["path"]), r["reference"]) for r in rows]
+    silence = np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)
+    total = int(minutes * 60 * SAMPLE_RATE)
+    placed: list[tuple[float, str]] = []
+    written = 0
+    with av.open(str(path), "w", format="ogg") as out:
+        stream = out.add_stream("libopus", rate=48_000, layout="mono")
+        stream.bit_rate = 32_000
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=48_000)
+
+        def encode(samples: np.ndarray | None) -> None:
+            if samples is None:
+                frames = resampler.resample(None)
+            else:
+                pcm = (np.clip(samples, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+                frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+                frame.sample_rate = SAMPLE_RATE
+                frames = resampler.resample(frame)
+            for fr in frames:
+                for packet in stream.encode(fr):
+                    out.mux(packet)
+
+        i = 0
+        while written < total:
+            audio, reference = clips[i % len(clips)]
+            placed.append((written / SAMPLE_RATE, reference))
+            for piece in (audio, silence):
+                encode(piece)
+                written += len(piece)
+            i += 1
+        encode(None)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return placed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", type=float, default=60.0)
+    parser.add_argument("--model", default="whisper/tiny.en")
+    parser.add_argument("--gap", type=float, default=1.5, help="seconds of silence after each clip")
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--out", type=Path, default=RESULTS / "longfile.json")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "long.ogg"
+        started = time.perf_counter()
+        placed = build(path, args.minutes, args.gap, args.data)
+        print(
+            f"built {args.minutes:g} min Ogg/Opus ({path.stat().st_size / 1e6:.1f} MB, {len(placed)} clips) "
+            f"in {time.perf_counter() - started:.0f} s",
+            flush=True,
+        )
+        service = Service(Settings(home=Path(tmp) / "home", preload=[]))
+        service.engine(args.model)
+        rss_before = _peak_rss_mb()
+        progress: list[float] = []
+        started = time.perf_counter()
+        transcript = service.transcribe_sync(
+            path, TranscriptionOptions(language="en"), args.model, progress=lambda done, total: progress.append(done)
+        )
+        wall = time.perf_counter() - started
+        rss_after = _peak_rss_mb()
+        service.close()
+
+    words = transcript.words
+    starts = np.array([w.start for w in words])
+    offsets = []
+    for clip_start, _ in placed:
+        i = int(np.searchsorted(starts, clip_start - 0.5))
+        if i < len(words) and words[i].start < clip_start + 3.0:
+            offsets.append(words[i].start - clip_start)
+    offsets_arr = np.abs(np.array(offsets))
+    monotonic = bool(np.all(np.diff(starts) >= 0))
+    decoded_mb = args.minutes * 60 * SAMPLE_RATE * 4 / 1e6
+    result = {
+        "benchmark": "longfile",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": args.model,
+        "minutes": args.minutes,
+        "clips_placed": len(placed),
+        "clips_found": len(offsets),
+        "audio_seconds": round(transcript.duration, 2),
+        "wall_seconds": round(wall, 1),
+        "real_time_factor": round(wall / transcript.duration, 4),
+        "progress_reports": len(progress),
+        "peak_rss_mb_after_model_load": round(rss_before, 1),
+        "peak_rss_mb_after_transcription": round(rss_after, 1),
+        "decoded_audio_mb_if_held_whole": round(decoded_mb, 1),
+        "first_word_offset_seconds": {
+            "median": round(float(np.median(offsets_arr)), 3) if len(offsets) else None,
+            "p95": round(float(np.percentile(offsets_arr, 95)), 3) if len(offsets) else None,
+            "max": round(float(offsets_arr.max()), 3) if len(offsets) else None,
+        },
+        "word_starts_monotonic": monotonic,
+        "words": len(words),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": sys.version.split()[0],
+            "platform": platform.platform(),
+            "loadavg": os.getloadavg(),
+        },
+    }
+    print(
+        f"{args.model}: {transcript.duration / 60:.1f} min of audio in {wall:.0f} s "
+        f"(real-time factor {wall / transcript.duration:.3f}), {result['progress_reports']} windows"
+    )
+    print(
+        f"peak RSS {rss_after:.0f} MB (after loading the model: {rss_before:.0f} MB); "
+        f"the decoded audio alone would be {decoded_mb:.0f} MB"
+    )
+    print(
+        f"clips found {len(offsets)}/{len(placed)}; first-word offset from clip start: median "
+        f"{result['first_word_offset_seconds']['median']} s, p95 {result['first_word_offset_seconds']['p95']} s; "
+        f"word starts monotonic: {monotonic}"
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
