@@ -22,10 +22,12 @@ from voxgate.protocol.http import TranscribeResponse, normalize_language
 from voxgate.protocol.ws import (
     EndOfTurnMessage,
     ResultMessage,
+    ServerMessage,
     SpeechEndedMessage,
     SpeechStartedMessage,
     StreamTranscription,
     TurnMode,
+    VoiceProfileMessage,
 )
 from voxgate.types import Transcript, TranscriptionOptions
 
@@ -160,7 +162,7 @@ class _StreamPrinter:
         self.partial = ""
         self.finals: set[int] = set()
 
-    def show(self, message: ResultMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage) -> None:
+    def show(self, message: ServerMessage) -> None:
         if isinstance(message, ResultMessage) and message.result.transcription.is_final:
             self.finals.add(message.result.transcription.turn_index)
         if self.json_lines:
@@ -177,16 +179,24 @@ class _StreamPrinter:
             else:
                 self._draw_partial(t.transcript.strip())
             return
-        if isinstance(message, SpeechStartedMessage):
+        if isinstance(message, VoiceProfileMessage):
+            p = message.result.voice_profile
+            tops = [f"{name} {labels[0].label} ({labels[0].confidence:.2f})" for name, labels in (
+                ("language", p.language), ("emotion", p.emotion), ("pitch", p.pitch), ("style", p.vocal_style),
+            ) if labels]  # fmt: skip
+            note = f"voice profile ({p.scope}, turn {p.turn_index}): " + ", ".join(tops)
+        elif isinstance(message, SpeechStartedMessage):
             e = message.speech_started
             note = f"speech started at {e.time_seconds:.2f} s (turn {e.turn_index})"
         elif isinstance(message, SpeechEndedMessage):
             e = message.speech_ended
             note = f"speech ended at {e.time_seconds:.2f} s (turn {e.turn_index})"
-        else:
+        elif isinstance(message, EndOfTurnMessage):
             end = message.end_of_turn
             why = end.reason.value + (f", p={end.probability:.2f}" if end.probability is not None else "")
             note = f"end of turn {end.turn_index} at {end.time_seconds:.2f} s ({why})"
+        else:  # errors are raised by the client before they reach here
+            return
         self.note(note)
 
     def note(self, text: str, style: str = "dim") -> None:

@@ -9,14 +9,19 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["Settings"]
+__all__ = ["ProfileModel", "Settings"]
 
 
 def _default_home() -> Path:
     return Path(platformdirs.user_cache_dir("voxgate"))
+
+
+class ProfileModel(BaseModel):
+    path: Path
+    labels: list[str]
 
 
 class Settings(BaseSettings):
@@ -61,6 +66,13 @@ class Settings(BaseSettings):
     """Batch streaming partials of all sessions on the same model into one decode."""
     max_streams: int = 64
     """Streams served at once; more are refused with ``resource_exhausted``."""
+
+    language_id_model: str = "whisper/base"
+    """Model whose language identification feeds the voice profile (and its accent cue)."""
+    profile_models: dict[str, ProfileModel] = Field(default_factory=dict)
+    """Your own ONNX classifiers for voice-profile dimensions, e.g.
+    ``VOXGATE_PROFILE_MODELS='{"emotion": {"path": "/models/ser.onnx", "labels": ["angry", "happy", ...]}}'``.
+    Input: 16 kHz float32 waveform ``[1, samples]``; output: one score (logit or probability) per label."""
 
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Accepted API keys. Empty: no authentication (the default on localhost)."""

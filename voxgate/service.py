@@ -6,13 +6,14 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
+from voxgate.analysis.profile import OnnxClassifier, ProfileAnalyzer, VoiceProfile, merge_profiles
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import SileroVad
 from voxgate.audio.decode import iter_decode, probe
@@ -21,20 +22,30 @@ from voxgate.audio.windows import iter_windows
 from voxgate.config import Settings
 from voxgate.engines.base import Engine
 from voxgate.engines.registry import load_engine
-from voxgate.errors import AudioDecodeError, EmptyAudio, InvalidRequest, ResourceExhausted
+from voxgate.errors import AudioDecodeError, EmptyAudio, InvalidRequest, ModelUnavailable, ResourceExhausted
 from voxgate.metrics import Metrics
 from voxgate.models.catalog import ALIASES, PACKAGED, ModelSpec, resolve
 from voxgate.protocol.ws import TurnMode
 from voxgate.scheduler import Scheduler
 from voxgate.streaming.runner import StreamRunner
 from voxgate.streaming.session import SessionConfig
-from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Segment, Transcript, TranscriptionOptions
+from voxgate.types import (
+    SAMPLE_RATE,
+    Audio,
+    LanguageScore,
+    ProgressCallback,
+    Segment,
+    Transcript,
+    TranscriptionOptions,
+    Word,
+)
 
-__all__ = ["ModelInfo", "RawAudio", "Service"]
+__all__ = ["FileResult", "ModelInfo", "RawAudio", "Service"]
 
 log = logging.getLogger(__name__)
 
 _DECODE_CHUNK_SECONDS = 30.0
+_MIN_LID_SECONDS = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +83,7 @@ class Service:
         self._vad: SileroVad | None = None
         self._turn: TurnDetector | None = None
         self._small_models: anyio.CapacityLimiter | None = None
+        self._profiler: ProfileAnalyzer | None = None
         self.active_streams = 0
 
     # -- models ---------------------------------------------------------------------------------------------------
@@ -127,6 +139,29 @@ class Service:
             self.vad()
             self.turn_detector()
 
+    def profile_analyzer(self) -> ProfileAnalyzer:
+        """The shared voice-profile analyzer (with the configured ONNX overrides)."""
+        with self._load_lock:
+            if self._profiler is None:
+                overrides = {
+                    dim: OnnxClassifier(spec.path, spec.labels) for dim, spec in self.settings.profile_models.items()
+                }
+                self._profiler = ProfileAnalyzer(overrides)
+            return self._profiler
+
+    def profile(
+        self, audio: Audio, *, text: str = "", words: Sequence[Word] = (), language: str | None = None
+    ) -> VoiceProfile:
+        """A voice profile of ``audio`` (blocking; run it on the scheduler): language ID, then the analyzers."""
+        scores: tuple[LanguageScore, ...] = ()
+        if len(audio) >= _MIN_LID_SECONDS * SAMPLE_RATE:
+            lid = self.engine(self.settings.language_id_model)
+            detect = getattr(lid, "detect_language", None)
+            if detect is None:
+                raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
+            scores = detect(audio)
+        return self.profile_analyzer().analyze(audio, words=words, text=text, language=scores, spoken_language=language)
+
     def vad(self) -> SileroVad:
         """The shared Silero VAD model (each stream gets its own state from it)."""
         with self._load_lock:
@@ -155,17 +190,26 @@ class Service:
         """A runner for one stream, its models loaded and its options checked; close it with ``aclose()``."""
         if self.active_streams >= self.settings.max_streams:
             raise ResourceExhausted(f"the server is at its limit of {self.settings.max_streams} streams")
-        check_sample_rate(sample_rate)
-        engine = await self.load(model_id)
-        language = config.options.language
-        if language is not None and language not in engine.capabilities.languages:
-            raise InvalidRequest(f"{engine.model_id} does not recognise language {language!r}")
-        vad = await anyio.to_thread.run_sync(self.vad)
-        turn = await anyio.to_thread.run_sync(self.turn_detector) if config.turn.mode is TurnMode.SEMANTIC else None
+        self.active_streams += 1  # reserved before the first await, so simultaneous configs cannot all pass
+        self.metrics.streams.set(self.active_streams)
+        try:
+            check_sample_rate(sample_rate)
+            engine = await self.load(model_id)
+            language = config.options.language
+            if language is not None and language not in engine.capabilities.languages:
+                raise InvalidRequest(f"{engine.model_id} does not recognise language {language!r}")
+            vad = await anyio.to_thread.run_sync(self.vad)
+            semantic = config.turn.mode is TurnMode.SEMANTIC
+            turn = await anyio.to_thread.run_sync(self.turn_detector) if semantic else None
+            if config.profile:
+                await anyio.to_thread.run_sync(self.profile_analyzer)
+                await self.load(self.settings.language_id_model)
+        except BaseException:
+            self.active_streams -= 1
+            self.metrics.streams.set(self.active_streams)
+            raise
         if self._small_models is None:
             self._small_models = anyio.CapacityLimiter(max(1, (self.settings.cpu_threads or 1)))
-        self.active_streams += 1
-        self.metrics.streams.set(self.active_streams)
 
         def closed() -> None:
             self.active_streams -= 1
@@ -182,6 +226,7 @@ class Service:
             channels=channels,
             small_models=self._small_models,
             batching=self.settings.stream_batching,
+            profiler=self.profile if config.profile else None,
             on_close=closed,
         )
 
@@ -216,12 +261,24 @@ class Service:
             chunks = iter_decode(source, chunk_seconds=_DECODE_CHUNK_SECONDS)
         return iter_windows(chunks, window_seconds=self.settings.window_seconds)
 
-    def _run_window(self, engine: Engine, audio: Audio, options: TranscriptionOptions) -> Transcript:
+    def _run_window(
+        self, engine: Engine, audio: Audio, options: TranscriptionOptions, profile: bool = False
+    ) -> tuple[Transcript, tuple[VoiceProfile | None, ...]]:
         started = time.perf_counter()
         result = engine.transcribe(audio, options)
         self.metrics.inference_seconds.labels(engine.model_id).observe(time.perf_counter() - started)
         self.metrics.audio_seconds.labels(engine.model_id).inc(len(audio) / SAMPLE_RATE)
-        return result
+        profiles: tuple[VoiceProfile | None, ...] = ()
+        if profile:
+            profiles = tuple(self._segment_profile(audio, s, options.language) for s in result.segments)
+        return result, profiles
+
+    def _segment_profile(self, audio: Audio, segment: Segment, language: str | None) -> VoiceProfile | None:
+        clip = audio[int(segment.start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
+        if len(clip) < SAMPLE_RATE // 4:
+            return None
+        words = tuple(w for w in segment.words)
+        return self.profile(clip, text=segment.text, words=words, language=language or segment.language)
 
     def transcribe_sync(
         self,
@@ -235,35 +292,54 @@ class Service:
         total = self.duration_hint(source)
         parts = []
         for offset, audio in self.windows(source):
-            parts.append((offset, self._run_window(engine, audio, options)))
+            parts.append((offset, *self._run_window(engine, audio, options)))
             if progress is not None:
                 progress((offset + len(audio)) / SAMPLE_RATE, total)
-        return merge_windows(parts, engine.model_id)
+        return merge_windows(parts, engine.model_id).transcript
 
     async def transcribe(
         self, source: AudioSource, options: TranscriptionOptions, model_id: str | None = None
     ) -> Transcript:
         """Transcribe a whole file; decoding runs in a thread, each window is one job on the scheduler."""
+        return (await self.transcribe_file(source, options, model_id)).transcript
+
+    async def transcribe_file(
+        self, source: AudioSource, options: TranscriptionOptions, model_id: str | None = None, *, profile: bool = False
+    ) -> FileResult:
+        """:meth:`transcribe`, with a voice profile for the file and each segment when ``profile`` is set."""
         engine = await self.load(model_id)
+        if profile:
+            await self.load(self.settings.language_id_model)
         windows = self.windows(source)
         parts = []
         while (item := await anyio.to_thread.run_sync(next, windows, None)) is not None:
             offset, audio = item
-            result = await self.scheduler.run(functools.partial(self._run_window, engine, audio, options))
-            parts.append((offset, result))
+            work = functools.partial(self._run_window, engine, audio, options, profile)
+            parts.append((offset, *await self.scheduler.run(work)))
         return merge_windows(parts, engine.model_id)
 
 
-def merge_windows(parts: list[tuple[int, Transcript]], model_id: str) -> Transcript:
+@dataclass(frozen=True, slots=True)
+class FileResult:
+    transcript: Transcript
+    profile: VoiceProfile | None = None
+    """The whole file's voice profile (segments merged, weighted by speech)."""
+    segment_profiles: tuple[VoiceProfile | None, ...] = ()
+    """One per segment of the transcript, in order (None for segments too short to measure)."""
+
+
+def merge_windows(parts: list[tuple[int, Transcript, tuple[VoiceProfile | None, ...]]], model_id: str) -> FileResult:
     """Join per-window transcripts into one, moving every time by its window's offset."""
     if not parts:
         raise EmptyAudio("the audio contains no samples")
     segments: list[Segment] = []
-    for offset, part in parts:
+    profiles: list[VoiceProfile | None] = []
+    for offset, part, part_profiles in parts:
         segments.extend(s.shifted(offset / SAMPLE_RATE) for s in part.segments)
+        profiles.extend(part_profiles)
     first = parts[0][1]
-    last_offset, last = parts[-1]
-    return Transcript(
+    last_offset, last, _ = parts[-1]
+    transcript = Transcript(
         segments=tuple(segments),
         duration=last_offset / SAMPLE_RATE + last.duration,
         language=first.language,
@@ -271,3 +347,5 @@ def merge_windows(parts: list[tuple[int, Transcript]], model_id: str) -> Transcr
         language_candidates=first.language_candidates,
         model_id=model_id,
     )
+    measured = [p for p in profiles if p is not None]
+    return FileResult(transcript, merge_profiles(measured), tuple(profiles))

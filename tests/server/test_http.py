@@ -441,12 +441,22 @@ def test_word_timestamps_can_be_turned_off(client: TestClient, short_wav: bytes)
     assert "joy" in normalise(result["transcription"]["transcript"])
 
 
-def test_voice_profile_request_warns(client: TestClient, short_wav: bytes) -> None:
-    body = request_body(short_wav, modelId=TINY, voiceProfileConfig={"enableVoiceProfile": True, "topN": 3})
+def test_voice_profile_in_the_response(client: TestClient, short_wav: bytes) -> None:
+    body = request_body(short_wav, modelId=TINY, voiceProfileConfig={"enableVoiceProfile": True, "topN": 2})
     response = client.post(URL, json=body)
     assert response.status_code == 200, response.text
-    warnings = response.json()["warnings"]
-    assert any("voiceProfile" in w for w in warnings), warnings
+    out = response.json()
+    profile = out["voiceProfile"]
+    for dimension in ("language", "age", "emotion", "pitch", "vocalStyle", "accent"):
+        labels = profile[dimension]
+        assert 1 <= len(labels) <= 2, (dimension, labels)
+        confidences = [item["confidence"] for item in labels]
+        assert confidences == sorted(confidences, reverse=True)
+        assert all(0.0 <= c <= 1.0 for c in confidences)
+    assert profile["language"][0]["label"] == "en"
+    assert 60 < profile["features"]["f0MedianHz"] < 400
+    assert all(seg["voiceProfile"] is not None for seg in out["segments"])
+    assert out["warnings"] == []
 
 
 # -- errors -------------------------------------------------------------------------------------------------------

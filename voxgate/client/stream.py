@@ -57,6 +57,7 @@ from voxgate.protocol.ws import (
     StreamTranscribeConfig,
     TranscribeConfigMessage,
     TurnDetection,
+    VoiceProfileMessage,
 )
 from voxgate.types import SAMPLE_RATE
 
@@ -75,7 +76,7 @@ log = logging.getLogger(__name__)
 
 STREAM_PATH = "/stt/v1/transcribe:streamBidirectional"
 
-StreamResult = ResultMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage
+StreamResult = ResultMessage | VoiceProfileMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage
 """What iterating a stream yields: transcripts and speech events (errors are raised, not yielded)."""
 
 _NORMAL_CLOSE = 1000
@@ -85,7 +86,7 @@ _DECODE_BLOCK_SECONDS = 10.0
 """stream_file decodes this much audio at a time (in a worker thread) and slices it into chunks."""
 
 _SERVER_MESSAGES: dict[str, TypeAdapter[Any]] = {
-    "result": TypeAdapter(ResultMessage),
+    "result": TypeAdapter(ResultMessage | VoiceProfileMessage),
     "speechStarted": TypeAdapter(SpeechStartedMessage),
     "speechEnded": TypeAdapter(SpeechEndedMessage),
     "endOfTurn": TypeAdapter(EndOfTurnMessage),

@@ -80,6 +80,13 @@ def _draft_tokens(seconds: float) -> int:
     return int(seconds * _DRAFT_TOKENS_PER_SECOND) + 10
 
 
+def _repeats(text: str, n: int = 4) -> bool:
+    """True when some run of ``n`` words occurs twice: the decoder's usual loop on trailing silence."""
+    words = [w.strip(".,!?;:").lower() for w in text.split()]
+    grams = [tuple(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return len(set(grams)) < len(grams)
+
+
 def _compression_ratio(text: str) -> float:
     raw = text.encode("utf-8")
     return len(raw) / len(zlib.compress(raw))
@@ -217,6 +224,18 @@ class WhisperEngine:
             )
         return out
 
+    def detect_language(self, audio: Audio, top: int = 5) -> tuple[LanguageScore, ...]:
+        """Language identification over (at most the last 30 s of) ``audio``, on a shortened encoder window."""
+        if not self._capabilities.language_detection:
+            return (LanguageScore("en", 1.0),)
+        clip = audio[-(_FULL_FRAMES - _DRAFT_PAD_FRAMES) * 160 :]
+        try:
+            features, _ = _draft_features(self._model, [clip])
+            ranked = self._model.model.detect_language(self._model.encode(features))[0]
+        except (RuntimeError, ValueError) as exc:
+            raise EngineError(f"{self._model_id} language identification failed: {exc}") from exc
+        return tuple(LanguageScore(token[2:-2], round(float(p), 4)) for token, p in ranked[:top])
+
     def transcribe_utterance(self, audio: Audio, options: TranscriptionOptions) -> Transcript:
         """A streaming turn (at most 30 s): beam search and word times like :meth:`transcribe`, on a shortened window.
 
@@ -229,6 +248,8 @@ class WhisperEngine:
             return self.transcribe(audio, options)
         model = self._model
         duration = len(audio) / SAMPLE_RATE
+        if round(duration * 100) == 0:  # not one 10 ms frame: nothing to decode, nothing to align words to
+            return Transcript((), duration, options.language or "en", 1.0, (), self._model_id)
         multilingual = self._capabilities.language_detection
         try:
             features, _ = _draft_features(model, [audio])
@@ -259,7 +280,7 @@ class WhisperEngine:
             if not tokens or (result.no_speech_prob > _NO_SPEECH and avg_logprob < _LOW_LOGPROB):
                 return Transcript((), duration, language, probability, candidates, self._model_id)
             text = tokenizer.decode(tokens).strip()
-            if _compression_ratio(text) > _MAX_COMPRESSION:
+            if _compression_ratio(text) > _MAX_COMPRESSION or _repeats(text):
                 return self.transcribe(audio, options)
             words: tuple[Word, ...] = ()
             if options.word_timestamps:

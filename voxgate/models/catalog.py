@@ -149,6 +149,10 @@ def resolve(model_id: str, default_model: str) -> ModelSpec:
     if not sep or not name:
         raise ModelNotFound(f"model id {model_id!r} must look like 'provider/model'; known: {', '.join(known_ids())}")
     if provider != "whisper":
+        from voxgate.engines.registry import PROVIDERS  # late: the registry imports this module
+
+        if provider in PROVIDERS:
+            return ModelSpec(id=requested, provider=provider, name=name)
         raise ModelNotFound(f"unknown provider {provider!r} in model id {model_id!r}; known: {', '.join(known_ids())}")
     if name in PACKAGED:
         return ModelSpec(id=f"whisper/{name}", provider="whisper", name=name, packaged=PACKAGED[name])

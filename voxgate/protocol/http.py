@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic.alias_generators import to_camel, to_snake
 
+from voxgate.analysis.profile import VoiceProfile
 from voxgate.types import Segment, Transcript, Word
 
 __all__ = [
@@ -25,6 +27,7 @@ __all__ = [
     "Transcription",
     "Usage",
     "VoiceProfileConfig",
+    "VoiceProfileOut",
     "WordTimestamp",
     "normalize_language",
 ]
@@ -108,6 +111,7 @@ class SegmentOut(CamelModel):
     end_time_seconds: float
     language: str | None = None
     word_timestamps: list[WordTimestamp] = Field(default_factory=list)
+    voice_profile: VoiceProfileOut | None = None
 
     @classmethod
     def of(cls, s: Segment, words: bool) -> SegmentOut:
@@ -117,6 +121,36 @@ class SegmentOut(CamelModel):
             end_time_seconds=s.end,
             language=s.language,
             word_timestamps=[WordTimestamp.of(w) for w in s.words] if words else [],
+        )
+
+
+class LabelConfidence(CamelModel):
+    label: str
+    confidence: float
+
+
+class VoiceProfileOut(CamelModel):
+    """One array per dimension, most confident first, plus the measurements behind them."""
+
+    language: list[LabelConfidence] = Field(default_factory=list)
+    age: list[LabelConfidence] = Field(default_factory=list)
+    emotion: list[LabelConfidence] = Field(default_factory=list)
+    pitch: list[LabelConfidence] = Field(default_factory=list)
+    vocal_style: list[LabelConfidence] = Field(default_factory=list)
+    accent: list[LabelConfidence] = Field(default_factory=list)
+    features: dict[str, float | None] = Field(default_factory=dict)
+    speech_seconds: float = 0.0
+
+    @classmethod
+    def of(cls, profile: VoiceProfile, top_n: int) -> Self:
+        top = profile.top(top_n)
+        return cls(
+            **{
+                to_snake(name): [LabelConfidence(label=s.label, confidence=s.confidence) for s in labels]
+                for name, labels in top.dimensions().items()
+            },
+            features=top.features.to_dict(),
+            speech_seconds=round(top.speech_seconds, 2),
         )
 
 
@@ -130,6 +164,7 @@ class TranscribeResponse(CamelModel):
     usage: Usage
     language_candidates: list[LanguageCandidate] = Field(default_factory=list)
     segments: list[SegmentOut] = Field(default_factory=list)
+    voice_profile: VoiceProfileOut | None = None
     warnings: list[str] = Field(default_factory=list)
 
     @classmethod

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from voxgate.errors import ProtocolViolation
-from voxgate.protocol.http import CamelModel, VoiceProfileConfig, WordTimestamp
+from voxgate.protocol.http import CamelModel, VoiceProfileConfig, VoiceProfileOut, WordTimestamp
 
 __all__ = [
     "AudioChunk",
@@ -40,9 +40,11 @@ __all__ = [
     "StreamEncoding",
     "StreamTranscribeConfig",
     "StreamTranscription",
+    "StreamVoiceProfile",
     "TranscribeConfigMessage",
     "TurnDetection",
     "TurnMode",
+    "VoiceProfileMessage",
     "parse_client_message",
 ]
 
@@ -95,6 +97,8 @@ class StreamTranscribeConfig(CamelModel):
     include_word_timestamps: bool = True
     voice_profile_config: VoiceProfileConfig | None = None
     turn_detection: TurnDetection = Field(default_factory=TurnDetection)
+    profile_interval_ms: int = Field(default=1000, ge=250, le=30_000)
+    """Voice profile cadence: an update after about this much new speech (when the profile is enabled)."""
     partial_interval_ms: int = Field(default=500, ge=100, le=10_000)
     """Cadence of partial results: a new partial after about this much new audio."""
     enable_partials: bool = True
@@ -191,6 +195,21 @@ class ResultMessage(CamelModel):
     result: TranscriptionResult
 
 
+class StreamVoiceProfile(VoiceProfileOut):
+    turn_index: int
+    time_seconds: float
+    scope: str
+    """``stream``: smoothed over the whole stream so far (sent as speech accumulates); ``turn``: one finished turn."""
+
+
+class VoiceProfileResult(CamelModel):
+    voice_profile: StreamVoiceProfile
+
+
+class VoiceProfileMessage(CamelModel):
+    result: VoiceProfileResult
+
+
 class SpeechEvent(CamelModel):
     time_seconds: float
     turn_index: int
@@ -223,4 +242,6 @@ class ErrorMessage(CamelModel):
     error: ErrorBody
 
 
-ServerMessage = ResultMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage | ErrorMessage
+ServerMessage = (
+    ResultMessage | VoiceProfileMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage | ErrorMessage
+)

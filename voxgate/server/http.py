@@ -19,11 +19,12 @@ from voxgate.protocol.http import (
     TranscribeConfig,
     TranscribeRequest,
     TranscribeResponse,
+    VoiceProfileOut,
     normalize_language,
 )
 from voxgate.server.auth import require_key
-from voxgate.service import AudioSource, RawAudio, Service
-from voxgate.types import Transcript, TranscriptionOptions
+from voxgate.service import AudioSource, FileResult, RawAudio, Service
+from voxgate.types import TranscriptionOptions
 
 __all__ = ["audio_source", "router", "run_transcription"]
 
@@ -74,12 +75,17 @@ def options_of(config: TranscribeConfig) -> TranscriptionOptions:
 
 
 async def run_transcription(
-    service: Service, source: AudioSource, options: TranscriptionOptions, model_id: str | None
-) -> Transcript:
+    service: Service,
+    source: AudioSource,
+    options: TranscriptionOptions,
+    model_id: str | None,
+    *,
+    profile: bool = False,
+) -> FileResult:
     """Transcribe with the configured deadline; a request that runs past it gets a ``timeout`` error."""
     limit = service.settings.request_timeout_seconds
     with anyio.move_on_after(limit):
-        return await service.transcribe(source, options, model_id)
+        return await service.transcribe_file(source, options, model_id, profile=profile)
     raise Timeout(f"transcription took longer than {limit:.0f} s (VOXGATE_REQUEST_TIMEOUT_SECONDS)")
 
 
@@ -139,12 +145,20 @@ async def transcribe(request: Request) -> TranscribeResponse:
         raise InvalidRequest(f"unsupported content type {content_type!r}: send application/json or multipart/form-data")
     service = _service(request)
     source = audio_source(data, config, request.app.state.settings.max_upload_bytes)
-    transcript = await run_transcription(service, source, options_of(config), config.model_id)
+    profile = config.voice_profile_config
+    wanted = profile is not None and profile.enable_voice_profile
+    result = await run_transcription(service, source, options_of(config), config.model_id, profile=wanted)
+    transcript = result.transcript
     response = TranscribeResponse.of(
         transcript, model_id=config.model_id or transcript.model_id, words=config.include_word_timestamps
     )
-    if config.voice_profile_config is not None and config.voice_profile_config.enable_voice_profile:
-        response.warnings.append("voiceProfileConfig: voice profiles are not available in this version")
+    if wanted and profile is not None:
+        top_n = profile.top_n
+        response.voice_profile = VoiceProfileOut.of(result.profile, top_n) if result.profile else None
+        for out, segment_profile in zip(response.segments, result.segment_profiles, strict=True):
+            out.voice_profile = VoiceProfileOut.of(segment_profile, top_n) if segment_profile else None
+        if result.profile is None:
+            response.warnings.append("voiceProfileConfig: no speech long enough to profile")
     return response
 
 

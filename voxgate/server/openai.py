@@ -64,7 +64,7 @@ async def _handle(
         word_timestamps=want_words or fmt in (ResponseFormat.SRT, ResponseFormat.VTT),
     )
     model_id = _OPENAI_ALIASES.get(model, model)
-    transcript = await run_transcription(service, source, options, model_id)
+    transcript = (await run_transcription(service, source, options, model_id)).transcript
     if fmt is ResponseFormat.VERBOSE_JSON:
         body = to_openai_json(
             transcript,

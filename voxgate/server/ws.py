@@ -26,7 +26,7 @@ from voxgate.errors import (
     ProtocolViolation,
     VoxgateError,
 )
-from voxgate.protocol.http import WordTimestamp, normalize_language
+from voxgate.protocol.http import VoiceProfileOut, WordTimestamp, normalize_language
 from voxgate.protocol.ws import (
     AudioChunk,
     CloseStream,
@@ -42,13 +42,24 @@ from voxgate.protocol.ws import (
     SpeechStartedMessage,
     StreamTranscribeConfig,
     StreamTranscription,
+    StreamVoiceProfile,
     TranscribeConfigMessage,
     TranscriptionResult,
+    VoiceProfileMessage,
+    VoiceProfileResult,
     parse_client_message,
 )
 from voxgate.server.auth import check_credentials
 from voxgate.service import Service
-from voxgate.streaming.events import Event, SpeechEnded, SpeechStarted, StreamClosed, TranscriptEvent, TurnEnded
+from voxgate.streaming.events import (
+    Event,
+    ProfileEvent,
+    SpeechEnded,
+    SpeechStarted,
+    StreamClosed,
+    TranscriptEvent,
+    TurnEnded,
+)
 from voxgate.streaming.runner import StreamRunner
 from voxgate.streaming.session import SessionConfig
 from voxgate.types import TranscriptionOptions
@@ -61,7 +72,7 @@ router = APIRouter()
 _NORMAL = 1000
 
 
-def to_wire(event: Event) -> dict[str, Any] | None:
+def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
     """A session event as the JSON object the client receives (None for events with no frame of their own)."""
     message: Any
     if isinstance(event, TranscriptEvent):
@@ -77,6 +88,15 @@ def to_wire(event: Event) -> dict[str, Any] | None:
                     start_time_seconds=event.start,
                     end_time_seconds=event.end,
                     stable_word_count=event.stable_words,
+                )
+            )
+        )
+    elif isinstance(event, ProfileEvent):
+        out = VoiceProfileOut.of(event.profile, top_n)
+        message = VoiceProfileMessage(
+            result=VoiceProfileResult(
+                voice_profile=StreamVoiceProfile(
+                    **out.model_dump(), turn_index=event.turn, time_seconds=event.time, scope=event.scope
                 )
             )
         )
@@ -111,6 +131,8 @@ def _session_config(cfg: StreamTranscribeConfig) -> SessionConfig:
         turn=cfg.turn_detection,
         partial_interval=cfg.partial_interval_ms / 1000,
         partials=cfg.enable_partials,
+        profile=cfg.voice_profile_config is not None and cfg.voice_profile_config.enable_voice_profile,
+        profile_interval=cfg.profile_interval_ms / 1000,
     )
 
 
@@ -123,11 +145,12 @@ class _Connection:
         self.settings = settings
         self.runner: StreamRunner | None = None
         self.turn_ended_at: dict[int, float] = {}
+        self.top_n = 3
 
-    async def receive(self) -> str | bytes:
+    async def receive(self, *, idle_timeout: bool = True) -> str | bytes:
         idle = self.settings.stream_idle_timeout_seconds
         try:
-            async with asyncio.timeout(idle):
+            async with asyncio.timeout(idle if idle_timeout else None):
                 message = await self.ws.receive()
         except TimeoutError:
             raise IdleTimeout(f"no message for {idle:g} s; closing the stream") from None
@@ -148,6 +171,8 @@ class _Connection:
         if not isinstance(first, TranscribeConfigMessage):
             raise ProtocolViolation('the first message must be {"transcribeConfig": {...}}')
         cfg = first.transcribe_config
+        if cfg.voice_profile_config is not None:
+            self.top_n = cfg.voice_profile_config.top_n
         return await self.service.open_stream(
             cfg.model_id,
             _session_config(cfg),
@@ -158,10 +183,14 @@ class _Connection:
 
     async def pump_in(self, runner: StreamRunner) -> None:
         closing = False
+        at_limit = False
         while True:
-            message = parse_client_message(await self.receive())
+            # Once closing, the client is only waiting for its finals: its silence is not idleness.
+            message = parse_client_message(await self.receive(idle_timeout=not closing))
             if isinstance(message, TranscribeConfigMessage):
                 raise ProtocolViolation("transcribeConfig may only be sent once, as the first message")
+            if at_limit:
+                continue  # the server ended the stream at stream_max_seconds: frames already in flight are dropped
             if closing:
                 raise ProtocolViolation(f"{type(message).__name__} after closeStream")
             if isinstance(message, AudioChunk):
@@ -172,12 +201,14 @@ class _Connection:
                 await runner.feed(data)
                 if runner.session.time > self.settings.stream_max_seconds:
                     self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
-                    runner.close()
-                    closing = True
+                    runner.close(EndTurnReason.MAX_DURATION)
+                    closing = at_limit = True
             elif isinstance(message, EndTurn):
+                await runner.flush_audio()
                 self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
                 runner.end_turn()
             elif isinstance(message, CloseStream):
+                await runner.flush_audio()
                 self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
                 runner.close()
                 closing = True
@@ -195,7 +226,7 @@ class _Connection:
                 started = self.turn_ended_at.pop(event.turn, None)
                 if started is not None:
                     self.service.metrics.stream_final_seconds.observe(time.perf_counter() - started)
-            body = to_wire(event)
+            body = to_wire(event, self.top_n)
             if body is not None:
                 await self.ws.send_json(body)
 

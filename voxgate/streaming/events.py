@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from voxgate.analysis.profile import VoiceProfile
 from voxgate.protocol.ws import EndTurnReason
 from voxgate.types import Audio, TranscriptionOptions, Word
 
@@ -17,6 +18,8 @@ __all__ = [
     "Event",
     "Job",
     "Output",
+    "ProfileEvent",
+    "ProfileJob",
     "SpeechEnded",
     "SpeechStarted",
     "StreamClosed",
@@ -60,11 +63,20 @@ class TranscriptEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ProfileEvent:
+    turn: int
+    time: float
+    profile: VoiceProfile
+    scope: str
+    """``stream`` (smoothed across the stream) or ``turn`` (one finished turn alone)."""
+
+
+@dataclass(frozen=True, slots=True)
 class StreamClosed:
     """Every final is out: the socket may close with 1000."""
 
 
-Event = SpeechStarted | SpeechEnded | TurnEnded | TranscriptEvent | StreamClosed
+Event = SpeechStarted | SpeechEnded | TurnEnded | TranscriptEvent | ProfileEvent | StreamClosed
 
 
 class DecodeKind(Enum):
@@ -96,5 +108,17 @@ class TurnCheckJob:
     """Which pause of the stream this check is for; a stale answer is ignored."""
 
 
-Job = DecodeJob | TurnCheckJob
+@dataclass(frozen=True, slots=True, eq=False)
+class ProfileJob:
+    turn: int
+    audio: Audio
+    text: str
+    words: tuple[Word, ...]
+    language: str | None
+    """The transcript's language when known (the stream's configured one, or the last detected)."""
+    final: bool
+    """The profile of a finished turn (never dropped), rather than an update during one."""
+
+
+Job = DecodeJob | TurnCheckJob | ProfileJob
 Output = Event | Job

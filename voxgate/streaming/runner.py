@@ -12,21 +12,23 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, Protocol
 
 import anyio.to_thread
 import numpy as np
 
+from voxgate.analysis.profile import VoiceProfile
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import VadStream
 from voxgate.audio.pcm import PcmEncoding, StreamResampler, pcm_to_float
 from voxgate.engines.base import Engine
 from voxgate.errors import EngineError, VoxgateError
+from voxgate.protocol.ws import EndTurnReason
 from voxgate.scheduler import Scheduler, Skipped, wait
-from voxgate.streaming.events import DecodeJob, DecodeKind, Event, Output, TurnCheckJob
+from voxgate.streaming.events import DecodeJob, DecodeKind, Event, Output, ProfileJob, TurnCheckJob
 from voxgate.streaming.session import SessionConfig, StreamSession
-from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions, Word
 
 __all__ = ["StreamRunner"]
 
@@ -35,6 +37,14 @@ log = logging.getLogger(__name__)
 # How soon each kind of decode should run (seconds from its request): the scheduler's priorities.
 _DEADLINES = {DecodeKind.FINAL: 0.0, DecodeKind.SPECULATIVE: 0.1, DecodeKind.PARTIAL: 0.5, DecodeKind.ROLL: 1.0}
 _PARTIAL_DROP_AFTER = 1.0
+_PROFILE_DEADLINE = 2.0
+"""Voice-profile work comes after partials; an update still queued 2 s past this is skipped."""
+
+
+class Profiler(Protocol):
+    def __call__(self, audio: Audio, *, text: str, words: Sequence[Word], language: str | None) -> VoiceProfile: ...
+
+
 """A partial still queued this long after its deadline is skipped; a newer one will follow."""
 
 
@@ -52,6 +62,7 @@ class StreamRunner:
         channels: int,
         small_models: anyio.CapacityLimiter,
         batching: bool = True,
+        profiler: Profiler | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.session = StreamSession(config)
@@ -65,6 +76,7 @@ class StreamRunner:
         self._resampler = StreamResampler(sample_rate)
         self._small = small_models
         self._batching = batching
+        self._profiler = profiler
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_close = on_close
         self._closed = False
@@ -80,12 +92,19 @@ class StreamRunner:
         probs = await anyio.to_thread.run_sync(self._vad.process, audio, limiter=self._small)
         self._dispatch(self.session.feed(audio, np.asarray(probs)))
 
+    async def flush_audio(self) -> None:
+        """The client stopped sending (endTurn/closeStream): feed the audio still inside the resampler's filter."""
+        tail = self._resampler.process(np.zeros(0, dtype=np.float32), last=True)
+        if len(tail):
+            probs = await anyio.to_thread.run_sync(self._vad.process, tail, limiter=self._small)
+            self._dispatch(self.session.feed(tail, np.asarray(probs)))
+
     def end_turn(self) -> None:
         self._dispatch(self.session.end_turn())
 
-    def close(self) -> None:
+    def close(self, reason: EndTurnReason = EndTurnReason.CLOSE) -> None:
         """closeStream: the session flushes; :class:`StreamClosed` arrives on :attr:`events` after the last final."""
-        self._dispatch(self.session.close())
+        self._dispatch(self.session.close(reason))
 
     async def aclose(self) -> None:
         """Release everything now (the client left): cancel pending work. Idempotent."""
@@ -107,6 +126,8 @@ class StreamRunner:
                 self._spawn(self._decode(output))
             elif isinstance(output, TurnCheckJob):
                 self._spawn(self._check_turn(output))
+            elif isinstance(output, ProfileJob):
+                self._spawn(self._profile(output))
             else:
                 self.events.put_nowait(output)
 
@@ -155,6 +176,33 @@ class StreamRunner:
 
     def _first(self, items: list[tuple[Audio, TranscriptionOptions]]) -> Transcript:
         return self._engine.transcribe_batch(items)[0]
+
+    async def _profile(self, job: ProfileJob) -> None:
+        profile: VoiceProfile | None = None
+        if self._profiler is not None:
+            work = functools.partial(self._profiler, job.audio, text=job.text, words=job.words, language=job.language)
+            try:
+                if job.final:
+                    profile = await self._scheduler.run(work, deadline_in=_PROFILE_DEADLINE)
+                else:  # an update during a turn: droppable, like a partial
+                    future = self._scheduler.submit_batched(
+                        ("profile", id(self)), None, lambda _: [work()], max_batch=1,
+                        deadline_in=_PROFILE_DEADLINE, drop_after=_PROFILE_DEADLINE,
+                    )  # fmt: skip
+                    profile = await wait(future)
+            except Skipped:
+                profile = None
+            except VoxgateError as exc:
+                self._fail(exc)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("voice profile failed")
+                self._fail(EngineError(f"voice profile failed: {type(exc).__name__}"))
+                return
+        if not self._closed:
+            self._dispatch(self.session.profiled(job, profile))
 
     async def _check_turn(self, job: TurnCheckJob) -> None:
         if self._turn is None:

@@ -22,6 +22,7 @@ from enum import Enum
 
 import numpy as np
 
+from voxgate.analysis.profile import ProfileSmoother, VoiceProfile
 from voxgate.analysis.vad import SpeechSegmenter
 from voxgate.audio.buffer import SampleBuffer
 from voxgate.errors import ProtocolViolation
@@ -31,6 +32,8 @@ from voxgate.streaming.events import (
     DecodeJob,
     DecodeKind,
     Output,
+    ProfileEvent,
+    ProfileJob,
     SpeechEnded,
     SpeechStarted,
     StreamClosed,
@@ -66,6 +69,12 @@ class SessionConfig:
     """Seconds of audio a roll keeps uncommitted at the end of the turn."""
     turn_context: float = 8.0
     """Seconds of a turn's audio the turn model sees."""
+    profile: bool = False
+    """Build a voice profile (``voiceProfile`` results) as speech accumulates and for every finished turn."""
+    profile_interval: float = 1.0
+    """Seconds of new speech between two profile updates."""
+    profile_context: float = 30.0
+    """Seconds of a turn's most recent audio a profile update looks at."""
 
 
 def _seconds(samples: int) -> float:
@@ -89,6 +98,10 @@ class _Turn:
     speculative_result: Transcript | None = None
     final_job: DecodeJob | None = None
     ended: bool = False
+    profile_in_flight: bool = False
+    profile_upto: int = 0
+    last_text: str = ""
+    language: str | None = None
 
 
 class StreamSession:
@@ -106,6 +119,9 @@ class StreamSession:
         self._pause_checked = -1
         self._turn = _Turn(0, SampleBuffer())
         self._ending: dict[int, _Turn] = {}
+        self._smoother = ProfileSmoother()
+        self._profiling: set[int] = set()
+        """Finished turns whose profile is still being computed."""
 
     # -- inspection ------------------------------------------------------------------------------------------------
 
@@ -144,6 +160,7 @@ class StreamSession:
                     turn.speech = True
                     turn.speech_start = event.sample
                     turn.partial_upto = event.sample
+                    turn.profile_upto = event.sample
                 out.append(SpeechStarted(turn.index, _seconds(event.sample)))
             else:
                 self._pause += 1
@@ -157,6 +174,7 @@ class StreamSession:
         if self._turn is turn:
             out.extend(self._maybe_partial())
             out.extend(self._maybe_roll())
+            out.extend(self._maybe_profile())
         return out
 
     def end_turn(self) -> list[Output]:
@@ -164,12 +182,12 @@ class StreamSession:
         self._require("endTurn", SessionState.STREAMING)
         return self._end_turn(EndTurnReason.CLIENT, None, always_answer=True)
 
-    def close(self) -> list[Output]:
+    def close(self, reason: EndTurnReason = EndTurnReason.CLOSE) -> list[Output]:
         """Flush: finals for the open turn, then :class:`StreamClosed` once every final is out."""
         self._require("closeStream", SessionState.STREAMING)
         out: list[Output] = []
         if self._turn.speech:
-            out.extend(self._end_turn(EndTurnReason.CLOSE, None, always_answer=False))
+            out.extend(self._end_turn(reason, None, always_answer=False))
         self.state = SessionState.CLOSING
         out.extend(self._maybe_closed())
         return out
@@ -202,6 +220,23 @@ class StreamSession:
         if job is turn.final_job:
             return self._final(turn, job, result)
         return []
+
+    def profiled(self, job: ProfileJob, profile: VoiceProfile | None) -> list[Output]:
+        """A voice profile computed for ``job`` (``None`` when an update was dropped under load)."""
+        turn = self._turn if job.turn == self._turn.index else None
+        if turn is not None and not job.final:
+            turn.profile_in_flight = False
+        if profile is None or self.state is SessionState.CLOSED:
+            if job.final:
+                self._profiling.discard(job.turn)
+                return self._maybe_closed()
+            return []
+        now = _seconds(self._samples)
+        if job.final:
+            self._profiling.discard(job.turn)
+            self._smoother.update(profile)
+            return [ProfileEvent(job.turn, now, profile, "turn"), *self._maybe_closed()]
+        return [ProfileEvent(job.turn, now, self._smoother.peek(profile), "stream")]
 
     def turn_checked(self, job: TurnCheckJob, probability: float) -> list[Output]:
         """The turn model's answer: probability that the speaker has finished."""
@@ -277,6 +312,21 @@ class StreamSession:
         turn.partial_upto = turn.buffer.end
         return [self._job(DecodeKind.PARTIAL, turn, draft=True)]
 
+    def _maybe_profile(self) -> list[Output]:
+        turn = self._turn
+        if (
+            not self.config.profile
+            or not turn.speech
+            or turn.profile_in_flight
+            or turn.buffer.end - turn.profile_upto < int(self.config.profile_interval * SAMPLE_RATE)
+        ):
+            return []
+        turn.profile_in_flight = True
+        turn.profile_upto = turn.buffer.end
+        audio = turn.buffer.view(start=turn.buffer.end - int(self.config.profile_context * SAMPLE_RATE))
+        language = self.config.options.language or turn.language
+        return [ProfileJob(turn.index, audio, turn.last_text, (), language, final=False)]
+
     def _maybe_roll(self) -> list[Output]:
         turn = self._turn
         if turn.roll_in_flight or len(turn.buffer) < int(self.config.roll_after * SAMPLE_RATE):
@@ -294,7 +344,7 @@ class StreamSession:
             self._turn.speech_start = self._samples
             self._turn.partial_upto = self._samples
         turn.ended = True
-        if not turn.speech:
+        if not turn.speech or not len(turn.buffer):
             if always_answer:
                 out.append(TranscriptEvent(turn.index, True, "", now, now))
             return out
@@ -310,6 +360,8 @@ class StreamSession:
 
     def _partial(self, turn: _Turn, result: Transcript) -> list[Output]:
         words = result.text.split()
+        turn.last_text = result.text
+        turn.language = result.language or turn.language
         turn.agreement.update(words)
         frozen = [w.word for w in turn.frozen]
         shown = frozen + turn.agreement.committed + turn.agreement.tail(words)
@@ -356,6 +408,9 @@ class StreamSession:
             start, end = words[0].start, words[-1].end
         else:
             start, end = _seconds(turn.speech_start), _seconds(turn.buffer.end)
+        if self.config.profile and len(job.audio):
+            language = self.config.options.language or result.language
+            final_profile = ProfileJob(turn.index, job.audio, text, tuple(words), language, final=True)
         turn.buffer = SampleBuffer(start=turn.buffer.end)
         out: list[Output] = [
             TranscriptEvent(
@@ -369,11 +424,15 @@ class StreamSession:
                 language_probability=result.language_probability,
             )
         ]
+        if self.config.profile and len(job.audio):
+            # The turn's profile comes after its final; the stream closes only once it is out too.
+            self._profiling.add(turn.index)
+            out.append(final_profile)
         out.extend(self._maybe_closed())
         return out
 
     def _maybe_closed(self) -> list[Output]:
-        if self.state is SessionState.CLOSING and not self._ending:
+        if self.state is SessionState.CLOSING and not self._ending and not self._profiling:
             self.state = SessionState.CLOSED
             return [StreamClosed()]
         return []

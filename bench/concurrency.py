@@ -1,0 +1,637 @@
+"""How many simultaneous real-time streams one server keeps under 1 s of final latency (CPU).
+
+Per model and per ``stream_batching`` setting (partials of all streams batched into one decode, or each decoded on
+its own) a live server (the real app built with ``create_app(Settings(..., stream_batching=...))``, uvicorn on a
+loopback port in a background thread), and for N = 1, 2, 3, 4, 6, 8 (``--levels``) N WebSocket streams at once:
+
+* each stream sends ``--duration`` seconds (default 20) of audio in real time, as 100 ms LINEAR16 chunks, chunk k
+  sent at t0 + (k + 1) x 100 ms (when its last sample would have been captured); stream i starts i x 0.25 s after
+  stream 0 (``--stagger``) so that turns do not all end at the same moment;
+* its audio is the clips of ``en/MANIFEST.tsv``, each followed by 1.2 s of silence, cycling through the clips from
+  clip 3i (streams say different things), until ``--duration`` is filled;
+* ``vad`` turn detection (a 700 ms pause ends a turn: deterministic turn ends) with partials on (500 ms cadence).
+
+Final latency (the headline, "from turn end"): the final's arrival minus the wall time the client sent the chunk
+holding the stream position where the server ended the turn (``endOfTurn.timeSeconds``). That position is set by the
+audio alone (the VAD), not by load, so this is the delay the server adds after the turn is over; the 700 ms pause the
+``vad`` policy waits by design is not in it. Also reported ("from speech end"): the same final minus the wall time the
+client sent the chunk holding the utterance's offline last word end (``Service.transcribe_sync`` word timestamps of
+each clip with ``--reference-model``, once), which adds that pause and whatever the VAD hears after the last word.
+
+A level passes when p95 final latency (from turn end) < 1 s and no stream fell behind real time: the client never
+sent a chunk more than 300 ms late, and no ``endOfTurn`` arrived more than 500 ms after the client sent the audio it
+is dated at (the server processing incoming audio late). The levels stop rising at the first failure.
+
+Partials: delivered per stream per second of audio, and against the ideal of one per 500 ms of speech (each VAD
+speech segment of ``s`` seconds allows floor(s / 0.5)): fewer means partials were skipped (the scheduler drops a
+batched partial queued 1 s past its deadline) or held back (one partial in flight per stream at a time).
+
+    python bench/concurrency.py                               # both models, batching on and off
+    python bench/concurrency.py --models whisper/tiny.en --levels 1 2 4 8 --duration 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import math
+import os
+import platform
+import resource
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import uvicorn
+import websockets
+from fastapi import FastAPI
+from rich.console import Console
+from rich.table import Table
+
+import voxgate
+from voxgate.audio.decode import decode
+from voxgate.audio.pcm import encode_linear16
+from voxgate.config import Settings
+from voxgate.server.app import create_app
+from voxgate.service import Service
+from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+OUT = Path(__file__).resolve().parent / "results" / "concurrency.json"
+MODELS = ("whisper/tiny.en", "whisper/base")
+LEVELS = (1, 2, 3, 4, 6, 8)
+ENDPOINT = "/stt/v1/transcribe:streamBidirectional"
+THRESHOLD_S = 1.0
+"""p95 final latency (from turn end) a level must stay under."""
+SEND_LAG_LIMIT_S = 0.3
+EVENT_LAG_LIMIT_S = 0.5
+PARTIAL_INTERVAL_S = 0.5
+
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
+
+
+# -- machine and files ---------------------------------------------------------------------------------------------
+
+
+def read_manifest(path: Path) -> list[dict[str, str]]:
+    """Rows of a tab-separated MANIFEST.tsv as dicts (references may contain commas and quotes: no csv quoting)."""
+    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
+
+
+def loadavg() -> list[float] | None:
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, check=False
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for dist in ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "websockets"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "hostname": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "cpu_model": cpu,
+        "load_average_at_start": loadavg(),
+        "git_commit": _git("rev-parse", "--short", "HEAD") or None,
+        "git_modified_voxgate": _git("status", "--porcelain", "--", "voxgate").splitlines(),
+        "voxgate_imported_from": str(Path(voxgate.__file__).parent),
+        "versions": versions,
+    }
+
+
+class CpuMeter:
+    """How much CPU other processes on this machine used while we ran (Linux; shared CPUs make timings noisy)."""
+
+    def __init__(self) -> None:
+        self.start = self._sample()
+
+    @staticmethod
+    def _sample() -> tuple[float, float | None, float]:
+        busy: float | None = None
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+            # user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+            busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+        except (OSError, ValueError, IndexError):
+            pass
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return time.monotonic(), busy, usage.ru_utime + usage.ru_stime
+
+    def result(self) -> dict[str, Any]:
+        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._sample()
+        wall = t1 - t0
+        out: dict[str, Any] = {"wall_s": round(wall, 1), "own_cpu_s": round(own1 - own0, 1)}
+        if busy0 is not None and busy1 is not None and wall > 0:
+            out["machine_busy_cores"] = round((busy1 - busy0) / wall, 2)
+            out["own_cores"] = round((own1 - own0) / wall, 2)
+            out["other_processes_cores"] = round(max(0.0, (busy1 - busy0) - (own1 - own0)) / wall, 2)
+        out["load_average_at_end"] = loadavg()
+        return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LiveServer:
+    """uvicorn serving an app on a loopback port in a background thread (the pattern of tests/conftest.py)."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.port = _free_port()
+        self.ws_url = f"ws://127.0.0.1:{self.port}{ENDPOINT}"
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 120  # the lifespan preloads the model
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("live server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """n, p50 / p95 / mean / max in milliseconds of values in seconds."""
+    out: dict[str, Any] = {"n": len(values)}
+    if values:
+        arr = np.asarray(values) * 1000
+        out.update(
+            p50_ms=round(float(np.percentile(arr, 50)), 1),
+            p95_ms=round(float(np.percentile(arr, 95)), 1),
+            mean_ms=round(float(arr.mean()), 1),
+            max_ms=round(float(arr.max()), 1),
+        )
+    return out
+
+
+# -- audio ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Clip:
+    name: str
+    audio: Audio
+    speech_end: float
+    """Offline last word end, seconds into the clip."""
+
+
+def load_clips(data: Path, reference_model: str, settings: Settings) -> list[Clip]:
+    """The clips, with where their speech ends by an offline decode (``Service.transcribe_sync`` word times)."""
+    service = Service(settings)
+    clips = []
+    try:
+        for row in read_manifest(data / "en" / "MANIFEST.tsv"):
+            path = data / "en" / row["path"]
+            words = service.transcribe_sync(path, TranscriptionOptions(), reference_model).words
+            audio = decode(path)
+            clips.append(Clip(row["path"], audio, words[-1].end if words else len(audio) / SAMPLE_RATE))
+    finally:
+        service.close()
+    return clips
+
+
+@dataclass
+class Program:
+    """What one stream says: utterances (clip name, offset and offline speech end in the stream) and the audio."""
+
+    audio: Audio
+    utterances: list[tuple[str, float, float]]
+
+
+def program(clips: list[Clip], first: int, duration: float, gap: float) -> Program:
+    silence = np.zeros(round(gap * SAMPLE_RATE), dtype=np.float32)
+    parts: list[Audio] = []
+    utterances = []
+    offset = 0
+    i = first
+    while offset < duration * SAMPLE_RATE:
+        clip = clips[i % len(clips)]
+        utterances.append((clip.name, round(offset / SAMPLE_RATE, 3), round(offset / SAMPLE_RATE + clip.speech_end, 3)))
+        parts += [clip.audio, silence]
+        offset += len(clip.audio) + len(silence)
+        i += 1
+    return Program(np.concatenate(parts), utterances)
+
+
+# -- one stream ----------------------------------------------------------------------------------------------------
+
+
+async def run_stream(url: str, model_id: str, prog: Program, *, delay: float, chunk_s: float) -> dict[str, Any]:
+    """Stream ``prog`` in real time after ``delay`` seconds; return what was sent when and what arrived when."""
+    await asyncio.sleep(delay)
+    samples = round(chunk_s * SAMPLE_RATE)
+    pcm = encode_linear16(prog.audio)
+    chunks = [pcm[i : i + 2 * samples] for i in range(0, len(pcm), 2 * samples)]
+    config = {
+        "transcribeConfig": {
+            "modelId": model_id,
+            "audioEncoding": "LINEAR16",
+            "sampleRateHertz": SAMPLE_RATE,
+            "turnDetection": {"mode": "vad"},
+            "enablePartials": True,
+            "partialIntervalMs": round(PARTIAL_INTERVAL_S * 1000),
+        }
+    }
+    received: list[tuple[float, dict[str, Any]]] = []
+    errors: list[str] = []
+    sends: list[float] = []
+    async with websockets.connect(url, max_size=None, open_timeout=60) as ws:
+        await ws.send(json.dumps(config))
+
+        async def receive() -> None:
+            try:
+                async for raw in ws:
+                    message = json.loads(raw)
+                    received.append((time.perf_counter(), message))
+                    if "error" in message:
+                        errors.append(f"{message['error']['code']}: {message['error']['message']}")
+            except websockets.ConnectionClosed as exc:
+                errors.append(f"closed {exc.rcvd.code if exc.rcvd else None}")
+
+        receiver = asyncio.create_task(receive())
+        t0 = time.perf_counter()
+        for k, chunk in enumerate(chunks):
+            wait = t0 + (k + 1) * chunk_s - time.perf_counter()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            if receiver.done():
+                break
+            try:
+                await ws.send(json.dumps({"audioChunk": {"content": base64.b64encode(chunk).decode("ascii")}}))
+            except websockets.ConnectionClosed:
+                break
+            sends.append(time.perf_counter())
+        close_at = time.perf_counter()
+        if not receiver.done():
+            await ws.send('{"closeStream": {}}')
+        await asyncio.wait_for(receiver, timeout=300)
+        closed_at = time.perf_counter()
+    return analyse(prog, t0, chunk_s, sends, received, errors, closed_at - close_at)
+
+
+def analyse(
+    prog: Program,
+    t0: float,
+    chunk_s: float,
+    sends: list[float],
+    received: list[tuple[float, dict[str, Any]]],
+    errors: list[str],
+    drain_s: float,
+) -> dict[str, Any]:
+    def sent_at(end: float) -> float:
+        """Wall time the client sent the chunk holding the last sample before stream position ``end``."""
+        return sends[min(max(0, math.ceil(end / chunk_s - 1e-6) - 1), len(sends) - 1)]
+
+    finals: dict[int, tuple[float, dict[str, Any]]] = {}
+    turn_ends: dict[int, tuple[float, dict[str, Any]]] = {}
+    partials = 0
+    speech: list[float] = []  # alternating start/end times
+    for at, m in received:
+        if "result" in m:
+            tr = m["result"]["transcription"]
+            if tr["isFinal"]:
+                finals.setdefault(tr["turnIndex"], (at, tr))
+            else:
+                partials += 1
+        elif "endOfTurn" in m:
+            turn_ends[m["endOfTurn"]["turnIndex"]] = (at, m["endOfTurn"])
+        elif "speechStarted" in m:
+            speech.append(m["speechStarted"]["timeSeconds"])
+        elif "speechEnded" in m and len(speech) % 2 == 1:
+            speech.append(m["speechEnded"]["timeSeconds"])
+    if len(speech) % 2 == 1:
+        speech.append(len(sends) * chunk_s)
+    segments = [b - a for a, b in zip(speech[::2], speech[1::2], strict=True)]
+
+    from_turn_end, event_lags, reasons = [], [], {}
+    for turn, (at, tr) in finals.items():
+        end = turn_ends.get(turn)
+        if end is None or not tr["transcript"].strip():
+            continue
+        reasons[end[1]["reason"]] = reasons.get(end[1]["reason"], 0) + 1
+        from_turn_end.append(at - sent_at(end[1]["timeSeconds"]))
+        event_lags.append(end[0] - sent_at(end[1]["timeSeconds"]))
+    from_speech_end, merged = [], 0
+    audio_s = len(sends) * chunk_s
+    for _, _, speech_end in prog.utterances:
+        if speech_end > audio_s:
+            continue
+        # The first turn the server ended at or after this utterance's last word holds it.
+        holding = sorted(
+            (e["timeSeconds"], turn) for turn, (_, e) in turn_ends.items() if e["timeSeconds"] >= speech_end
+        )
+        if not holding or holding[0][1] not in finals:
+            continue
+        end_time, turn = holding[0]
+        if any(o > speech_end and o < end_time for _, o, _ in prog.utterances):
+            merged += 1  # the turn ran into the next utterance: no pause long enough was heard
+            continue
+        from_speech_end.append(finals[turn][0] - sent_at(speech_end))
+    lags = [s - (t0 + (k + 1) * chunk_s) for k, s in enumerate(sends)]
+    return {
+        "audio_s": round(audio_s, 2),
+        "utterances": len([u for u in prog.utterances if u[2] <= audio_s]),
+        "turns_with_text": len([1 for _, tr in finals.values() if tr["transcript"].strip()]),
+        "reasons": reasons,
+        "from_turn_end_s": [round(x, 4) for x in from_turn_end],
+        "from_speech_end_s": [round(x, 4) for x in from_speech_end],
+        "merged_utterances": merged,
+        "event_lag_max_s": round(max(event_lags, default=0.0), 4),
+        "send_lag_max_s": round(max(lags, default=0.0), 4),
+        "partials": partials,
+        "partials_ideal": sum(math.floor(s / PARTIAL_INTERVAL_S) for s in segments),
+        "speech_s": round(sum(segments), 2),
+        "drain_s": round(drain_s, 3),
+        "errors": errors,
+        "texts": [tr["transcript"] for _, (_, tr) in sorted(finals.items())],
+    }
+
+
+# -- levels --------------------------------------------------------------------------------------------------------
+
+
+async def run_level(url: str, model_id: str, clips: list[Clip], n: int, args: argparse.Namespace) -> dict[str, Any]:
+    programs = [program(clips, 3 * i, args.duration, args.gap) for i in range(n)]
+    cpu = CpuMeter()
+    streams = await asyncio.gather(
+        *(
+            run_stream(url, model_id, p, delay=i * args.stagger, chunk_s=args.chunk_ms / 1000)
+            for i, p in enumerate(programs)
+        )
+    )
+    from_turn_end = [x for s in streams for x in s["from_turn_end_s"]]
+    from_speech_end = [x for s in streams for x in s["from_speech_end_s"]]
+    audio = sum(s["audio_s"] for s in streams)
+    speech = sum(s["speech_s"] for s in streams)
+    partials = sum(s["partials"] for s in streams)
+    ideal = sum(s["partials_ideal"] for s in streams)
+    send_lag = max(s["send_lag_max_s"] for s in streams)
+    event_lag = max(s["event_lag_max_s"] for s in streams)
+    errors = [e for s in streams for e in s["errors"]]
+    latency = summary(from_turn_end)
+    behind = send_lag > SEND_LAG_LIMIT_S or event_lag > EVENT_LAG_LIMIT_S
+    passed = bool(from_turn_end) and latency["p95_ms"] < 1000 * THRESHOLD_S and not behind and not errors
+    reasons: dict[str, int] = {}
+    for s in streams:
+        for k, v in s["reasons"].items():
+            reasons[k] = reasons.get(k, 0) + v
+    return {
+        "n": n,
+        "passed": passed,
+        "behind_real_time": behind,
+        "final_from_turn_end": latency,
+        "final_from_speech_end": summary(from_speech_end),
+        "partials_per_stream_per_s": round(partials / audio, 3) if audio else None,
+        "partials_per_speech_s": round(partials / speech, 3) if speech else None,
+        "partials_delivered": partials,
+        "partials_ideal": ideal,
+        "partials_missing": max(0, ideal - partials),
+        "partials_missing_pct": round(100 * max(0, ideal - partials) / ideal, 1) if ideal else None,
+        "max_send_lag_ms": round(1000 * send_lag, 1),
+        "max_end_of_turn_lag_ms": round(1000 * event_lag, 1),
+        "max_drain_ms": round(1000 * max(s["drain_s"] for s in streams), 1),
+        "turn_end_reasons": reasons,
+        "merged_utterances": sum(s["merged_utterances"] for s in streams),
+        "errors": errors,
+        "cpu": cpu.result(),
+        "streams": streams,
+    }
+
+
+def describe(level: dict[str, Any]) -> str:
+    lat, sp = level["final_from_turn_end"], level["final_from_speech_end"]
+    status = "pass" if level["passed"] else "FAIL"
+    return (
+        f"N={level['n']}: {status}; final from turn end p50 {lat.get('p50_ms', '-')} / p95 {lat.get('p95_ms', '-')} "
+        f"ms (n={lat['n']}), from speech end p50 {sp.get('p50_ms', '-')} / p95 {sp.get('p95_ms', '-')} ms; partials "
+        f"{level['partials_per_stream_per_s']}/s per stream ({level['partials_missing_pct']}% below ideal); max send "
+        f"lag {level['max_send_lag_ms']} ms, endOfTurn lag {level['max_end_of_turn_lag_ms']} ms; "
+        f"loadavg {level['cpu']['load_average_at_end']}" + (f"; errors {level['errors']}" if level["errors"] else "")
+    )
+
+
+async def run_setting(model_id: str, batching: bool, clips: list[Clip], args: argparse.Namespace) -> dict[str, Any]:
+    overrides: dict[str, Any] = {"preload": [model_id], "cpu_threads": args.threads, "stream_batching": batching}
+    if args.home is not None:
+        overrides["home"] = args.home
+    app = create_app(Settings(**overrides))
+    levels = []
+    with LiveServer(app) as server:
+        for n in sorted(args.levels):
+            level = await run_level(server.ws_url, model_id, clips, n, args)
+            levels.append(level)
+            console.print(f"  {model_id}, batching {'on' if batching else 'off'}: {describe(level)}")
+            if not level["passed"]:
+                break
+    passing = [lv["n"] for lv in levels if lv["passed"]]
+    largest = 0
+    for lv in levels:  # the largest N such that it and every level below it passed
+        if not lv["passed"]:
+            break
+        largest = lv["n"]
+    return {
+        "model": model_id,
+        "stream_batching": batching,
+        "largest_n": largest,
+        "levels_passed": passing,
+        "capped": bool(levels) and levels[-1]["passed"],
+        "levels": levels,
+    }
+
+
+def ms(s: dict[str, Any], key: str) -> str:
+    return f"{s[key]:.0f}" if key in s else "-"
+
+
+def print_results(results: list[dict[str, Any]]) -> None:
+    table = Table(title="Concurrent real-time streams (vad turns, partials on): final latency in ms, partials")
+    for col in (
+        "model",
+        "batch",
+        "N",
+        "turn end->final p50",
+        "p95",
+        "speech end->final p50",
+        "p95",
+        "finals",
+        "partials /s/stream",
+        "below ideal %",
+        "max lag ms send/EoT",
+        "ok",
+    ):
+        table.add_column(col, justify="left" if col in ("model", "batch") else "right")
+    for r in results:
+        for lv in r["levels"]:
+            lat, sp = lv["final_from_turn_end"], lv["final_from_speech_end"]
+            ok = "[green]yes[/green]" if lv["passed"] else "[red]no[/red]"
+            table.add_row(
+                r["model"],
+                "on" if r["stream_batching"] else "off",
+                str(lv["n"]),
+                ms(lat, "p50_ms"),
+                ms(lat, "p95_ms"),
+                ms(sp, "p50_ms"),
+                ms(sp, "p95_ms"),
+                str(lat["n"]),
+                f"{lv['partials_per_stream_per_s']}",
+                f"{lv['partials_missing_pct']}",
+                f"{lv['max_send_lag_ms']:.0f}/{lv['max_end_of_turn_lag_ms']:.0f}",
+                ok,
+            )
+    console.print(table)
+    table = Table(title=f"Largest N with p95 final latency (from turn end) < {THRESHOLD_S:g} s and none behind")
+    for col in ("model", "stream_batching", "largest N", "note"):
+        table.add_column(col)
+    for r in results:
+        note = "every level run passed (the cap, not the limit)" if r["capped"] else ""
+        table.add_row(r["model"], str(r["stream_batching"]), str(r["largest_n"]), note)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(MODELS), help="model ids (default: %(default)s)")
+    parser.add_argument("--levels", nargs="+", type=int, default=list(LEVELS), help="N values (default: %(default)s)")
+    parser.add_argument(
+        "--batching",
+        nargs="+",
+        choices=("on", "off"),
+        default=["on", "off"],
+        help="stream_batching settings to run (default: on off)",
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds of audio per stream (default: 20)")
+    parser.add_argument("--gap", type=float, default=1.2, help="silence after each clip, seconds (default: 1.2)")
+    parser.add_argument("--stagger", type=float, default=0.25, help="start offset between streams (default: 0.25)")
+    parser.add_argument("--chunk-ms", type=int, default=100, help="chunk length (default: 100)")
+    parser.add_argument(
+        "--reference-model",
+        default="whisper/tiny.en",
+        help="model of the offline decode giving each clip's last word end (default: %(default)s)",
+    )
+    parser.add_argument("--data", type=Path, default=DATA, help="shared data folder (default: %(default)s)")
+    parser.add_argument("--out", type=Path, default=OUT, help="JSON results file (default: %(default)s)")
+    parser.add_argument("--home", type=Path, default=None, help="voxgate home (default: VOXGATE_HOME or user cache)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="cpu_threads (default: %(default)s)")
+    parser.add_argument(
+        "--server-logs", action="store_true", help="show the server's log (tracebacks of failed streams); default: off"
+    )
+    args = parser.parse_args(argv)
+    if not args.server_logs:  # a failed stream still shows: its error frame is recorded and printed
+        logging.getLogger("voxgate").setLevel(logging.CRITICAL)
+    if min(args.levels) < 1 or args.duration <= 0:
+        parser.error("--levels must be positive and --duration > 0")
+
+    machine = machine_info()
+    console.print(
+        f"concurrency: models {', '.join(args.models)}; stream_batching {' and '.join(args.batching)}; N in "
+        f"{sorted(args.levels)} (stop at the first failing N); {args.duration:g} s of audio per stream in "
+        f"{args.chunk_ms} ms chunks in real time; loadavg at start {machine['load_average_at_start']}"
+    )
+    modified = machine["git_modified_voxgate"]
+    console.print(
+        f"voxgate imported from {machine['voxgate_imported_from']} (commit {machine['git_commit']}"
+        + (f", {len(modified)} uncommitted changes under voxgate/ in the checkout)" if modified else ")")
+    )
+    started = time.perf_counter()
+    cpu = CpuMeter()
+    reference = {"preload": [], "cpu_threads": args.threads}
+    if args.home is not None:
+        reference["home"] = args.home
+    clips = load_clips(args.data, args.reference_model, Settings(**reference))
+    console.print(
+        f"  offline last word ends ({args.reference_model}) of {len(clips)} clips in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    results = []
+    for model_id in args.models:
+        for batching in args.batching:
+            results.append(asyncio.run(run_setting(model_id, batching == "on", clips, args)))
+    print_results(results)
+    load = cpu.result()
+    wall = time.perf_counter() - started
+    console.print(f"total wall time {wall:.0f} s; loadavg at end {load['load_average_at_end']}")
+    if "other_processes_cores" in load:
+        console.print(
+            f"CPU: this run used {load['own_cores']:.2f} cores on average; other processes on the machine used "
+            f"{load['other_processes_cores']:.2f} of {os.cpu_count()} (shared CPUs make absolute times noisy)."
+        )
+    report = {
+        "benchmark": "concurrency",
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 1),
+        "data": str(args.data),
+        "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "pass_rule": {
+            "p95_final_from_turn_end_below_s": THRESHOLD_S,
+            "max_send_lag_s": SEND_LAG_LIMIT_S,
+            "max_end_of_turn_lag_s": EVENT_LAG_LIMIT_S,
+            "no_server_errors": True,
+        },
+        "definitions": {
+            "sent_at(t)": "client wall time at which the chunk holding the last sample before stream position t was "
+            "sent; chunk k is sent at t0 + (k + 1) * chunk",
+            "final_from_turn_end": "final arrival - sent_at(endOfTurn.timeSeconds), every turn with text",
+            "final_from_speech_end": "final arrival - sent_at(utterance offset + offline last word end) for the "
+            "first turn ending at or after it (utterances whose turn ran into the next one are left out)",
+            "end_of_turn_lag": "endOfTurn arrival - sent_at(endOfTurn.timeSeconds)",
+            "partials_ideal": "sum over VAD speech segments (speechStarted..speechEnded) of floor(seconds / 0.5)",
+            "drain": "closeStream sent -> socket closed",
+        },
+        "clips": [{"clip": c.name, "last_word_end_s": c.speech_end} for c in clips],
+        "machine": machine,
+        "cpu": load,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    console.print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
