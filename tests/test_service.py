@@ -87,3 +87,17 @@ def test_unknown_model(service: Service) -> None:
 def test_merge_of_nothing_is_empty_audio() -> None:
     with pytest.raises(EmptyAudio):
         merge_windows([], "whisper/tiny.en")
+
+
+def test_language_is_identified_per_segment(service: Service, data: Path) -> None:
+    """The MIT licence read in English, then in German: each segment carries its own language."""
+    t = service.transcribe_sync(data / "multilingual" / "en-de-license.mp3", TranscriptionOptions(), "whisper/base")
+    assert t.language == "en"
+    english = [s for s in t.segments if s.end < 30.0]
+    german = [s for s in t.segments if s.start > 30.0]
+    assert english
+    assert german
+    assert all(s.language == "en" for s in english)
+    assert all(s.language == "de" for s in german)
+    assert "permission is hereby granted" in " ".join(s.text.lower() for s in english)
+    assert "software" in " ".join(s.text.lower() for s in german)

@@ -416,7 +416,8 @@ def test_harvard_speakers_are_separated(harvard: dict[str, VoiceFeatures]) -> No
 
 
 def test_voice_quality_on_real_speech(harvard: dict[str, VoiceFeatures]) -> None:
-    """Measured on the 12 sentences: HNR 12.9-24.3 dB, jitter 1.3-2.4 %, shimmer 4.7-11.8 %, voiced ratio 0.63-0.96."""
+    """Measured on the 12 sentences: HNR 13.1-24.5 dB, jitter 1.3-2.4 %, shimmer 4.7-11.8 %, voiced ratio 0.63-0.96,
+    F0 range 3.8-8.9 st. The bounds leave room for other Praat builds; no sentence may look breathy or rough."""
     for name, feats in harvard.items():
         assert within(feats.hnr_db, 9, 28), name
         assert within(feats.jitter_local, 0.008, 0.035), name

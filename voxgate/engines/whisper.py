@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import zlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -339,27 +340,12 @@ class WhisperEngine:
             )
             segments = []
             for s in raw_segments:
-                words = tuple(
-                    Word(
-                        word=w.word.strip(),
-                        start=round(float(w.start), 3),
-                        end=round(float(w.end), 3),
-                        confidence=round(float(w.probability), 4),
-                    )
-                    for w in (s.words or ())
-                    if w.word.strip()
-                )
-                segments.append(
-                    Segment(
-                        text=s.text.strip(),
-                        start=round(float(s.start), 3),
-                        end=round(float(s.end), 3),
-                        words=words,
-                        language=info.language,
-                        avg_logprob=float(s.avg_logprob),
-                        no_speech_prob=float(s.no_speech_prob),
-                    )
-                )
+                segment = _segment(s, info.language)
+                if s.compression_ratio > _MAX_COMPRESSION or _repeats(s.text):
+                    segment = self._redecode(audio, segment, options)
+                if detect and segment.text:
+                    segment = self._identify(audio, segment)
+                segments.append(segment)
                 if progress is not None:
                     progress(s.end, duration)
         except (RuntimeError, ValueError) as exc:
@@ -375,6 +361,68 @@ class WhisperEngine:
             language_candidates=candidates,
             model_id=self._model_id,
         )
+
+    def _identify(self, audio: Audio, segment: Segment) -> Segment:
+        """The batched pipeline detects a language per chunk but does not say which: ask again for the segment."""
+        clip = audio[int(segment.start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
+        if len(clip) < SAMPLE_RATE // 2:
+            return segment
+        return replace(segment, language=self.detect_language(clip, top=1)[0].code)
+
+    def _redecode(self, audio: Audio, segment: Segment, options: TranscriptionOptions) -> Segment:
+        """A segment the batched pass decoded into a loop: decode its audio again with temperature fallback."""
+        start = int(segment.start * SAMPLE_RATE)
+        clip = audio[start : int(segment.end * SAMPLE_RATE)]
+        log.info(
+            "re-decoding a repetitive segment at %.1f-%.1f s with temperature fallback", segment.start, segment.end
+        )
+        parts, info = self._model.transcribe(
+            clip,
+            language=options.language or segment.language,
+            task=options.task,
+            beam_size=options.beam_size,
+            temperature=(0.0, 0.2, 0.4, 0.6, 0.8, 1.0),
+            compression_ratio_threshold=_MAX_COMPRESSION,
+            condition_on_previous_text=False,
+            initial_prompt=options.prompt or None,
+            word_timestamps=options.word_timestamps,
+            vad_filter=False,
+        )
+        redone = [_segment(p, info.language).shifted(segment.start) for p in parts]
+        if not redone:
+            return replace(segment, text="", words=())
+        return Segment(
+            text=" ".join(r.text for r in redone),
+            start=segment.start,
+            end=segment.end,
+            words=tuple(w for r in redone for w in r.words),
+            language=segment.language,
+            avg_logprob=segment.avg_logprob,
+            no_speech_prob=segment.no_speech_prob,
+        )
+
+
+def _segment(s: Any, language: str) -> Segment:
+    """A faster-whisper segment as voxgate's."""
+    words = tuple(
+        Word(
+            word=w.word.strip(),
+            start=round(float(w.start), 3),
+            end=round(float(w.end), 3),
+            confidence=round(float(w.probability), 4),
+        )
+        for w in (s.words or ())
+        if w.word.strip()
+    )
+    return Segment(
+        text=s.text.strip(),
+        start=round(float(s.start), 3),
+        end=round(float(s.end), 3),
+        words=words,
+        language=language,
+        avg_logprob=float(s.avg_logprob),
+        no_speech_prob=float(s.no_speech_prob),
+    )
 
 
 def load(spec: ModelSpec, settings: Settings) -> WhisperEngine:
