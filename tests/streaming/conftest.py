@@ -15,7 +15,16 @@ from voxgate.analysis.vad import SileroVad, VadStream
 from voxgate.audio.decode import decode
 from voxgate.engines.base import Engine
 from voxgate.service import Service
-from voxgate.streaming.events import DecodeJob, DecodeKind, Event, Job, Output, TranscriptEvent, TurnCheckJob
+from voxgate.streaming.events import (
+    DecodeJob,
+    DecodeKind,
+    Event,
+    Job,
+    Output,
+    ProfileJob,
+    TranscriptEvent,
+    TurnCheckJob,
+)
 from voxgate.streaming.session import StreamSession
 from voxgate.types import SAMPLE_RATE, Audio
 
@@ -59,6 +68,8 @@ class Driver:
     vad: VadStream
     engine: Engine
     turn: TurnDetector | None
+    profiler: object = None
+    """``Service.profile`` (or anything with its signature) when the session builds voice profiles."""
     auto: bool = True
     """Run jobs as soon as they are asked for (an infinitely fast server); else queue them for :meth:`run_jobs`."""
     events: list[Event] = field(default_factory=list)
@@ -67,7 +78,7 @@ class Driver:
 
     def _take(self, outputs: list[Output]) -> list[Output]:
         for out in outputs:
-            if isinstance(out, DecodeJob | TurnCheckJob):
+            if isinstance(out, DecodeJob | TurnCheckJob | ProfileJob):
                 self.jobs.append(out)
                 self.queue.append(out)
             else:
@@ -79,7 +90,11 @@ class Driver:
     def run_jobs(self) -> None:
         while self.queue:
             job = self.queue.popleft()
-            if isinstance(job, TurnCheckJob):
+            if isinstance(job, ProfileJob):
+                assert callable(self.profiler)
+                profile = self.profiler(job.audio, text=job.text, words=job.words, language=job.language)
+                self._take(self.session.profiled(job, profile))
+            elif isinstance(job, TurnCheckJob):
                 assert self.turn is not None
                 self._take(self.session.turn_checked(job, self.turn.predict(job.audio)))
             elif job.kind is DecodeKind.PARTIAL:

@@ -14,6 +14,7 @@ from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
 from voxgate.streaming.events import (
     DecodeJob,
     DecodeKind,
+    ProfileEvent,
     SpeechEnded,
     SpeechStarted,
     StreamClosed,
@@ -200,3 +201,23 @@ def test_long_turn_rolls_forward_with_bounded_memory(vad_model, tiny, clip) -> N
     starts = [w.start for w in final.words]
     assert starts == sorted(starts)
     assert final.words[-1].end > 30.0  # times stay stream-relative across rolls
+
+
+def test_voice_profile_updates_during_a_turn_and_for_the_turn(vad_model, tiny, clip, service) -> None:
+    cfg = SessionConfig(
+        options=TranscriptionOptions(language="en"), turn=TurnDetection(mode=TurnMode.MANUAL), profile=True
+    )
+    d = Driver(StreamSession(cfg), vad_model.stream(), tiny, None, profiler=service.profile)
+    d.feed(clip("jfk.flac"))
+    updates = [e for e in d.events if isinstance(e, ProfileEvent)]
+    assert len(updates) >= 4  # about one per second of new speech over ~11 s
+    assert all(u.scope == "stream" for u in updates)
+    assert updates[-1].profile.language[0].label == "en"
+    d.close()
+    turn_profiles = [e for e in d.events if isinstance(e, ProfileEvent) and e.scope == "turn"]
+    assert len(turn_profiles) == 1
+    final_index = d.events.index(d.finals()[0])
+    assert d.events.index(turn_profiles[0]) > final_index  # the turn's profile follows its final ...
+    assert isinstance(d.events[-1], StreamClosed)  # ... and the stream closes only after it
+    assert turn_profiles[0].profile.features.word_count > 10  # the final's words fed the rate measures
+    assert turn_profiles[0].profile.features.speaking_rate_wpm is not None

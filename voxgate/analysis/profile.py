@@ -211,7 +211,7 @@ class ProfileAnalyzer:
             "age": self._age(features),
             "emotion": self._emotion(features, text, spoken),
             "pitch": _sorted(dict(pitch_labels(features))),
-            "vocalStyle": _sorted(dict(vocal_style_labels(features))),
+            "vocalStyle": _sorted(dict(vocal_style_labels(features, language=spoken))),
             "accent": self._accent(language, spoken),
         }
         for dimension, classifier in self.overrides.items():

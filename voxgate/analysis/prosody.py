@@ -26,9 +26,12 @@ Everything runs on 16 kHz mono float32 audio, with Praat 6.1 through praat-parse
 * **Speech / pauses in the audio**: Praat's intensity contour (``To Intensity``, 100 Hz minimum pitch: Praat's
   default, a 64 ms window). A frame is speech when its level is within :data:`SILENCE_THRESHOLD_DB` (25 dB) of the
   99th-percentile frame level (the criterion of Praat's ``To TextGrid (silences)`` and of De Jong & Wempe 2009,
-  "Praat script to detect syllable nuclei and measure speech rate automatically") and above an absolute floor of
-  :data:`ABSOLUTE_FLOOR_DBFS`. Steady noise passes an energy test, so a caller that has Silero VAD probabilities
-  (one per 512 samples, :class:`voxgate.analysis.vad.SileroVad`) should pass them: frames then also need p >= 0.5.
+  "Praat script to detect syllable nuclei and measure speech rate automatically"), at least :data:`NOISE_MARGIN_DB`
+  above the noise floor (the 5th-percentile level; this rule never asks for more than 15 dB below the 99th
+  percentile) and above :data:`ABSOLUTE_FLOOR_DBFS`. The noise-floor rule is what keeps the 60 Hz mains hum of the
+  shared two-speaker clip (-43 dBFS under -21 dBFS speech) out of the F0 statistics. Steady noise at a poor SNR still
+  passes an energy test, so a caller that has Silero VAD probabilities (one per 512 samples,
+  :class:`voxgate.analysis.vad.SileroVad`) should pass them: frames then also need p >= 0.5.
 * **Loudness**: RMS over the speech frames in dBFS, where an RMS of 1.0 is 0 dBFS (so a full-scale sine is -3 dBFS;
   AES17 would call that 0 dBFS). It is not perceptual loudness (no K-weighting, LUFS) and it depends on microphone
   gain and distance as much as on the voice. The range is the 10th-90th percentile spread of the frame levels.
@@ -39,12 +42,14 @@ Everything runs on 16 kHz mono float32 audio, with Praat 6.1 through praat-parse
   maximum period factor 1.3, maximum amplitude factor 1.6). These are running-speech values: intonation and
   voiced/unvoiced transitions make them much larger than on the sustained vowels the clinical norms come from
   (see :func:`vocal_style_labels`).
-* **Rate and pauses** come from word timestamps (an ASR's): words per minute over the span from the first word's
-  start to the last word's end; pauses are gaps between consecutive words of at least :data:`PAUSE_MIN_S` (250 ms, the
-  classic threshold that separates hesitation pauses from articulatory silences such as stop closures:
-  Goldman-Eisler 1968, "Psycholinguistics: experiments in spontaneous speech"). The articulation rate counts words
-  per minute of the span minus those pauses. Word rates are language dependent (German words are longer than
-  English ones): the thresholds in :func:`vocal_style_labels` are for English.
+* **Rate and pauses** come from word timestamps (an ASR's) and the audio's speech frames: words per minute over the
+  span from the first word's start to the last word's end (trimmed of silence the audio shows at its two ends).
+  A pause is a stretch of at least :data:`PAUSE_MIN_S` (250 ms, the classic threshold that separates hesitation
+  pauses from articulatory silences such as stop closures: Goldman-Eisler 1968, "Psycholinguistics: experiments in
+  spontaneous speech") that no word covers *or* that the audio shows as non-speech: Whisper stretches words over the
+  silence after them (on the JFK clip the words alone show 10 % of pauses, the audio 36 %). The articulation rate
+  counts words per minute of the span minus the pauses. Word rates are language dependent (German words are longer
+  than English ones): the thresholds in :func:`vocal_style_labels` are for English.
 
 Cost (bench/prosody_norms.py, 2-core x86 VM): 5-12 ms of one core per second of audio, 8 ms on average over the
 shared clips; harmonicity is half of it. parselmouth holds the GIL through each Praat call (the longest, a pitch pass
@@ -105,9 +110,9 @@ NOISE_RULE_MAX_DB: Final = 15.0
 """The noise-floor rule never asks more than this below the 99th-percentile level: when a clip has no pause its 5th
 percentile is quiet speech, not noise, and a steady sound (a test tone) would otherwise have no speech at all."""
 ABSOLUTE_FLOOR_DBFS: Final = -60.0
+"""Frames quieter than this are never speech, whatever the rest of the signal."""
 MIN_LEVEL_DBFS: Final = -100.0
 """Frame levels are clamped here (digital silence gives Praat's -300 dB), which bounds the noise floor and SNR."""
-"""Frames quieter than this are never speech, whatever the rest of the signal."""
 VAD_THRESHOLD: Final = 0.5
 """Silero speech probability at which a 512-sample frame counts as speech (its usual threshold)."""
 VAD_FRAME_SAMPLES: Final = 512
@@ -162,9 +167,9 @@ class VoiceFeatures:
     word_count: int = 0
     """Words the rate measures were computed from."""
     speaking_rate_wpm: float | None = None
-    """Words per minute over the first word's start to the last word's end."""
+    """Words per minute from the first word's start to the last word's end, less silence at the two ends."""
     articulation_rate_wpm: float | None = None
-    """Words per minute of that span without its pauses (gaps >= 250 ms)."""
+    """Words per minute of that span without its pauses (>= 250 ms between words or silent in the audio)."""
     pause_ratio: float | None = None
     """Pause time / span."""
     mean_pause_s: float | None = None
@@ -496,6 +501,11 @@ very-high     > 319.5      young children, falsetto, excited or shouted speech
 Loud speech raises F0 (Berg et al. 2017, J Voice 31(2): men 112 Hz conversational, 130 Hz "classroom" voice, 176 Hz
 shouting), so a projecting speaker is labelled higher than their conversational voice would be: the label describes
 the voice in the audio, not the speaker's sex or age.
+
+Measured on the shared clips (bench/prosody_norms.py): the Harvard speaker spk1 190-211 Hz in all six sentences
+(medium-high every time), spk2 115-157 Hz (medium-low or medium, straddling the 138 Hz edge), the license reader
+127 Hz reading English and 154 Hz reading German, the two-speaker clip's voices 91 Hz and 145 Hz, and JFK 237 Hz:
+a man, but projecting outdoors (the harmonics are spaced ~240 Hz apart, so it is not an octave error).
 """
 
 _PITCH_TRACK_SD_ST: Final = 0.5
@@ -520,6 +530,9 @@ def pitch_labels(features: VoiceFeatures) -> list[tuple[str, float]]:
     of its bin in :data:`PITCH_BINS`, so a median on a bin edge gives ~0.5 / 0.5 and one mid-bin with a few
     seconds of speech gives > 0.9. Then the whole is scaled by ``min(1, voiced seconds / 2)`` (under 1 s of voicing
     no label exceeds 0.5) and the rest goes to ``unclear``. Without a measured F0: ``[("unclear", 1.0)]``.
+
+    The model's spread for one 2-second sentence (~1.3 st) matches the data: the six sentence medians of one speaker
+    scatter by 0.7 st (spk1) and 1.8 st (spk2).
     """
     median, voiced_s = features.f0_median_hz, features.voiced_s
     if median is None or voiced_s is None or median <= 0 or voiced_s < MIN_VOICED_S:
