@@ -489,22 +489,20 @@ def ms(s: dict[str, Any], key: str) -> str:
 
 
 def print_results(results: list[dict[str, Any]]) -> None:
-    table = Table(title="Concurrent real-time streams (vad turns, partials on): final latency in ms, partials")
+    table = Table(title="Concurrent real-time streams (vad turns, partials on)")
     for col in (
         "model",
         "batch",
         "N",
-        "turn end->final p50",
-        "p95",
-        "speech end->final p50",
-        "p95",
+        "turn end->final ms p50 / p95",
+        "speech end->final ms p50 / p95",
         "finals",
-        "partials /s/stream",
+        "partials /s /stream",
         "below ideal %",
-        "max lag ms send/EoT",
+        "max lag ms send / EoT",
         "ok",
     ):
-        table.add_column(col, justify="left" if col in ("model", "batch") else "right")
+        table.add_column(col, justify="left" if col in ("model", "batch") else "right", no_wrap=col == "model")
     for r in results:
         for lv in r["levels"]:
             lat, sp = lv["final_from_turn_end"], lv["final_from_speech_end"]
@@ -513,14 +511,12 @@ def print_results(results: list[dict[str, Any]]) -> None:
                 r["model"],
                 "on" if r["stream_batching"] else "off",
                 str(lv["n"]),
-                ms(lat, "p50_ms"),
-                ms(lat, "p95_ms"),
-                ms(sp, "p50_ms"),
-                ms(sp, "p95_ms"),
+                f"{ms(lat, 'p50_ms')} / {ms(lat, 'p95_ms')}",
+                f"{ms(sp, 'p50_ms')} / {ms(sp, 'p95_ms')}",
                 str(lat["n"]),
                 f"{lv['partials_per_stream_per_s']}",
                 f"{lv['partials_missing_pct']}",
-                f"{lv['max_send_lag_ms']:.0f}/{lv['max_end_of_turn_lag_ms']:.0f}",
+                f"{lv['max_send_lag_ms']:.0f} / {lv['max_end_of_turn_lag_ms']:.0f}",
                 ok,
             )
     console.print(table)

@@ -110,6 +110,10 @@ def fmt(value: float | int | None, digits: int = 1) -> str:
     return f"{value:.{digits}f}"
 
 
+def rounded(labels: list[tuple[str, float]]) -> list[list[Any]]:
+    return [[label, round(confidence, 3)] for label, confidence in labels]
+
+
 def labels_text(labels: list[tuple[str, float]], top: int = 3) -> str:
     return " ".join(f"{label}:{conf:.2f}" for label, conf in labels[:top])
 
@@ -208,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
                     "features": _raw(plain),
                     "features_vad": _raw(with_vad),
                     "wire": plain.to_dict(),
-                    "pitch": [[label, round(c, 3)] for label, c in pitch_labels(plain)],
-                    "vocal_style": [[label, round(c, 3)] for label, c in vocal_style_labels(plain, language=clip.language)],
-                    "pitch_vad": [[label, round(c, 3)] for label, c in pitch_labels(with_vad)],
-                    "vocal_style_vad": [[label, round(c, 3)] for label, c in vocal_style_labels(with_vad, language=clip.language)],
+                    "pitch": rounded(pitch_labels(plain)),
+                    "vocal_style": rounded(vocal_style_labels(plain, language=clip.language)),
+                    "pitch_vad": rounded(pitch_labels(with_vad)),
+                    "vocal_style_vad": rounded(vocal_style_labels(with_vad, language=clip.language)),
                 }
             )
     finally:

@@ -71,8 +71,9 @@ _EMOTION_POINTS: dict[str, tuple[float, float]] = {
 _EMOTION_WIDTH = 0.45
 
 # Conversational-speech norms used to score arousal cues (mean, spread): F0 standard deviation in semitones over an
-# utterance, speech loudness in dBFS for a reasonably gained microphone, articulation rate in words per minute.
-_AROUSAL_NORMS = {"f0_std_semitones": (2.5, 1.2), "loudness_dbfs": (-24.0, 6.0), "articulation_rate_wpm": (175.0, 40.0)}
+# utterance, speech loudness in dBFS for a reasonably gained microphone, articulation rate in words per minute (the
+# English clips in shared/data measure a median of 199 wpm; bench/prosody_norms.py).
+_AROUSAL_NORMS = {"f0_std_semitones": (2.5, 1.2), "loudness_dbfs": (-24.0, 6.0), "articulation_rate_wpm": (195.0, 40.0)}
 _AROUSAL_WEIGHTS = {"f0_std_semitones": 0.5, "loudness_dbfs": 0.2, "articulation_rate_wpm": 0.3}
 
 _LANGUAGE_NAMES = {
@@ -177,8 +178,7 @@ def _arousal(features: VoiceFeatures) -> tuple[float, float]:
         weight += w
     if weight == 0:
         return 0.0, 0.0
-    voiced = (features.speech_s or 0.0) * (features.voiced_ratio or 0.0)
-    return math.tanh(total / weight / 1.5), weight * min(1.0, voiced / 2.0)
+    return math.tanh(total / weight / 1.5), weight * min(1.0, (features.voiced_s or 0.0) / 2.0)
 
 
 class ProfileAnalyzer:
@@ -253,7 +253,7 @@ class ProfileAnalyzer:
     @staticmethod
     def _age(features: VoiceFeatures) -> Labels:
         f0 = features.f0_median_hz
-        voiced = (features.speech_s or 0.0) * (features.voiced_ratio or 0.0)
+        voiced = features.voiced_s or 0.0
         # Children's F0 sits around 250-400 Hz, above adult women's typical 165-255 Hz: only a median well above
         # 260 Hz counts as evidence, and only with a second of voiced speech behind it.
         kid = 0.0 if f0 is None else 0.7 * _logistic((f0 - 280.0) / 20.0) * min(1.0, voiced)
@@ -349,7 +349,9 @@ def merge_profiles(profiles: Sequence[VoiceProfile]) -> VoiceProfile | None:
     for f in fields(VoiceFeatures):
         pairs = [(getattr(p.features, f.name), w) for p, w in zip(profiles, weights, strict=True)]
         known = [(v, w) for v, w in pairs if v is not None]
-        if f.name in ("duration_s", "speech_s", "voiced_s", "word_count"):
+        if f.name in ("duration_s", "word_count"):
+            values[f.name] = sum(v for v, _ in known)
+        elif f.name in ("speech_s", "voiced_s"):
             values[f.name] = sum(v for v, _ in known) if known else None
         else:
             values[f.name] = sum(v * w for v, w in known) / sum(w for _, w in known) if known else None
