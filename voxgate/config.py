@@ -12,11 +12,20 @@ import platformdirs
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ProfileModel", "Settings"]
+__all__ = ["ProfileModel", "ProviderConfig", "Settings"]
 
 
 def _default_home() -> Path:
     return Path(platformdirs.user_cache_dir("voxgate"))
+
+
+class ProviderConfig(BaseModel):
+    name: str
+    api_key: str | None
+    base_url: str
+    key_variable: str
+    timeout: float
+    max_retries: int
 
 
 class ProfileModel(BaseModel):
@@ -73,6 +82,38 @@ class Settings(BaseSettings):
     """Your own ONNX classifiers for voice-profile dimensions, e.g.
     ``VOXGATE_PROFILE_MODELS='{"emotion": {"path": "/models/ser.onnx", "labels": ["angry", "happy", ...]}}'``.
     Input: 16 kHz float32 waveform ``[1, samples]``; output: one score (logit or probability) per label."""
+
+    # Cloud providers: a key per provider (VOXGATE_<PROVIDER>_API_KEY); the base URL may point at a gateway or a
+    # self-hosted deployment speaking the vendor's API.
+    openai_api_key: SecretStr | None = None
+    openai_base_url: str = "https://api.openai.com/v1"
+    groq_api_key: SecretStr | None = None
+    groq_base_url: str = "https://api.groq.com/openai/v1"
+    deepgram_api_key: SecretStr | None = None
+    deepgram_base_url: str = "https://api.deepgram.com"
+    assemblyai_api_key: SecretStr | None = None
+    assemblyai_base_url: str = "https://api.assemblyai.com"
+    soniox_api_key: SecretStr | None = None
+    soniox_base_url: str = "https://api.soniox.com"
+    provider_timeout_seconds: float = 120.0
+    """Timeout of one call to a cloud provider."""
+    provider_max_retries: int = 3
+    """Retries (with exponential backoff) of an idempotent provider call after a 429, a 5xx or a network error."""
+
+    def provider(self, name: str) -> ProviderConfig:
+        """The key and base URL configured for cloud provider ``name``."""
+        key = getattr(self, f"{name}_api_key", None)
+        url = getattr(self, f"{name}_base_url", None)
+        if url is None:
+            raise KeyError(name)
+        return ProviderConfig(
+            name=name,
+            api_key=key.get_secret_value() if key is not None else None,
+            base_url=url.rstrip("/"),
+            key_variable=f"VOXGATE_{name.upper()}_API_KEY",
+            timeout=self.provider_timeout_seconds,
+            max_retries=self.provider_max_retries,
+        )
 
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Accepted API keys. Empty: no authentication (the default on localhost)."""

@@ -18,6 +18,10 @@
     │   └── IdleTimeout               408  idle_timeout
     ├── ResourceExhausted             429  resource_exhausted
     └── EngineError                   502  engine_error
+        └── ProviderError             502  provider_error
+            ├── ProviderUnauthorized  502  provider_unauthorized
+            ├── ProviderRateLimited   429  provider_rate_limited
+            └── ProviderTimeout       504  provider_timeout
 
 Every class carries its ``code`` (the string clients see in ``{"error": {"code": ...}}``), its HTTP status and the
 WebSocket close code used when a stream must end because of it. Routes never pick a status themselves: they raise,
@@ -42,6 +46,10 @@ __all__ = [
     "ModelNotFound",
     "ModelUnavailable",
     "PayloadTooLarge",
+    "ProviderError",
+    "ProviderRateLimited",
+    "ProviderTimeout",
+    "ProviderUnauthorized",
     "ProtocolViolation",
     "ResourceExhausted",
     "Timeout",
@@ -157,3 +165,26 @@ class EngineError(VoxgateError):
     code = "engine_error"
     http_status = 502
     ws_close_code = WS_INTERNAL
+
+
+class ProviderError(EngineError):
+    """A cloud provider failed or answered with an error (after retries where the call is idempotent)."""
+
+    code = "provider_error"
+
+
+class ProviderUnauthorized(ProviderError):
+    """The provider refused voxgate's API key (the server's configuration, not the client's request)."""
+
+    code = "provider_unauthorized"
+
+
+class ProviderRateLimited(ProviderError):
+    code = "provider_rate_limited"
+    http_status = 429
+    ws_close_code = 1013
+
+
+class ProviderTimeout(ProviderError):
+    code = "provider_timeout"
+    http_status = 504

@@ -75,6 +75,8 @@ class Transcript:
     language_probability: float | None = None
     language_candidates: tuple[LanguageScore, ...] = ()
     model_id: str = ""
+    warnings: tuple[str, ...] = ()
+    """Options the engine could not honour, fallbacks taken: said, never silently dropped."""
 
     @property
     def text(self) -> str:

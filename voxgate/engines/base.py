@@ -21,6 +21,8 @@ class Capabilities:
     language_detection: bool = True
     max_batch: int = 1
     """How many independent requests :meth:`Engine.transcribe_batch` decodes together."""
+    remote: bool = False
+    """Calls go to a cloud API: they run on the I/O thread pool, not on the inference scheduler."""
 
 
 @runtime_checkable

@@ -88,30 +88,40 @@ class ModelSpec:
     name: str
     packaged: PackagedModel | None = None
     path: Path | None = None
+    remote: bool = False
+    """A cloud provider's model."""
+    known: tuple[str, ...] = ()
+    """Languages of a model that is neither packaged nor a Whisper directory, as its provider documents them."""
 
     @property
     def source(self) -> str:
         if self.packaged is not None:
             return "package: " + " + ".join(self.packaged.packages)
-        return f"directory: {self.path}"
+        if self.path is not None:
+            return f"directory: {self.path}"
+        return f"cloud: {self.provider}" if self.remote else f"provider: {self.provider}"
 
     @property
     def multilingual(self) -> bool:
         if self.packaged is not None:
             return self.packaged.multilingual
-        assert self.path is not None
-        return _directory_is_multilingual(self.path)
+        if self.path is not None and self.provider == "whisper":
+            return _directory_is_multilingual(self.path)
+        return self.known != ("en",)
 
     @property
     def languages(self) -> tuple[str, ...]:
+        if self.provider != "whisper":
+            return self.known
         return WHISPER_LANGUAGES if self.multilingual else ("en",)
 
     @property
     def size_bytes(self) -> int:
         if self.packaged is not None:
             return self.packaged.size_bytes
-        assert self.path is not None
-        return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+        if self.path is not None:
+            return sum(f.stat().st_size for f in self.path.iterdir() if f.is_file())
+        return 0
 
 
 def _directory_is_multilingual(path: Path) -> bool:
@@ -151,8 +161,9 @@ def resolve(model_id: str, default_model: str) -> ModelSpec:
     if provider != "whisper":
         from voxgate.engines.registry import PROVIDERS  # late: the registry imports this module
 
-        if provider in PROVIDERS:
-            return ModelSpec(id=requested, provider=provider, name=name)
+        entry = PROVIDERS.get(provider)
+        if entry is not None:
+            return ModelSpec(id=requested, provider=provider, name=name, remote=entry.remote, known=entry.languages)
         raise ModelNotFound(f"unknown provider {provider!r} in model id {model_id!r}; known: {', '.join(known_ids())}")
     if name in PACKAGED:
         return ModelSpec(id=f"whisper/{name}", provider="whisper", name=name, packaged=PACKAGED[name])

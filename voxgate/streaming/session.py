@@ -73,7 +73,7 @@ class SessionConfig:
     """Build a voice profile (``voiceProfile`` results) as speech accumulates and for every finished turn."""
     profile_interval: float = 1.0
     """Seconds of new speech between two profile updates."""
-    profile_context: float = 30.0
+    profile_context: float = 15.0
     """Seconds of a turn's most recent audio a profile update looks at."""
 
 
