@@ -9,11 +9,11 @@ options to the vendor's and the vendor's results back. Options the vendor cannot
 from __future__ import annotations
 
 import io
-from abc import ABC, abstractmethod
 import logging
 import random
 import time
 import wave
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
@@ -64,9 +64,7 @@ class RemoteEngine(ABC):
         self.spec = spec
         self.config: ProviderConfig = settings.provider(self.provider)
         if not self.config.api_key:
-            raise ModelUnavailable(
-                f"{spec.id} needs an API key for {self.provider}: set {self.config.key_variable}"
-            )
+            raise ModelUnavailable(f"{spec.id} needs an API key for {self.provider}: set {self.config.key_variable}")
         value = f"{self.auth_scheme} {self.config.api_key}" if self.auth_scheme else self.config.api_key
         self.client = httpx.Client(
             base_url=self.config.base_url,
