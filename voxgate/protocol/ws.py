@@ -88,7 +88,8 @@ class TurnDetection(CamelModel):
 
 
 class StreamTranscribeConfig(CamelModel):
-    model_id: str | None = None
+    model_id: str | list[str] | None = None
+    """One model id, or an ordered list: the first that can be opened serves the stream, the rest are fallbacks."""
     audio_encoding: StreamEncoding = StreamEncoding.LINEAR16
     sample_rate_hertz: int = Field(default=16_000, ge=8_000, le=48_000)
     number_of_channels: int = Field(default=1, ge=1, le=8)

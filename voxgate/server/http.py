@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
@@ -78,7 +79,7 @@ async def run_transcription(
     service: Service,
     source: AudioSource,
     options: TranscriptionOptions,
-    model_id: str | None,
+    model_id: str | Sequence[str] | None,
     *,
     profile: bool = False,
 ) -> FileResult:
@@ -149,9 +150,9 @@ async def transcribe(request: Request) -> TranscribeResponse:
     wanted = profile is not None and profile.enable_voice_profile
     result = await run_transcription(service, source, options_of(config), config.model_id, profile=wanted)
     transcript = result.transcript
-    response = TranscribeResponse.of(
-        transcript, model_id=config.model_id or transcript.model_id, words=config.include_word_timestamps
-    )
+    # The reference echoes the requested modelId; with a fallback list, the model that did the work.
+    echoed = config.model_id if isinstance(config.model_id, str) else transcript.model_id
+    response = TranscribeResponse.of(transcript, model_id=echoed, words=config.include_word_timestamps)
     if wanted and profile is not None:
         top_n = profile.top_n
         response.voice_profile = VoiceProfileOut.of(result.profile, top_n) if result.profile else None
@@ -176,6 +177,8 @@ async def models(request: Request) -> dict[str, Any]:
                 "loaded": m.loaded,
                 "default": m.default,
                 "aliases": list(m.aliases),
+                "remote": m.remote,
+                "configured": m.configured,
             }
             for m in _service(request).list_models()
         ]

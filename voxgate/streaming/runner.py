@@ -54,6 +54,7 @@ class StreamRunner:
         config: SessionConfig,
         *,
         engine: Engine,
+        fallbacks: Sequence[Engine] = (),
         scheduler: Scheduler,
         vad: VadStream,
         turn_detector: TurnDetector | None,
@@ -68,6 +69,8 @@ class StreamRunner:
         self.session = StreamSession(config)
         self.events: asyncio.Queue[Event | VoxgateError] = asyncio.Queue()
         self._engine = engine
+        self._fallbacks = list(fallbacks)
+        """Engines to move to, in order, when the current one fails (a provider outage, a lost key)."""
         self._scheduler = scheduler
         self._vad = vad
         self._turn = turn_detector
@@ -137,45 +140,62 @@ class StreamRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def _decode(self, job: DecodeJob) -> None:
-        result: Transcript | None
-        try:
-            if job.kind is DecodeKind.PARTIAL and self._batching:
-                # Drafts are padded to the longest in their batch: only batch clips of similar length.
-                bucket = len(job.audio) // (2 * SAMPLE_RATE)
-                future = self._scheduler.submit_batched(
-                    (self._engine.model_id, bucket),
-                    (job.audio, job.options),
-                    self._engine.transcribe_batch,
-                    max_batch=self._engine.capabilities.max_batch,
-                    deadline_in=_DEADLINES[job.kind],
-                    drop_after=_PARTIAL_DROP_AFTER,
-                )
-            elif job.kind is DecodeKind.PARTIAL:
-                future = self._scheduler.submit(
-                    functools.partial(self._first, [(job.audio, job.options)]), deadline_in=_DEADLINES[job.kind]
-                )
-            else:
-                future = self._scheduler.submit(
-                    functools.partial(self._engine.transcribe_utterance, job.audio, job.options),
-                    deadline_in=_DEADLINES[job.kind],
-                )
-            result = await wait(future)
-        except Skipped:
-            result = None
-        except VoxgateError as exc:
-            self._fail(exc)
-            return
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:  # an engine bug must end this stream only, with a clear error
-            log.exception("decode failed in %s", self._engine.model_id)
-            self._fail(EngineError(f"{self._engine.model_id} failed: {type(exc).__name__}"))
-            return
+        while True:
+            try:
+                result = await self._run_decode(job)
+            except Skipped:
+                result = None
+            except EngineError as exc:
+                if not self._fallbacks:
+                    self._fail(exc)
+                    return
+                # The job still holds its audio: the same turn is decoded again by the next engine, nothing lost.
+                failed, self._engine = self._engine, self._fallbacks.pop(0)
+                log.warning("stream falls back from %s to %s: %s", failed.model_id, self._engine.model_id, exc)
+                continue
+            except VoxgateError as exc:
+                self._fail(exc)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # an engine bug must end this stream only, with a clear error
+                log.exception("decode failed in %s", self._engine.model_id)
+                self._fail(EngineError(f"{self._engine.model_id} failed: {type(exc).__name__}"))
+                return
+            break
         if not self._closed:
             self._dispatch(self.session.decoded(job, result))
 
-    def _first(self, items: list[tuple[Audio, TranscriptionOptions]]) -> Transcript:
-        return self._engine.transcribe_batch(items)[0]
+    async def _run_decode(self, job: DecodeJob) -> Transcript:
+        engine = self._engine
+        if engine.capabilities.remote:  # a cloud call: the thread pool, not the inference worker
+            if job.kind is DecodeKind.PARTIAL:
+                work = functools.partial(self._first_of, engine, [(job.audio, job.options)])
+            else:
+                work = functools.partial(engine.transcribe_utterance, job.audio, job.options)
+            return await anyio.to_thread.run_sync(work)
+        if job.kind is DecodeKind.PARTIAL and self._batching:
+            # Drafts are padded to the longest in their batch: only batch clips of similar length.
+            bucket = len(job.audio) // (2 * SAMPLE_RATE)
+            future = self._scheduler.submit_batched(
+                (engine.model_id, bucket),
+                (job.audio, job.options),
+                engine.transcribe_batch,
+                max_batch=engine.capabilities.max_batch,
+                deadline_in=_DEADLINES[job.kind],
+                drop_after=_PARTIAL_DROP_AFTER,
+            )
+        elif job.kind is DecodeKind.PARTIAL:
+            work = functools.partial(self._first_of, engine, [(job.audio, job.options)])
+            future = self._scheduler.submit(work, deadline_in=_DEADLINES[job.kind])
+        else:
+            work = functools.partial(engine.transcribe_utterance, job.audio, job.options)
+            future = self._scheduler.submit(work, deadline_in=_DEADLINES[job.kind])
+        return await wait(future)
+
+    @staticmethod
+    def _first_of(engine: Engine, items: list[tuple[Audio, TranscriptionOptions]]) -> Transcript:
+        return engine.transcribe_batch(items)[0]
 
     async def _profile(self, job: ProfileJob) -> None:
         profile: VoiceProfile | None = None

@@ -1,0 +1,262 @@
+"""AssemblyAI's pre-recorded (async) API: upload the audio, create a transcript job, poll it, map the result back.
+
+The vendor's API, as voxgate uses it (``https://www.assemblyai.com/docs``, REST API v2):
+
+* Auth: ``Authorization: <key>`` — the bare key, no scheme.
+* ``POST /v2/upload`` with the WAV bytes as the raw body (``application/octet-stream``) → ``{"upload_url"}``.
+  Retried on 429, 5xx and network errors (a repeated upload only leaves an unused copy).
+* ``POST /v2/transcript`` with a JSON body → ``{"id", "status"}``. This creates a billable job, so it is sent once
+  and never retried: after a 5xx or a dropped connection the job may exist all the same.
+* ``GET /v2/transcript/{id}`` every :attr:`AssemblyAIEngine.poll_interval` seconds (growing up to
+  :attr:`~AssemblyAIEngine.poll_interval_max`) until ``status`` is ``completed`` or ``error``. Retried like the
+  upload. Polling stops with :class:`~voxgate.errors.ProviderTimeout` after ``provider_timeout_seconds`` plus
+  :attr:`~AssemblyAIEngine.processing_allowance` seconds per second of audio. ``status: "error"`` raises
+  :class:`~voxgate.errors.ProviderError` with the job's ``error`` message.
+
+voxgate's options → the transcript request:
+
+==========================  ==========================================================================================
+``model`` (the id's name)   ``speech_models: [name]`` (``assemblyai/universal-3-pro`` → ``["universal-3-pro"]``). The
+                            singular ``speech_model`` is deprecated and refused for current models. Streaming-only
+                            models (``universal-streaming-*``, ``u3-rt-*``) have no batch form: the closest batch
+                            model is used, with a warning.
+``language``                ``language_code`` (ISO 639-1 codes are AssemblyAI codes); ``None`` →
+                            ``language_detection: true``.
+``prompts`` (vocabulary)    ``keyterms_prompt`` on Slam-1 and the Universal-3 family, ``word_boost`` with
+                            ``boost_param: "high"`` on the others. AssemblyAI takes at most 1000 terms of at most
+                            6 words: terms past those limits are left out, with a warning.
+``prompt`` (free text)      Not sent, warning. AssemblyAI's ``prompt`` (Universal-3 only) is an instruction on how
+                            to transcribe and excludes ``keyterms_prompt``; voxgate's is context (previous text).
+``word_timestamps=False``   AssemblyAI always returns words; voxgate drops them from the result.
+punctuation, casing         ``punctuate: true``, ``format_text: true`` (voxgate's transcripts are formatted).
+temperature, beam, VAD      Whisper decoding knobs with no AssemblyAI counterpart: not sent.
+==========================  ==========================================================================================
+
+The completed job → voxgate's :class:`~voxgate.types.Transcript`: ``words[{text, start, end, confidence}]`` (times
+in milliseconds) become :class:`~voxgate.types.Word` (seconds, clamped to the audio); segments are cut after a word
+ending a sentence, at pauses of at least a second, so long files read as sentences rather than one block;
+``language_code`` (``en_us`` → ``en``) is the language, ``language_confidence`` its probability when it was detected.
+The vocabulary respelling (:func:`~voxgate.vocabulary.apply_vocabulary`) runs on the result, as for every engine.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from voxgate.config import Settings
+from voxgate.engines.remote import RemoteEngine
+from voxgate.errors import ProviderError, ProviderTimeout
+from voxgate.models.catalog import ModelSpec
+from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
+from voxgate.vocabulary import apply_vocabulary
+
+__all__ = ["AssemblyAIEngine", "load"]
+
+_MAX_TERMS = 1000
+_MAX_TERM_WORDS = 6
+_PAUSE = 1.0
+"""A silence this long (seconds) between two words starts a new segment."""
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001
+# Streaming-only model names → the batch model closest to each.
+_STREAMING_MODELS = (
+    ("u3-rt-", "universal-3-pro"),
+    ("u3-pro", "universal-3-pro"),
+    ("universal-streaming", "universal-2"),
+)
+
+
+def _keyterms_model(model: str) -> bool:
+    """Models that take ``keyterms_prompt`` (the others take ``word_boost``)."""
+    return model == "slam-1" or model.startswith("universal-3")
+
+
+class AssemblyAIEngine(RemoteEngine):
+    """``assemblyai/<speech model>``: AssemblyAI's async transcription, one job per call."""
+
+    provider = "assemblyai"
+    auth_scheme = ""
+
+    poll_interval = 1.0
+    """Seconds before the first status poll; each further wait is 1.5 times longer, up to :attr:`poll_interval_max`."""
+    poll_interval_max = 5.0
+    processing_allowance = 1.0
+    """Seconds of polling allowed per second of audio, on top of ``provider_timeout_seconds``."""
+
+    def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
+        warnings: list[str] = []
+        body = self._request_body(options, warnings)
+        upload = self._object(
+            self.request("POST", "/v2/upload", content=wav, headers={"Content-Type": "application/octet-stream"})
+        )
+        body["audio_url"] = self._string(upload, "upload_url")
+        job = self._object(self.request("POST", "/v2/transcript", idempotent=False, json=body))
+        result = self._wait(self._string(job, "id"), duration)
+        return self._transcript(result, duration, options, bool(body.get("language_detection")), warnings)
+
+    # -- request --------------------------------------------------------------------------------------------------
+
+    def _batch_model(self, warnings: list[str]) -> str:
+        """The speech model to ask for: the id's name, or a batch model in place of a streaming-only one."""
+        for prefix, batch in _STREAMING_MODELS:
+            if self.model.startswith(prefix):
+                warnings.append(
+                    f"{self.model_id} is an AssemblyAI streaming model; the file was transcribed with {batch}"
+                )
+                return batch
+        return self.model
+
+    def _request_body(self, options: TranscriptionOptions, warnings: list[str]) -> dict[str, Any]:
+        model = self._batch_model(warnings)
+        body: dict[str, Any] = {"speech_models": [model], "punctuate": True, "format_text": True}
+        if options.language:
+            body["language_code"] = options.language
+        else:
+            body["language_detection"] = True
+        terms = self._terms(options.prompts, warnings)
+        if terms and _keyterms_model(model):
+            body["keyterms_prompt"] = terms
+        elif terms:
+            body["word_boost"] = terms
+            body["boost_param"] = "high"
+        if options.prompt and options.prompt.strip():
+            warnings.append(
+                f"{self.model_id} ignores the free-text prompt: AssemblyAI takes vocabulary terms (prompts) only"
+            )
+        return body
+
+    def _terms(self, prompts: Sequence[str], warnings: list[str]) -> list[str]:
+        terms: list[str] = []
+        long: list[str] = []
+        for term in (p.strip() for p in prompts):
+            if not term or term in terms:
+                continue
+            if len(term.split()) > _MAX_TERM_WORDS:
+                long.append(term)
+            else:
+                terms.append(term)
+        if long:
+            warnings.append(
+                f"{self.model_id}: vocabulary terms of more than {_MAX_TERM_WORDS} words left out: "
+                + ", ".join(repr(t) for t in long)
+            )
+        if len(terms) > _MAX_TERMS:
+            warnings.append(f"{self.model_id}: only the first {_MAX_TERMS} of {len(terms)} vocabulary terms were sent")
+            terms = terms[:_MAX_TERMS]
+        return terms
+
+    # -- job ------------------------------------------------------------------------------------------------------
+
+    def _wait(self, job_id: str, duration: float) -> dict[str, Any]:
+        budget = self.config.timeout + self.processing_allowance * duration
+        deadline = time.monotonic() + budget
+        interval = self.poll_interval
+        while True:
+            job = self._object(self.request("GET", f"/v2/transcript/{job_id}"))
+            status = job.get("status")
+            if status == "completed":
+                return job
+            if status == "error":
+                reason = job.get("error") or "no reason given"
+                raise ProviderError(f"assemblyai could not transcribe the audio (transcript {job_id}): {reason}")
+            if status not in ("queued", "processing"):
+                raise ProviderError(f"assemblyai answered an unknown transcript status {status!r} for {job_id}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderTimeout(
+                    f"assemblyai did not finish transcript {job_id} within {budget:.1f} s (last status: {status})"
+                )
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, self.poll_interval_max)
+
+    # -- result ---------------------------------------------------------------------------------------------------
+
+    def _transcript(
+        self,
+        result: dict[str, Any],
+        duration: float,
+        options: TranscriptionOptions,
+        detected: bool,
+        warnings: list[str],
+    ) -> Transcript:
+        code = result.get("language_code")
+        language = code.split("_")[0].lower() if isinstance(code, str) and code else options.language
+        probability = result.get("language_confidence")
+        try:
+            words = [w for w in (_word(raw, duration) for raw in result.get("words") or ()) if w.word]
+            text = str(result.get("text") or "").strip()
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ProviderError(f"assemblyai answered a transcript voxgate cannot read: {exc!r}") from exc
+        if words:
+            segments = _segments(words, language)
+        elif text:  # no word timings: the whole text as one segment
+            segments = [Segment(text=text, start=0.0, end=duration, language=language)]
+        else:
+            segments = []
+        segments = list(apply_vocabulary(segments, options.prompts))
+        if not options.word_timestamps:
+            segments = [Segment(s.text, s.start, s.end, (), s.language) for s in segments]
+        return Transcript(
+            segments=tuple(segments),
+            duration=duration,
+            language=language,
+            language_probability=(float(probability) if detected and isinstance(probability, int | float) else None),
+            model_id=self.model_id,
+            warnings=tuple(warnings),
+        )
+
+    # -- JSON -----------------------------------------------------------------------------------------------------
+
+    def _object(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            value = response.json()
+        except ValueError as exc:
+            raise ProviderError(
+                f"assemblyai answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
+            ) from exc
+        if not isinstance(value, dict):
+            raise ProviderError(f"assemblyai answered {response.status_code} with JSON that is not an object")
+        return value
+
+    def _string(self, obj: dict[str, Any], key: str) -> str:
+        value = obj.get(key)
+        if not isinstance(value, str) or not value:
+            raise ProviderError(f"assemblyai's answer has no {key!r}: {str(obj)[:200]}")
+        return value
+
+
+def _word(raw: dict[str, Any], duration: float) -> Word:
+    start = min(max(float(raw["start"]) / 1000.0, 0.0), duration)
+    end = min(max(float(raw["end"]) / 1000.0, start), duration)
+    confidence = min(max(float(raw.get("confidence", 1.0)), 0.0), 1.0)
+    return Word(str(raw["text"]).strip(), start, end, confidence)
+
+
+def _segments(words: Sequence[Word], language: str | None) -> list[Segment]:
+    """Words grouped into sentences: a segment ends after a sentence-final word or before a long pause."""
+    segments: list[Segment] = []
+    current: list[Word] = []
+    for i, word in enumerate(words):
+        current.append(word)
+        following = words[i + 1] if i + 1 < len(words) else None
+        if following is None or _SENTENCE_END.search(word.word) or following.start - word.end >= _PAUSE:
+            segments.append(
+                Segment(
+                    text=" ".join(w.word for w in current),
+                    start=current[0].start,
+                    end=current[-1].end,
+                    words=tuple(current),
+                    language=language,
+                )
+            )
+            current = []
+    return segments
+
+
+def load(spec: ModelSpec, settings: Settings) -> AssemblyAIEngine:
+    """Registry factory (``assemblyai/<model>``); raises ModelUnavailable without ``VOXGATE_ASSEMBLYAI_API_KEY``."""
+    return AssemblyAIEngine(spec, settings)

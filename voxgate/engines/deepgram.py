@@ -1,0 +1,180 @@
+"""Deepgram's pre-recorded API (``POST {base}/v1/listen``, ``Authorization: Token <key>``).
+
+How voxgate's request maps to the vendor's query string (the body is the WAV, ``Content-Type: audio/wav``):
+
+==========================  ===================================================================================
+voxgate                     Deepgram
+==========================  ===================================================================================
+model id ``deepgram/NAME``  ``model=NAME``
+always                      ``punctuate=true&smart_format=true`` (punctuated, formatted text, as Whisper writes
+                            it) and ``utterances=true`` (segments)
+``language`` (ISO 639-1)    ``language``; None: ``detect_language=true``
+``prompts`` (vocabulary)    Nova-3 models: one ``keyterm`` parameter per term (Keyterm Prompting); older models:
+                            ``keywords=TERM:2`` (keyword boosting, intensifier 2); the result is then respelled
+                            with :func:`voxgate.vocabulary.apply_vocabulary`
+``prompt`` (free text)      not supported: a warning says so
+``temperature`` > 0         not supported: a warning says so
+``word_timestamps=False``   Deepgram always sends words; voxgate drops them
+``task=translate``          refused by :class:`~voxgate.engines.remote.RemoteEngine`
+``beam_size``, ``vad_filter``  decoder settings of voxgate's local engines; the vendor chooses its own
+==========================  ===================================================================================
+
+And how the response maps back to a :class:`~voxgate.types.Transcript`:
+
+* ``results.utterances[]`` become segments (``transcript``, ``start``, ``end``, ``words``); without utterances, the
+  first alternative of the first channel (``results.channels[0].alternatives[0]``) is one segment;
+* each word is ``punctuated_word`` (``word`` when absent: lower case, no punctuation) with its ``start``, ``end`` and
+  ``confidence``;
+* ``results.channels[0].detected_language`` and ``language_confidence`` give the language and its probability
+  (``en-US`` is reduced to ``en``); when the caller gave the language, its probability is 1.0.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from voxgate.config import Settings
+from voxgate.engines.remote import RemoteEngine
+from voxgate.errors import ProviderError
+from voxgate.models.catalog import ModelSpec
+from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
+from voxgate.vocabulary import apply_vocabulary
+
+__all__ = ["DeepgramEngine", "load"]
+
+_KEYTERM_MODELS = ("nova-3",)
+"""Model name prefixes that take ``keyterm``; the others take ``keywords``."""
+_KEYWORD_INTENSIFIER = 2
+_PRIMARY_ALIASES = {"iw": "he", "jv": "jw", "nb": "no"}
+"""Deepgram's codes that Whisper (and so voxgate) spells otherwise."""
+
+NO_PROMPT = "deepgram has no free-text prompt; use prompts (keyterms)"
+NO_TEMPERATURE = "deepgram has no sampling temperature; temperature was ignored"
+
+
+def _language(tag: Any) -> str | None:
+    """``en-US`` → ``en``."""
+    if not isinstance(tag, str) or not tag.strip():
+        return None
+    primary = tag.strip().replace("_", "-").split("-")[0].lower()
+    return _PRIMARY_ALIASES.get(primary, primary)
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def _words(raw: Any, duration: float) -> tuple[Word, ...]:
+    words = []
+    for w in raw or ():
+        text = str(w.get("punctuated_word") or w["word"]).strip()
+        if not text:
+            continue
+        words.append(
+            Word(
+                text,
+                round(min(max(_float(w["start"]), 0.0), duration), 3),
+                round(min(max(_float(w["end"]), 0.0), duration), 3),
+                round(min(max(_float(w["confidence"]), 0.0), 1.0), 4),
+            )
+        )
+    return tuple(words)
+
+
+class DeepgramEngine(RemoteEngine):
+    """``deepgram/nova-3``, ``deepgram/nova-2`` (and any other model name Deepgram knows): one ``POST /v1/listen``
+    per call, retried when it fails transiently."""
+
+    provider = "deepgram"
+    auth_scheme = "Token"
+
+    def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
+        params: list[tuple[str, str]] = [
+            ("model", self.model),
+            ("punctuate", "true"),
+            ("smart_format", "true"),
+            ("utterances", "true"),
+        ]
+        if options.language:
+            params.append(("language", options.language))
+        else:
+            params.append(("detect_language", "true"))
+        terms = [t.strip() for t in options.prompts if t.strip()]
+        if self.model.startswith(_KEYTERM_MODELS):
+            params.extend(("keyterm", t) for t in terms)
+        else:
+            params.extend(("keywords", f"{t}:{_KEYWORD_INTENSIFIER}") for t in terms)
+        warnings = []
+        if options.prompt and options.prompt.strip():
+            warnings.append(NO_PROMPT)
+        if options.temperature > 0:
+            warnings.append(NO_TEMPERATURE)
+        response = self.request("POST", "/v1/listen", params=params, content=wav, headers={"Content-Type": "audio/wav"})
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ProviderError(
+                f"{self.provider} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
+            ) from exc
+        try:
+            language, probability, segments = self._parse(body, duration, options)
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
+            raise ProviderError(
+                f"{self.provider} answered with an unexpected body ({exc}): {response.text[:200]!r}"
+            ) from exc
+        return Transcript(
+            segments=apply_vocabulary(segments, options.prompts),
+            duration=duration,
+            language=language,
+            language_probability=probability,
+            model_id=self.model_id,
+            warnings=tuple(warnings),
+        )
+
+    @staticmethod
+    def _parse(
+        body: Any, duration: float, options: TranscriptionOptions
+    ) -> tuple[str | None, float | None, list[Segment]]:
+        results = body["results"]
+        channel = results["channels"][0]
+        alternative = channel["alternatives"][0]
+        language: str | None = options.language
+        probability: float | None = 1.0 if options.language else None
+        if not options.language:
+            language = _language(channel.get("detected_language"))
+            confidence = channel.get("language_confidence")
+            probability = round(_float(confidence), 4) if confidence is not None and language else None
+        segments = []
+        utterances = results.get("utterances")
+        if utterances:
+            for u in utterances:
+                if u.get("channel", 0) != 0:
+                    continue
+                text = str(u["transcript"]).strip()
+                if text:
+                    segments.append(
+                        Segment(
+                            text,
+                            round(_float(u["start"]), 3),
+                            round(min(_float(u["end"]), duration), 3),
+                            _words(u.get("words"), duration),
+                            language,
+                        )
+                    )
+        else:
+            text = str(alternative["transcript"]).strip()
+            words = _words(alternative.get("words"), duration)
+            if text:
+                start = words[0].start if words else 0.0
+                end = words[-1].end if words else duration
+                segments.append(Segment(text, start, end, words, language))
+        if not options.word_timestamps:
+            segments = [Segment(s.text, s.start, s.end, (), s.language) for s in segments]
+        return language, probability, segments
+
+
+def load(spec: ModelSpec, settings: Settings) -> DeepgramEngine:
+    """Registry factory for ``deepgram/*`` (needs ``VOXGATE_DEEPGRAM_API_KEY``)."""
+    return DeepgramEngine(spec, settings)

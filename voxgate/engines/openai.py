@@ -1,0 +1,255 @@
+"""OpenAI's speech-to-text API (``POST {base}/audio/transcriptions``), and Groq's copy of it.
+
+How voxgate's request maps to the vendor's multipart form:
+
+==========================  ===================================================================================
+voxgate                     OpenAI / Groq
+==========================  ===================================================================================
+the audio                   ``file``: the 16 kHz mono WAV, named ``audio.wav`` (the vendor reads the format from
+                            the extension); files are windowed by the service, so one call stays far below the
+                            25 MB upload limit
+model id ``openai/NAME``    ``model=NAME``
+``language`` (ISO 639-1)    ``language``; None: omitted, the vendor detects it
+``prompts`` (vocabulary)    OpenAI has no keyterm list: the terms go first into ``prompt``, comma-separated, which
+                            is what OpenAI documents for guiding the spelling of names and jargon; the result is
+                            then respelled with :func:`voxgate.vocabulary.apply_vocabulary`
+``prompt`` (free text)      appended to ``prompt`` after the terms (Whisper reads it as the preceding text)
+``temperature``             ``temperature``
+``word_timestamps``         Whisper models: ``response_format=verbose_json`` with ``timestamp_granularities[]=
+                            word`` and ``segment``; ``gpt-4o-*`` models answer ``json`` only (text, no times, no
+                            language): one segment spanning the audio, and a warning when word times were asked
+``task=translate``          refused by :class:`~voxgate.engines.remote.RemoteEngine` (``/audio/translations``
+                            translates to English only, and only with whisper-1)
+``beam_size``, ``vad_filter``  decoder settings of voxgate's local engines; the vendor chooses its own
+==========================  ===================================================================================
+
+And how ``verbose_json`` maps back to a :class:`~voxgate.types.Transcript`:
+
+* ``segments[]`` become segments (``text``, ``start``, ``end``, ``avg_logprob``, ``no_speech_prob``);
+* ``words[]`` (``word``, ``start``, ``end``; no probability) are placed in the segment their midpoint falls in and
+  take the punctuation their segment's text gives them (``Americans`` in "fellow Americans, ask" becomes
+  ``Americans,``, as voxgate's local words are); their confidence is the segment's mean token probability,
+  ``exp(avg_logprob)``, the closest the API offers;
+* ``language`` is a name in English ("english"; Groq capitalises it) and is mapped back to its code. When the
+  caller gave the language, its probability is 1.0; a detected one has none (the API does not say).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import replace
+from typing import Any
+
+from voxgate.config import Settings
+from voxgate.engines.remote import RemoteEngine
+from voxgate.errors import ProviderError
+from voxgate.models.catalog import WHISPER_LANGUAGES, ModelSpec
+from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
+from voxgate.vocabulary import apply_vocabulary
+
+__all__ = ["WHISPER_LANGUAGE_NAMES", "GroqEngine", "OpenAIEngine", "language_code", "load_groq", "load_openai"]
+
+WHISPER_LANGUAGE_NAMES: dict[str, str] = {
+    "en": "english", "zh": "chinese", "de": "german", "es": "spanish", "ru": "russian", "ko": "korean",
+    "fr": "french", "ja": "japanese", "pt": "portuguese", "tr": "turkish", "pl": "polish", "ca": "catalan",
+    "nl": "dutch", "ar": "arabic", "sv": "swedish", "it": "italian", "id": "indonesian", "hi": "hindi",
+    "fi": "finnish", "vi": "vietnamese", "he": "hebrew", "uk": "ukrainian", "el": "greek", "ms": "malay",
+    "cs": "czech", "ro": "romanian", "da": "danish", "hu": "hungarian", "ta": "tamil", "no": "norwegian",
+    "th": "thai", "ur": "urdu", "hr": "croatian", "bg": "bulgarian", "lt": "lithuanian", "la": "latin",
+    "mi": "maori", "ml": "malayalam", "cy": "welsh", "sk": "slovak", "te": "telugu", "fa": "persian",
+    "lv": "latvian", "bn": "bengali", "sr": "serbian", "az": "azerbaijani", "sl": "slovenian", "kn": "kannada",
+    "et": "estonian", "mk": "macedonian", "br": "breton", "eu": "basque", "is": "icelandic", "hy": "armenian",
+    "ne": "nepali", "mn": "mongolian", "bs": "bosnian", "kk": "kazakh", "sq": "albanian", "sw": "swahili",
+    "gl": "galician", "mr": "marathi", "pa": "punjabi", "si": "sinhala", "km": "khmer", "sn": "shona",
+    "yo": "yoruba", "so": "somali", "af": "afrikaans", "oc": "occitan", "ka": "georgian", "be": "belarusian",
+    "tg": "tajik", "sd": "sindhi", "gu": "gujarati", "am": "amharic", "yi": "yiddish", "lo": "lao",
+    "uz": "uzbek", "fo": "faroese", "ht": "haitian creole", "ps": "pashto", "tk": "turkmen", "nn": "nynorsk",
+    "mt": "maltese", "sa": "sanskrit", "lb": "luxembourgish", "my": "myanmar", "bo": "tibetan", "tl": "tagalog",
+    "mg": "malagasy", "as": "assamese", "tt": "tatar", "haw": "hawaiian", "ln": "lingala", "ha": "hausa",
+    "ba": "bashkir", "jw": "javanese", "su": "sundanese", "yue": "cantonese",
+}  # fmt: skip
+"""Whisper's language names, the form ``verbose_json`` reports the language in."""
+
+_CODES: dict[str, str] = {
+    **{name: code for code, name in WHISPER_LANGUAGE_NAMES.items()},
+    # Whisper's aliases.
+    "burmese": "my", "valencian": "ca", "flemish": "nl", "haitian": "ht", "letzeburgesch": "lb", "pushto": "ps",
+    "panjabi": "pa", "moldavian": "ro", "moldovan": "ro", "sinhalese": "si", "castilian": "es", "mandarin": "zh",
+}  # fmt: skip
+
+_TEXT_ONLY = ("gpt-4o",)
+"""Model name prefixes that answer ``json``/``text`` only: no ``verbose_json``, no timestamps, no language."""
+
+_NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def language_code(reported: str | None) -> str | None:
+    """``"english"``/``"English"``/``"en"`` → ``"en"``; None for nothing or a name this table does not know."""
+    if not reported:
+        return None
+    name = reported.strip().lower()
+    if name in WHISPER_LANGUAGE_NAMES:
+        return name
+    return _CODES.get(name)
+
+
+def _key(text: str) -> str:
+    return _NON_ALNUM.sub("", text).casefold()
+
+
+def _prompt(options: TranscriptionOptions) -> str | None:
+    terms = ", ".join(t.strip() for t in options.prompts if t.strip())
+    text = (options.prompt or "").strip()
+    return " ".join(p for p in (terms, text) if p) or None
+
+
+def _punctuate(words: list[Word], text: str) -> list[Word]:
+    """Give each word the punctuation the segment's text puts around it (the API's words come without)."""
+    tokens = text.split()
+    out = []
+    j = 0
+    for word in words:
+        key = _key(word.word)
+        for k in range(j, min(j + 3, len(tokens))):
+            if key and _key(tokens[k]) == key:
+                out.append(replace(word, word=tokens[k]))
+                j = k + 1
+                break
+        else:
+            out.append(word)
+    return out
+
+
+def _float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+class OpenAIEngine(RemoteEngine):
+    """``openai/whisper-1``, ``openai/gpt-4o-transcribe``, ``openai/gpt-4o-mini-transcribe`` (and any other model
+    name the API knows): one ``POST /audio/transcriptions`` per call, retried when it fails transiently."""
+
+    provider = "openai"
+
+    def __init__(self, spec: ModelSpec, settings: Settings, **kwargs: Any) -> None:
+        super().__init__(spec, settings, **kwargs)
+        self.text_only = self.model.startswith(_TEXT_ONLY)
+        self._capabilities = replace(
+            self._capabilities,
+            languages=self._capabilities.languages or WHISPER_LANGUAGES,
+            word_timestamps=not self.text_only,
+        )
+
+    def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
+        form: dict[str, str | list[str]] = {"model": self.model, "temperature": repr(float(options.temperature))}
+        if options.language:
+            form["language"] = options.language
+        prompt = _prompt(options)
+        if prompt:
+            form["prompt"] = prompt
+        warnings: list[str] = []
+        if self.text_only:
+            form["response_format"] = "json"
+            if options.word_timestamps:
+                warnings.append(f"word timestamps are not available from {self.model_id}")
+        else:
+            form["response_format"] = "verbose_json"
+            form["timestamp_granularities[]"] = ["word", "segment"] if options.word_timestamps else ["segment"]
+        response = self.request(
+            "POST", "/audio/transcriptions", data=form, files={"file": ("audio.wav", wav, "audio/wav")}
+        )
+        try:
+            body = response.json()
+        except ValueError as exc:
+            raise ProviderError(
+                f"{self.provider} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
+            ) from exc
+        try:
+            if self.text_only:
+                language, segments = options.language, self._text_segment(body, duration, options.language)
+            else:
+                language, segments = self._verbose(body, duration, options)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ProviderError(
+                f"{self.provider} answered with an unexpected body ({exc}): {response.text[:200]!r}"
+            ) from exc
+        return Transcript(
+            segments=apply_vocabulary(segments, options.prompts),
+            duration=duration,
+            language=language,
+            language_probability=1.0 if options.language else None,
+            model_id=self.model_id,
+            warnings=tuple(warnings),
+        )
+
+    @staticmethod
+    def _text_segment(body: Any, duration: float, language: str | None) -> list[Segment]:
+        text = body["text"]
+        if not isinstance(text, str):
+            raise TypeError(f"text is {text!r}")
+        return [Segment(text.strip(), 0.0, duration, language=language)] if text.strip() else []
+
+    def _verbose(self, body: Any, duration: float, options: TranscriptionOptions) -> tuple[str | None, list[Segment]]:
+        language = options.language or language_code(body.get("language"))
+        raw_segments = body.get("segments") or []
+        if not raw_segments:
+            return language, self._text_segment(body, duration, language)
+        words = [
+            Word(
+                str(w["word"]).strip(),
+                round(min(max(_float(w["start"]), 0.0), duration), 3),
+                round(min(max(_float(w["end"]), 0.0), duration), 3),
+                1.0,
+            )
+            for w in (body.get("words") or [])
+            if str(w["word"]).strip()
+        ]
+        words.sort(key=lambda w: w.start)
+        spans = [(_float(s["start"]), _float(s["end"])) for s in raw_segments]
+        placed: list[list[Word]] = [[] for _ in raw_segments]
+        i = 0
+        for word in words:
+            middle = (word.start + word.end) / 2
+            while i + 1 < len(spans) and middle >= spans[i + 1][0]:
+                i += 1
+            placed[i].append(word)
+        segments = []
+        for s, (start, end), mine in zip(raw_segments, spans, placed, strict=True):
+            text = str(s["text"]).strip()
+            if not text:
+                continue
+            avg_logprob = s.get("avg_logprob")
+            confidence = round(min(1.0, math.exp(_float(avg_logprob))), 4) if avg_logprob is not None else 1.0
+            no_speech = s.get("no_speech_prob")
+            segments.append(
+                Segment(
+                    text=text,
+                    start=round(start, 3),
+                    end=round(min(end, duration), 3),
+                    words=tuple(replace(w, confidence=confidence) for w in _punctuate(mine, text)),
+                    language=language,
+                    avg_logprob=_float(avg_logprob) if avg_logprob is not None else None,
+                    no_speech_prob=_float(no_speech) if no_speech is not None else None,
+                )
+            )
+        return language, segments
+
+
+class GroqEngine(OpenAIEngine):
+    """``groq/whisper-large-v3``, ``groq/whisper-large-v3-turbo``: Groq serves OpenAI's API at its own base URL
+    (``VOXGATE_GROQ_BASE_URL``, default ``https://api.groq.com/openai/v1``), ``verbose_json`` and word times
+    included."""
+
+    provider = "groq"
+
+
+def load_openai(spec: ModelSpec, settings: Settings) -> OpenAIEngine:
+    """Registry factory for ``openai/*`` (needs ``VOXGATE_OPENAI_API_KEY``)."""
+    return OpenAIEngine(spec, settings)
+
+
+def load_groq(spec: ModelSpec, settings: Settings) -> GroqEngine:
+    """Registry factory for ``groq/*`` (needs ``VOXGATE_GROQ_API_KEY``)."""
+    return GroqEngine(spec, settings)

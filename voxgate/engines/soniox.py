@@ -1,0 +1,290 @@
+"""Soniox's async API (v1): upload the file, create a transcription, poll it, fetch its tokens, clean up.
+
+The vendor's API, as voxgate uses it (``https://soniox.com/docs/stt/async-API/async-transcription``):
+
+* Auth: ``Authorization: Bearer <key>``.
+* ``POST /v1/files`` (multipart, field ``file``: the WAV) → ``{"id"}``. Retried on 429, 5xx and network errors.
+* ``POST /v1/transcriptions`` with a JSON body → ``{"id", "status"}``. This creates a billable job, so it is sent
+  once and never retried.
+* ``GET /v1/transcriptions/{id}`` every :attr:`SonioxEngine.poll_interval` seconds (growing up to
+  :attr:`~SonioxEngine.poll_interval_max`) until ``status`` is ``completed`` or ``error``; retried. Polling stops
+  with :class:`~voxgate.errors.ProviderTimeout` after ``provider_timeout_seconds`` plus
+  :attr:`~SonioxEngine.processing_allowance` seconds per second of audio; ``status: "error"`` raises
+  :class:`~voxgate.errors.ProviderError` with the job's ``error_message``.
+* ``GET /v1/transcriptions/{id}/transcript`` → ``{"text", "tokens": [{text, start_ms, end_ms, confidence,
+  language, ...}]}``; retried.
+* Clean-up, whatever happened: ``DELETE /v1/transcriptions/{id}`` and ``DELETE /v1/files/{id}``, one try each,
+  failures only logged (Soniox keeps both until deleted, and counts them against the account's storage limits).
+
+voxgate's options → the transcription request:
+
+==========================  ==========================================================================================
+``model`` (the id's name)   ``model`` (``soniox/stt-async-v3`` → ``stt-async-v3``). A real-time model
+                            (``stt-rt-<version>``) has no async form: ``stt-async-<version>`` is used, with a warning.
+``language``                ``language_hints: [code]``. Soniox takes ISO 639-1 codes; a hint biases recognition, it
+                            does not forbid other languages. ``None``: no hints (Soniox recognises 60+ languages).
+                            ``enable_language_identification: true`` always, so every token carries its language.
+``prompts`` (vocabulary)    ``context.terms``.
+``prompt`` (free text)      ``context.text``.
+``word_timestamps=False``   Soniox always returns timed tokens; voxgate drops the words from the result.
+temperature, beam, VAD      Whisper decoding knobs with no Soniox counterpart: not sent.
+==========================  ==========================================================================================
+
+Tokens → voxgate's :class:`~voxgate.types.Transcript`. Soniox tokens are sub-word pieces; a piece starting with
+whitespace starts a new word, the others (word pieces, punctuation) continue the current one. A word takes its first
+piece's start, its last piece's end (milliseconds → seconds, clamped to the audio), its lowest confidence and its
+first piece's language. Translation tokens (``translation_status: "translation"``) are skipped: voxgate never asks
+for translation. Segments are cut after sentence-final words, at pauses of at least a second and where the language
+changes; each carries its language, and the transcript's language is the one most of its words are in. The
+vocabulary respelling (:func:`~voxgate.vocabulary.apply_vocabulary`) runs on the result, as for every engine.
+
+Assumed from Soniox's examples and SDK types rather than a formal API reference: ``error_message`` on a failed
+transcription and the token fields above.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from voxgate.config import Settings
+from voxgate.engines.remote import RemoteEngine
+from voxgate.errors import ProviderError, ProviderTimeout
+from voxgate.models.catalog import ModelSpec
+from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
+from voxgate.vocabulary import apply_vocabulary
+
+__all__ = ["SonioxEngine", "load"]
+
+log = logging.getLogger(__name__)
+
+_PAUSE = 1.0
+"""A silence this long (seconds) between two words starts a new segment."""
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001
+_REALTIME = re.compile(r"^stt-rt-(.+)$")
+
+
+@dataclass(frozen=True, slots=True)
+class _Word:
+    word: Word
+    language: str | None
+
+
+class SonioxEngine(RemoteEngine):
+    """``soniox/<model>``: Soniox's async transcription, one uploaded file and one transcription per call."""
+
+    provider = "soniox"
+
+    poll_interval = 1.0
+    """Seconds before the first status poll; each further wait is 1.5 times longer, up to :attr:`poll_interval_max`."""
+    poll_interval_max = 5.0
+    processing_allowance = 1.0
+    """Seconds of polling allowed per second of audio, on top of ``provider_timeout_seconds``."""
+    cleanup_timeout = 10.0
+    """Seconds one clean-up ``DELETE`` may take."""
+
+    def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
+        warnings: list[str] = []
+        body = self._request_body(options, warnings)
+        uploaded = self._object(self.request("POST", "/v1/files", files={"file": ("audio.wav", wav, "audio/wav")}))
+        file_id = self._string(uploaded, "id")
+        transcription_id: str | None = None
+        try:
+            created = self._object(
+                self.request("POST", "/v1/transcriptions", idempotent=False, json={**body, "file_id": file_id})
+            )
+            transcription_id = self._string(created, "id")
+            self._wait(transcription_id, duration)
+            result = self._object(self.request("GET", f"/v1/transcriptions/{transcription_id}/transcript"))
+        finally:
+            if transcription_id is not None:
+                self._delete(f"/v1/transcriptions/{transcription_id}")
+            self._delete(f"/v1/files/{file_id}")
+        return self._transcript(result, duration, options, warnings)
+
+    # -- request --------------------------------------------------------------------------------------------------
+
+    def _batch_model(self, warnings: list[str]) -> str:
+        """The model to ask for: the id's name, or the async model of the same version in place of a real-time one."""
+        realtime = _REALTIME.match(self.model)
+        if realtime is None:
+            return self.model
+        batch = f"stt-async-{realtime.group(1)}"
+        warnings.append(f"{self.model_id} is a Soniox real-time model; the file was transcribed with {batch}")
+        return batch
+
+    def _request_body(self, options: TranscriptionOptions, warnings: list[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self._batch_model(warnings), "enable_language_identification": True}
+        if options.language:
+            body["language_hints"] = [options.language]
+        context: dict[str, Any] = {}
+        terms = list(dict.fromkeys(p.strip() for p in options.prompts if p.strip()))
+        if terms:
+            context["terms"] = terms
+        if options.prompt and options.prompt.strip():
+            context["text"] = options.prompt.strip()
+        if context:
+            body["context"] = context
+        return body
+
+    # -- job ------------------------------------------------------------------------------------------------------
+
+    def _wait(self, transcription_id: str, duration: float) -> None:
+        budget = self.config.timeout + self.processing_allowance * duration
+        deadline = time.monotonic() + budget
+        interval = self.poll_interval
+        while True:
+            job = self._object(self.request("GET", f"/v1/transcriptions/{transcription_id}"))
+            status = job.get("status")
+            if status == "completed":
+                return
+            if status == "error":
+                reason = job.get("error_message") or job.get("error_type") or "no reason given"
+                raise ProviderError(
+                    f"soniox could not transcribe the audio (transcription {transcription_id}): {reason}"
+                )
+            if status not in ("queued", "processing"):
+                raise ProviderError(
+                    f"soniox answered an unknown transcription status {status!r} for {transcription_id}"
+                )
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderTimeout(
+                    f"soniox did not finish transcription {transcription_id} within {budget:.1f} s "
+                    f"(last status: {status})"
+                )
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, self.poll_interval_max)
+
+    def _delete(self, url: str) -> None:
+        """Best-effort clean-up: one try, failures logged and otherwise ignored."""
+        try:
+            response = self.client.request("DELETE", url, timeout=self.cleanup_timeout)
+        except httpx.HTTPError as exc:
+            log.warning("soniox: could not delete %s: %s: %s", url, type(exc).__name__, exc)
+            return
+        if response.status_code >= 400 and response.status_code != 404:
+            log.warning("soniox: could not delete %s: %d %s", url, response.status_code, response.text[:200])
+
+    # -- result ---------------------------------------------------------------------------------------------------
+
+    def _transcript(
+        self, result: dict[str, Any], duration: float, options: TranscriptionOptions, warnings: list[str]
+    ) -> Transcript:
+        tokens = result.get("tokens")
+        if tokens is None:
+            tokens = []
+        if not isinstance(tokens, list):
+            raise ProviderError("soniox answered a transcript whose tokens are not a list")
+        try:
+            words = _words(tokens, duration)
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise ProviderError(f"soniox answered a transcript voxgate cannot read: {exc!r}") from exc
+        counts = Counter(w.language for w in words if w.language)
+        language = counts.most_common(1)[0][0] if counts else options.language
+        segments = list(apply_vocabulary(_segments(words, language), options.prompts))
+        if not options.word_timestamps:
+            segments = [Segment(s.text, s.start, s.end, (), s.language) for s in segments]
+        return Transcript(
+            segments=tuple(segments),
+            duration=duration,
+            language=language,
+            model_id=self.model_id,
+            warnings=tuple(warnings),
+        )
+
+    # -- JSON -----------------------------------------------------------------------------------------------------
+
+    def _object(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            value = response.json()
+        except ValueError as exc:
+            raise ProviderError(
+                f"soniox answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
+            ) from exc
+        if not isinstance(value, dict):
+            raise ProviderError(f"soniox answered {response.status_code} with JSON that is not an object")
+        return value
+
+    def _string(self, obj: dict[str, Any], key: str) -> str:
+        value = obj.get(key)
+        if not isinstance(value, str) or not value:
+            raise ProviderError(f"soniox's answer has no {key!r}: {str(obj)[:200]}")
+        return value
+
+
+def _words(tokens: Sequence[Any], duration: float) -> list[_Word]:
+    """Sub-word tokens joined into words: a token starting with whitespace (or after a blank one) starts a word."""
+    words: list[_Word] = []
+    text = ""
+    start = end = 0.0
+    confidence = 1.0
+    language: str | None = None
+    boundary = True
+
+    def flush() -> None:
+        if text:
+            s = min(max(start, 0.0), duration)
+            words.append(_Word(Word(text, s, min(max(end, s), duration), confidence), language))
+
+    for token in tokens:
+        if token.get("translation_status") == "translation":
+            continue
+        piece = str(token["text"])
+        if not piece.strip():
+            boundary = True
+            continue
+        t_start = float(token.get("start_ms", end * 1000.0)) / 1000.0
+        t_end = max(float(token.get("end_ms", t_start * 1000.0)) / 1000.0, t_start)
+        t_confidence = min(max(float(token.get("confidence", 1.0)), 0.0), 1.0)
+        t_language = token.get("language")
+        if boundary or piece[0].isspace():
+            flush()
+            text, start, end, confidence = piece.strip(), t_start, t_end, t_confidence
+            language = t_language if isinstance(t_language, str) and t_language else None
+        else:
+            text += piece.rstrip()
+            end = max(end, t_end)
+            confidence = min(confidence, t_confidence)
+        boundary = piece[-1].isspace()
+    flush()
+    return words
+
+
+def _segments(words: Sequence[_Word], default_language: str | None) -> list[Segment]:
+    """Words grouped into sentences: a segment ends after a sentence-final word, before a long pause and where the
+    language changes."""
+    segments: list[Segment] = []
+    current: list[_Word] = []
+    for i, item in enumerate(words):
+        current.append(item)
+        following = words[i + 1] if i + 1 < len(words) else None
+        if (
+            following is None
+            or _SENTENCE_END.search(item.word.word)
+            or following.word.start - item.word.end >= _PAUSE
+            or (following.language is not None and following.language != current[0].language)
+        ):
+            segments.append(
+                Segment(
+                    text=" ".join(w.word.word for w in current),
+                    start=current[0].word.start,
+                    end=current[-1].word.end,
+                    words=tuple(w.word for w in current),
+                    language=current[0].language or default_language,
+                )
+            )
+            current = []
+    return segments
+
+
+def load(spec: ModelSpec, settings: Settings) -> SonioxEngine:
+    """Registry factory (``soniox/<model>``); raises ModelUnavailable without ``VOXGATE_SONIOX_API_KEY``."""
+    return SonioxEngine(spec, settings)
