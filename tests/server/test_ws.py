@@ -595,3 +595,30 @@ async def test_api_keys_of_the_app_guard_the_stream_route(settings: Settings, se
         final, got = await manual_turn(server, speech(data, "spk2_snt2.wav"), auth={"key": KEY})
         assert got.close_code == 1000
         assert wer(reference(data, "en/spk2_snt2.wav"), final["transcript"]) <= 0.2
+
+
+async def test_voice_profile_results_over_the_socket(live_server: LiveServer, data: Path) -> None:
+    jfk = speech(data, "jfk.flac")
+    async with open_stream(live_server) as ws:
+        profile_config = {"enableVoiceProfile": True, "topN": 2}
+        await ws.send(config_frame(turnDetection=MANUAL, voiceProfileConfig=profile_config, profileIntervalMs=1000))
+        await send_pcm(ws, pcm16(jfk), speed=2.0)
+        await ws.send(CLOSE_STREAM)
+        got = await drain(ws)
+
+    assert got.close_code == 1000
+    profiles = [r["voiceProfile"] for r in got.of("result") if "voiceProfile" in r]
+    updates = [p for p in profiles if p["scope"] == "stream"]
+    turns = [p for p in profiles if p["scope"] == "turn"]
+    assert updates  # sent as speech accumulates (how many depends on load: updates may be skipped)
+    assert len(turns) == 1  # and one for the finished turn, after its final, before the close
+    assert got.kinds.index("result") < len(got.kinds) - 1
+    last = turns[0]
+    for dimension in ("language", "age", "emotion", "pitch", "vocalStyle", "accent"):
+        assert len(last[dimension]) <= 2
+        confidences = [item["confidence"] for item in last[dimension]]
+        assert confidences == sorted(confidences, reverse=True)
+    assert last["language"][0]["label"] == "en"
+    assert last["features"]["f0MedianHz"] > 100
+    assert last["features"]["speakingRateWpm"] is not None  # from the final's word timings
+    assert last["turnIndex"] == 0
