@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -133,14 +134,14 @@ def test_another_language_or_translation_is_refused(engine: vosk_engine.VoskEngi
 
 
 def test_silence_gives_no_segments(engine: vosk_engine.VoskEngine) -> None:
-    silence = np.zeros(2 * SAMPLE_RATE, dtype=np.float32)
+    silence = np.zeros(SAMPLE_RATE, dtype=np.float32)
     for t in (
         engine.transcribe(silence, TranscriptionOptions()),
         engine.transcribe_utterance(silence, TranscriptionOptions()),
     ):
         assert t.segments == ()
         assert t.text == ""
-        assert t.duration == pytest.approx(2.0)
+        assert t.duration == pytest.approx(1.0)
     empty = engine.transcribe(np.zeros(0, dtype=np.float32), TranscriptionOptions())
     assert empty.segments == ()
     assert empty.duration == 0.0
@@ -158,21 +159,17 @@ def test_batch_is_text_only_and_vocabulary_is_respelled_with_a_warning(
         [
             (jfk4, TranscriptionOptions(prompts=(term,), prompt="previous text")),
             (silence, TranscriptionOptions()),
-            (jfk4, TranscriptionOptions()),
         ]
     )
-    assert len(drafts) == 3
-    respelled, quiet, plain = drafts
+    assert len(drafts) == 2
+    respelled, quiet = drafts
     assert term in respelled.text.split()
+    # Otherwise the same decode as transcribe's.
+    assert respelled.text.replace(term, f"{first} {second}") == jfk4_transcript.text
     assert respelled.warnings == (vosk_engine.VOCABULARY_WARNING, vosk_engine.PROMPT_WARNING)
     assert respelled.words == ()  # drafts carry text only
     assert quiet.segments == ()
-    assert plain.text == jfk4_transcript.text  # the same decode as transcribe, without word times
-    assert plain.warnings == ()
-
-
-def test_word_timestamps_can_be_skipped(engine: vosk_engine.VoskEngine) -> None:
-    assert engine.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), TranscriptionOptions(word_timestamps=False))
+    assert quiet.warnings == ()
 
 
 def test_native_stream_gives_partials_then_a_final(engine: vosk_engine.VoskEngine, jfk4: np.ndarray) -> None:
@@ -187,7 +184,7 @@ def test_native_stream_gives_partials_then_a_final(engine: vosk_engine.VoskEngin
     assert kinds[0] is False, "a partial comes first"
     assert kinds[-1] is True, "the stream ends on a final"
     partials = [r for r in results if not r.is_final]
-    assert len({p.text for p in partials}) == len(partials), "unchanged partials are not repeated"
+    assert all(a.text != b.text for a, b in pairwise(partials)), "no partial repeats itself"
     final = results[-1]
     assert final.text == " ".join(w.word for w in final.words)
     _words_are_sane(final.words, stream.seconds)

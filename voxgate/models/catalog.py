@@ -163,7 +163,10 @@ def resolve(model_id: str, default_model: str) -> ModelSpec:
 
         entry = PROVIDERS.get(provider)
         if entry is not None:
-            return ModelSpec(id=requested, provider=provider, name=name, remote=entry.remote, known=entry.languages)
+            # A provider's documented languages apply to its listed models; any other name (a model directory, a
+            # new vendor model) says its own languages once loaded.
+            known = entry.languages if name in entry.models else ()
+            return ModelSpec(id=requested, provider=provider, name=name, remote=entry.remote, known=known)
         raise ModelNotFound(f"unknown provider {provider!r} in model id {model_id!r}; known: {', '.join(known_ids())}")
     if name in PACKAGED:
         return ModelSpec(id=f"whisper/{name}", provider="whisper", name=name, packaged=PACKAGED[name])
