@@ -494,20 +494,30 @@ def spread(clips: list[Clip], n: int) -> list[Clip]:
     return [clips[i * len(clips) // n] for i in range(n)]
 
 
+def headline(row: dict[str, Any]) -> str:
+    """The run's main number, for the progress line."""
+    key = "end_turn_to_final_s" if row["mode"].startswith("manual") else "eos_to_final_word_s"
+    value = row.get(key)
+    return f"{row['mode']} {'-' if value is None else round(1000 * value)}"
+
+
 async def stream_all(
     url: str, model_id: str, clips: list[Clip], args: argparse.Namespace
 ) -> tuple[dict[str, list[dict[str, Any]]], dict[str, Any]]:
+    """Every clip in every mode, the modes interleaved per clip so that load from elsewhere hits them alike."""
     silence = np.zeros(round(args.silence * SAMPLE_RATE), dtype=np.float32)
-    runs: dict[str, list[dict[str, Any]]] = {}
-    cpu: dict[str, Any] = {}
-    for mode in args.modes:
-        subset = spread(clips, args.contrast_clips) if mode == "manual-cut" else clips
-        runs[mode] = []
-        started = time.perf_counter()
-        meter = CpuMeter()
-        for clip in subset:
+    runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in args.modes}
+    contrast = {c.name for c in spread(clips, args.contrast_clips)}
+    started = time.perf_counter()
+    meter = CpuMeter()
+    for i, clip in enumerate(clips):
+        done = []
+        for mode in args.modes:
+            if mode == "manual-cut" and clip.name not in contrast:
+                continue
             audio = clip.audio if mode == "manual-cut" else np.concatenate([clip.audio, silence])
             server_mode = "manual" if mode.startswith("manual") else mode
+            run_meter = CpuMeter()
             raw = await stream_clip(
                 url,
                 model_id,
@@ -517,12 +527,14 @@ async def stream_all(
                 chunk_s=args.chunk_ms / 1000,
                 stop_after=None if server_mode == "manual" else clip.speech_end,
             )
-            runs[mode].append({**analyse(raw, clip, mode), "loadavg_after": loadavg()})
-        cpu[mode] = meter.result()
+            row = {**analyse(raw, clip, mode), "cpu": run_meter.result()}
+            runs[mode].append(row)
+            done.append(headline(row))
         console.print(
-            f"  {model_id}: {mode:<10} {len(subset):>2} clips streamed in {time.perf_counter() - started:5.1f} s "
-            f"({busy(cpu[mode])})"
+            f"  {model_id} {i + 1:>2}/{len(clips)} {clip.name:<14} ms: {', '.join(done)} (loadavg {loadavg()})"
         )
+    cpu = meter.result()
+    console.print(f"  {model_id}: streamed for {time.perf_counter() - started:.1f} s ({busy(cpu)})")
     return runs, cpu
 
 
@@ -542,6 +554,8 @@ def summarise_model(model_id: str, clips: list[Clip], runs: dict[str, list], nor
             "split_clips": sum(r["split"] for r in rows),
             "max_send_lag_ms": max(r["send_lag_max_ms"] for r in rows),
             "server_errors": [f"{r['clip']}: {'; '.join(r['errors'])}" for r in rows if r["errors"]],
+            "other_processes_cores_median": round(statistics.median(r["cpu"].get("other_processes_cores", 0.0) for r in rows),
+            "own_cpu_s": round(sum(r["cpu"]["own_cpu_s"] for r in rows), 1),
         }
         if mode.startswith("manual"):
             s["end_turn_to_final"] = summary([r["end_turn_to_final_s"] for r in rows])
@@ -626,6 +640,14 @@ def print_model(result: dict[str, Any]) -> None:
                 f"{TARGET_RATIO}); speech had ended (speechEnded in) before endTurn in "
                 f"{s['speech_ended_before_end_turn']}/{s['clips']} runs"
             )
+    console.print(
+        "  CPU while streaming, per mode: "
+        + "; ".join(
+            f"{mode} {s['own_cpu_s']} CPU-s in this process, other processes {s['other_processes_cores_median']} "
+            "cores (median over runs)"
+            for mode, s in modes.items()
+        )
+    )
     for mode, s in modes.items():
         for error in s["server_errors"]:
             console.print(f"  [red]{mode}: server error in the stream of {error}[/red]")
@@ -675,7 +697,7 @@ async def run_model(model_id: str, args: argparse.Namespace, normalizer: Any) ->
         )
         runs, cpu = await stream_all(server.ws_url, model_id, clips, args)
     result = summarise_model(model_id, clips, runs, normalizer)
-    result["cpu"] = {"offline": offline_cpu, **cpu}
+    result["cpu"] = {"offline": offline_cpu, "streaming": cpu}
     result["settings"] = {"cpu_threads": settings.cpu_threads, "stream_batching": settings.stream_batching}
     return result
 
@@ -686,7 +708,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="runs (default: all)")
     parser.add_argument("--clips", type=int, default=13, help="first N clips of en/MANIFEST.tsv (default: all 13)")
     parser.add_argument(
-        "--contrast-clips", type=int, default=4, help="clips for the manual-cut contrast, spread over the set (4)"
+        "--contrast-clips", type=int, default=3, help="clips for the manual-cut contrast, spread over the set (3)"
     )
     parser.add_argument("--silence", type=float, default=1.5, help="trailing silence in seconds (default: 1.5)")
     parser.add_argument("--chunk-ms", type=int, default=100, help="chunk length (default: 100)")

@@ -40,7 +40,6 @@ from voxgate.streaming.session import SessionConfig
 from voxgate.types import (
     SAMPLE_RATE,
     Audio,
-    LanguageScore,
     ProgressCallback,
     Segment,
     Transcript,
@@ -53,7 +52,6 @@ __all__ = ["FileResult", "ModelInfo", "RawAudio", "Service"]
 log = logging.getLogger(__name__)
 
 _DECODE_CHUNK_SECONDS = 30.0
-_MIN_LID_SECONDS = 0.5
 _REMOTE_CALLS = 16
 """Cloud-provider calls in flight at once (threads blocked on the network)."""
 
@@ -192,14 +190,11 @@ class Service:
         self, audio: Audio, *, text: str = "", words: Sequence[Word] = (), language: str | None = None
     ) -> VoiceProfile:
         """A voice profile of ``audio`` (blocking; run it on the scheduler): language ID, then the analyzers."""
-        scores: tuple[LanguageScore, ...] = ()
-        if len(audio) >= _MIN_LID_SECONDS * SAMPLE_RATE:
-            lid = self.engine(self.settings.language_id_model)
-            detect = getattr(lid, "detect_language", None)
-            if detect is None:
-                raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
-            scores = detect(audio)
-        return self.profile_analyzer().analyze(audio, words=words, text=text, language=scores, spoken_language=language)
+        lid = self.engine(self.settings.language_id_model)
+        detect = getattr(lid, "detect_language", None)
+        if detect is None:
+            raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
+        return self.profile_analyzer().analyze(audio, words=words, text=text, identify=detect, spoken_language=language)
 
     def vad(self) -> SileroVad:
         """The shared Silero VAD model (each stream gets its own state from it)."""
@@ -318,7 +313,8 @@ class Service:
         clip = audio[int(segment.start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
         if len(clip) < SAMPLE_RATE // 4:
             return None
-        words = tuple(w for w in segment.words)
+        # The clip starts at the segment: its words' times must too.
+        words = tuple(Word(w.word, w.start - segment.start, w.end - segment.start, w.confidence) for w in segment.words)
         return self.profile(clip, text=segment.text, words=words, language=language or segment.language)
 
     def transcribe_sync(
@@ -395,8 +391,8 @@ class Service:
                 result = await self.scheduler.run(work)
             profiles: tuple[VoiceProfile | None, ...] = ()
             if profile:
-                language = options.language or result.language
-                profiles = await self.scheduler.run(functools.partial(self._window_profiles, audio, result, language))
+                work_profiles = functools.partial(self._window_profiles, audio, result, options.language)
+                profiles = await self.scheduler.run(work_profiles)
             parts.append((offset, result, profiles))
         return merge_windows(parts, engine.model_id)
 

@@ -26,7 +26,7 @@ and its label list), e.g. a wav2vec2 emotion or age model exported to ONNX.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ import onnxruntime
 
 from voxgate.analysis.prosody import VoiceFeatures, extract_features, pitch_labels, vocal_style_labels
 from voxgate.errors import ModelUnavailable
-from voxgate.types import SAMPLE_RATE, Audio, LanguageScore, Word
+from voxgate.types import Audio, LanguageScore, Word
 
 __all__ = [
     "AGE_LABELS",
@@ -54,6 +54,8 @@ DIMENSIONS = ("language", "age", "emotion", "pitch", "vocalStyle", "accent")
 AGE_LABELS = ("kid", "young", "adult", "old", "unclear")
 EMOTION_LABELS = ("neutral", "calm", "tender", "happy", "surprised", "angry", "fearful", "disgusted", "sad")
 EMOTION_MAX_CONFIDENCE = 0.6
+MIN_VOICED_FOR_LANGUAGE = 0.5
+"""Seconds of voiced speech below which no language is claimed (silence and noise get none)."""
 
 # (valence, arousal) prototypes on the circumplex, each in [-1, 1]. Placement follows Russell (1980) and
 # Scherer (2005) as commonly drawn: happy is pleasant and somewhat activated, calm pleasant and deactivated, etc.
@@ -200,11 +202,15 @@ class ProfileAnalyzer:
         words: Sequence[Word] = (),
         text: str = "",
         language: Sequence[LanguageScore] = (),
+        identify: Callable[[Audio], Sequence[LanguageScore]] | None = None,
         spoken_language: str | None = None,
     ) -> VoiceProfile:
         """Profile ``audio`` (one speaker's speech). ``words``/``text`` are its transcript, ``language`` the
-        language-ID scores over it, ``spoken_language`` the language the transcript is in when known."""
+        language-ID scores over it — or ``identify`` computes them, only when there is enough voiced speech to
+        identify a language from — and ``spoken_language`` is the language the transcript is in when known."""
         features = extract_features(audio, words)
+        if identify is not None and (features.voiced_s or 0.0) >= MIN_VOICED_FOR_LANGUAGE:
+            language = tuple(identify(audio))
         spoken = spoken_language or (language[0].code if language else None)
         dims: dict[str, Labels] = {
             "language": _sorted({s.code: s.probability for s in language}) if language else (),
@@ -224,7 +230,7 @@ class ProfileAnalyzer:
             vocal_style=dims["vocalStyle"],
             accent=dims["accent"],
             features=features,
-            speech_seconds=float(features.speech_s or len(audio) / SAMPLE_RATE),
+            speech_seconds=float(features.speech_s or 0.0),
         )
 
     def _emotion(self, features: VoiceFeatures, text: str, language: str | None) -> Labels:
@@ -234,7 +240,9 @@ class ProfileAnalyzer:
         if text.strip() and (language in (None, "en")):
             valence = float(self._sentiment.polarity_scores(text)["compound"])
             valence_weight = min(1.0, words / 12)
-        evidence = min(1.0, 0.6 * valence_weight + 0.4 * arousal_weight)
+        # Words and voice together may move the distribution all the way; the voice alone (no English words) at most
+        # 0.6 of the way, since arousal cannot tell happy from angry.
+        evidence = min(1.0, 0.6 * valence_weight + 0.4 * arousal_weight) if valence_weight > 0 else 0.6 * arousal_weight
         raw = {
             label: math.exp(-((valence - v) ** 2 + (arousal - a) ** 2) / (2 * _EMOTION_WIDTH**2))
             for label, (v, a) in _EMOTION_POINTS.items()

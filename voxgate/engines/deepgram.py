@@ -2,22 +2,18 @@
 
 How voxgate's request maps to the vendor's query string (the body is the WAV, ``Content-Type: audio/wav``):
 
-==========================  ===================================================================================
-voxgate                     Deepgram
-==========================  ===================================================================================
-model id ``deepgram/NAME``  ``model=NAME``
-always                      ``punctuate=true&smart_format=true`` (punctuated, formatted text, as Whisper writes
-                            it) and ``utterances=true`` (segments)
-``language`` (ISO 639-1)    ``language``; None: ``detect_language=true``
-``prompts`` (vocabulary)    Nova-3 models: one ``keyterm`` parameter per term (Keyterm Prompting); older models:
-                            ``keywords=TERM:2`` (keyword boosting, intensifier 2); the result is then respelled
-                            with :func:`voxgate.vocabulary.apply_vocabulary`
-``prompt`` (free text)      not supported: a warning says so
-``temperature`` > 0         not supported: a warning says so
-``word_timestamps=False``   Deepgram always sends words; voxgate drops them
-``task=translate``          refused by :class:`~voxgate.engines.remote.RemoteEngine`
-``beam_size``, ``vad_filter``  decoder settings of voxgate's local engines; the vendor chooses its own
-==========================  ===================================================================================
+* model id ``deepgram/NAME`` → ``model=NAME``;
+* always ``punctuate=true&smart_format=true`` (punctuated, formatted text, as Whisper writes it) and
+  ``utterances=true`` (segments);
+* ``language`` (ISO 639-1) → ``language``; None → ``detect_language=true``;
+* ``prompts`` (custom vocabulary) → Nova-3 models: one ``keyterm`` parameter per term (Keyterm Prompting); older
+  models: ``keywords=TERM:2`` (keyword boosting, intensifier 2). The result is then respelled with
+  :func:`voxgate.vocabulary.apply_vocabulary`;
+* ``prompt`` (free text) → not supported: a warning in ``Transcript.warnings`` says so;
+* ``temperature`` > 0 → not supported: a warning says so;
+* ``word_timestamps=False`` → Deepgram always sends words; voxgate drops them;
+* ``task=translate`` → refused by :class:`~voxgate.engines.remote.RemoteEngine`;
+* ``beam_size``, ``vad_filter`` → decoder settings of voxgate's local engines; the vendor chooses its own.
 
 And how the response maps back to a :class:`~voxgate.types.Transcript`:
 

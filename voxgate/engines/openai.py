@@ -2,26 +2,21 @@
 
 How voxgate's request maps to the vendor's multipart form:
 
-==========================  ===================================================================================
-voxgate                     OpenAI / Groq
-==========================  ===================================================================================
-the audio                   ``file``: the 16 kHz mono WAV, named ``audio.wav`` (the vendor reads the format from
-                            the extension); files are windowed by the service, so one call stays far below the
-                            25 MB upload limit
-model id ``openai/NAME``    ``model=NAME``
-``language`` (ISO 639-1)    ``language``; None: omitted, the vendor detects it
-``prompts`` (vocabulary)    OpenAI has no keyterm list: the terms go first into ``prompt``, comma-separated, which
-                            is what OpenAI documents for guiding the spelling of names and jargon; the result is
-                            then respelled with :func:`voxgate.vocabulary.apply_vocabulary`
-``prompt`` (free text)      appended to ``prompt`` after the terms (Whisper reads it as the preceding text)
-``temperature``             ``temperature``
-``word_timestamps``         Whisper models: ``response_format=verbose_json`` with ``timestamp_granularities[]=
-                            word`` and ``segment``; ``gpt-4o-*`` models answer ``json`` only (text, no times, no
-                            language): one segment spanning the audio, and a warning when word times were asked
-``task=translate``          refused by :class:`~voxgate.engines.remote.RemoteEngine` (``/audio/translations``
-                            translates to English only, and only with whisper-1)
-``beam_size``, ``vad_filter``  decoder settings of voxgate's local engines; the vendor chooses its own
-==========================  ===================================================================================
+* the audio → ``file``: the 16 kHz mono WAV, named ``audio.wav`` (the vendor reads the format from the extension).
+  The service windows files (``window_seconds``, 300 s = 9.6 MB of WAV), so one call stays below the 25 MB limit;
+* model id ``openai/NAME`` → ``model=NAME``;
+* ``language`` (ISO 639-1) → ``language``; None: omitted, and the vendor detects it;
+* ``prompts`` (custom vocabulary) → OpenAI has no keyterm list: the terms go first into ``prompt``, comma-separated,
+  which is how OpenAI documents guiding the spelling of names and jargon; the result is then respelled with
+  :func:`voxgate.vocabulary.apply_vocabulary`;
+* ``prompt`` (free text) → appended to ``prompt`` after the terms (Whisper reads it as the preceding text);
+* ``temperature`` → ``temperature``;
+* ``word_timestamps`` → Whisper models: ``response_format=verbose_json`` with ``timestamp_granularities[]=word`` and
+  ``segment`` (``segment`` alone without word times). ``gpt-4o-*`` models answer ``json`` only (text; no times, no
+  language): one segment spanning the audio, and a warning in ``Transcript.warnings`` when word times were asked;
+* ``task=translate`` → refused by :class:`~voxgate.engines.remote.RemoteEngine` (``/audio/translations`` translates
+  to English only, and only with whisper-1);
+* ``beam_size``, ``vad_filter`` → decoder settings of voxgate's local engines; the vendor chooses its own.
 
 And how ``verbose_json`` maps back to a :class:`~voxgate.types.Transcript`:
 
@@ -30,8 +25,9 @@ And how ``verbose_json`` maps back to a :class:`~voxgate.types.Transcript`:
   take the punctuation their segment's text gives them (``Americans`` in "fellow Americans, ask" becomes
   ``Americans,``, as voxgate's local words are); their confidence is the segment's mean token probability,
   ``exp(avg_logprob)``, the closest the API offers;
-* ``language`` is a name in English ("english"; Groq capitalises it) and is mapped back to its code. When the
-  caller gave the language, its probability is 1.0; a detected one has none (the API does not say).
+* ``language`` is a name in English ("english"; matched without regard to case, since OpenAI-compatible servers
+  differ, and a code is accepted as well) and is mapped back to its code. When the caller gave the language, its
+  probability is 1.0; a detected one has none (the API does not say).
 """
 
 from __future__ import annotations

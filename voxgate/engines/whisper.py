@@ -226,7 +226,7 @@ class WhisperEngine:
         return out
 
     def detect_language(self, audio: Audio, top: int = 5) -> tuple[LanguageScore, ...]:
-        """Language identification over (at most the last 30 s of) ``audio``, on a shortened encoder window."""
+        """Language identification over (at most the last 25 s of) ``audio``, on a shortened encoder window."""
         if not self._capabilities.language_detection:
             return (LanguageScore("en", 1.0),)
         clip = audio[-(_FULL_FRAMES - _DRAFT_PAD_FRAMES) * 160 :]
