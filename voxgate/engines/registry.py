@@ -46,7 +46,8 @@ PROVIDERS: dict[str, Provider] = {
     ),
     "deepgram": Provider("voxgate.engines.deepgram:load", models=("nova-3", "nova-2"), remote=True),
     "assemblyai": Provider(
-        "voxgate.engines.assemblyai:load", models=("universal-3-pro", "universal-2", "universal-streaming-multilingual"),
+        "voxgate.engines.assemblyai:load",
+        models=("universal-3-pro", "universal-2", "universal-streaming-multilingual"),
         remote=True,
     ),
     "soniox": Provider("voxgate.engines.soniox:load", models=("stt-async-v5", "stt-rt-v4"), remote=True),
