@@ -231,7 +231,8 @@ class Service:
             engines = await self._open_engines(model_id)
             engine = engines[0]
             language = config.options.language
-            if language is not None and language not in engine.capabilities.languages:
+            known = engine.capabilities.languages  # empty: the provider documents its own list, it decides
+            if language is not None and known and language not in known:
                 raise InvalidRequest(f"{engine.model_id} does not recognise language {language!r}")
             vad = await anyio.to_thread.run_sync(self.vad)
             semantic = config.turn.mode is TurnMode.SEMANTIC
