@@ -251,7 +251,7 @@ class Service:
             self.active_streams -= 1
             self.metrics.streams.set(self.active_streams)
 
-        return StreamRunner(
+        runner = StreamRunner(
             config,
             engine=engine,
             fallbacks=engines[1:],
@@ -266,6 +266,12 @@ class Service:
             profiler=self.profile if config.profile else None,
             on_close=closed,
         )
+        try:
+            await runner.start()
+        except BaseException:
+            await runner.aclose()
+            raise
+        return runner
 
     def close(self) -> None:
         self.scheduler.close()

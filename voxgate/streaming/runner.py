@@ -21,8 +21,9 @@ import numpy as np
 from voxgate.analysis.profile import VoiceProfile
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import VadStream
-from voxgate.audio.pcm import PcmEncoding, StreamResampler, pcm_to_float
+from voxgate.audio.pcm import PcmEncoding, StreamResampler, encode_linear16, pcm_to_float
 from voxgate.engines.base import Engine
+from voxgate.engines.live import LiveConnector, LiveDecoder
 from voxgate.errors import EngineError, VoxgateError
 from voxgate.protocol.ws import EndTurnReason
 from voxgate.scheduler import Scheduler, Skipped, wait
@@ -39,6 +40,12 @@ _DEADLINES = {DecodeKind.FINAL: 0.0, DecodeKind.SPECULATIVE: 0.1, DecodeKind.PAR
 _PARTIAL_DROP_AFTER = 1.0
 _PROFILE_DEADLINE = 2.0
 """Voice-profile work comes after partials; an update still queued 2 s past this is skipped."""
+
+
+def _live_connector(engine: Engine) -> LiveConnector | None:
+    """The engine's real-time connector, for providers that stream natively (``live_connector()``)."""
+    factory = getattr(engine, "live_connector", None)
+    return factory() if callable(factory) else None
 
 
 class Profiler(Protocol):
@@ -81,8 +88,35 @@ class StreamRunner:
         self._batching = batching
         self._profiler = profiler
         self._tasks: set[asyncio.Task[None]] = set()
+        self._live: LiveDecoder | None = None
+        """The vendor's real-time socket, when the current engine streams natively."""
         self._on_close = on_close
         self._closed = False
+
+    async def start(self) -> None:
+        """Open the vendor's real-time socket when the engine has one (falling back along the list if it fails)."""
+        while True:
+            connector = _live_connector(self._engine)
+            if connector is None:
+                return
+            try:
+                connection = await connector.connect(self.session.config.options)
+            except EngineError as exc:
+                if not self._fallbacks:
+                    raise
+                self._switch(exc)
+                continue
+            self._live = LiveDecoder(connection, self._engine.model_id)
+            return
+
+    def _switch(self, error: Exception) -> None:
+        failed, self._engine = self._engine, self._fallbacks.pop(0)
+        log.warning("stream falls back from %s to %s: %s", failed.model_id, self._engine.model_id, error)
+
+    async def _drop_live(self) -> None:
+        if self._live is not None:
+            live, self._live = self._live, None
+            await live.close()
 
     # -- inputs from the transport ---------------------------------------------------------------------------------
 
@@ -92,13 +126,30 @@ class StreamRunner:
         audio = self._resampler.process(samples)
         if not len(audio):
             return
+        await self._send_live(audio)
         probs = await anyio.to_thread.run_sync(self._vad.process, audio, limiter=self._small)
         self._dispatch(self.session.feed(audio, np.asarray(probs)))
+
+    async def _send_live(self, audio: Audio) -> None:
+        if self._live is None:
+            return
+        try:
+            await self._live.send(encode_linear16(audio))
+        except EngineError as exc:
+            # The vendor's socket is gone: the session's requests carry their audio, so the fallback engine
+            # decodes them from that; nothing heard is lost.
+            await self._drop_live()
+            if not self._fallbacks:
+                self._fail(exc)
+                return
+            self._switch(exc)
+            await self.start()
 
     async def flush_audio(self) -> None:
         """The client stopped sending (endTurn/closeStream): feed the audio still inside the resampler's filter."""
         tail = self._resampler.process(np.zeros(0, dtype=np.float32), last=True)
         if len(tail):
+            await self._send_live(tail)
             probs = await anyio.to_thread.run_sync(self._vad.process, tail, limiter=self._small)
             self._dispatch(self.session.feed(tail, np.asarray(probs)))
 
@@ -114,6 +165,7 @@ class StreamRunner:
         if self._closed:
             return
         self._closed = True
+        await self._drop_live()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -146,12 +198,17 @@ class StreamRunner:
             except Skipped:
                 result = None
             except EngineError as exc:
+                await self._drop_live()
                 if not self._fallbacks:
                     self._fail(exc)
                     return
                 # The job still holds its audio: the same turn is decoded again by the next engine, nothing lost.
-                failed, self._engine = self._engine, self._fallbacks.pop(0)
-                log.warning("stream falls back from %s to %s: %s", failed.model_id, self._engine.model_id, exc)
+                self._switch(exc)
+                try:
+                    await self.start()
+                except EngineError as again:
+                    self._fail(again)
+                    return
                 continue
             except VoxgateError as exc:
                 self._fail(exc)
@@ -168,6 +225,11 @@ class StreamRunner:
 
     async def _run_decode(self, job: DecodeJob) -> Transcript:
         engine = self._engine
+        if self._live is not None:  # the vendor's socket has been hearing this audio all along
+            duration = len(job.audio) / SAMPLE_RATE
+            if job.kind is DecodeKind.PARTIAL:
+                return self._live.draft(job.offset, duration)
+            return await self._live.settle(job.offset, duration)
         if engine.capabilities.remote:  # a cloud call: the thread pool, not the inference worker
             if job.kind is DecodeKind.PARTIAL:
                 work = functools.partial(self._first_of, engine, [(job.audio, job.options)])
