@@ -554,7 +554,9 @@ def summarise_model(model_id: str, clips: list[Clip], runs: dict[str, list], nor
             "split_clips": sum(r["split"] for r in rows),
             "max_send_lag_ms": max(r["send_lag_max_ms"] for r in rows),
             "server_errors": [f"{r['clip']}: {'; '.join(r['errors'])}" for r in rows if r["errors"]],
-            "other_processes_cores_median": round(statistics.median(r["cpu"].get("other_processes_cores", 0.0) for r in rows),
+            "other_processes_cores_median": round(
+                statistics.median(r["cpu"].get("other_processes_cores", 0.0) for r in rows), 2
+            ),
             "own_cpu_s": round(sum(r["cpu"]["own_cpu_s"] for r in rows), 1),
         }
         if mode.startswith("manual"):
