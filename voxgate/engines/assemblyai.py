@@ -49,6 +49,7 @@ from typing import Any
 import httpx
 
 from voxgate.config import Settings
+from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine
 from voxgate.errors import ProviderError, ProviderTimeout
 from voxgate.models.catalog import ModelSpec
@@ -86,6 +87,12 @@ class AssemblyAIEngine(RemoteEngine):
     poll_interval_max = 5.0
     processing_allowance = 1.0
     """Seconds of polling allowed per second of audio, on top of ``provider_timeout_seconds``."""
+
+    def live_connector(self) -> LiveConnector:
+        """AssemblyAI's Universal-Streaming socket for this model (streaming host derived from the base URL)."""
+        from voxgate.engines.assemblyai_live import AssemblyAILiveConnector
+
+        return AssemblyAILiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
         warnings: list[str] = []

@@ -30,6 +30,7 @@ from __future__ import annotations
 from typing import Any
 
 from voxgate.config import Settings
+from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import ModelSpec
@@ -85,6 +86,12 @@ class DeepgramEngine(RemoteEngine):
 
     provider = "deepgram"
     auth_scheme = "Token"
+
+    def live_connector(self) -> LiveConnector:
+        """Deepgram's live socket for this model; voxgate's stream runner uses it for streams."""
+        from voxgate.engines.deepgram_live import DeepgramLiveConnector  # deepgram_live imports this module
+
+        return DeepgramLiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
         params: list[tuple[str, str]] = [

@@ -13,6 +13,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 import anyio.to_thread
@@ -107,6 +108,9 @@ class StreamRunner:
                 self._switch(exc)
                 continue
             self._live = LiveDecoder(connection, self._engine.model_id)
+            # No speculative decodes: settling at every pause would make the vendor cut its utterances short; the
+            # vendor hears the audio as it comes, so only the turn's final asks it to settle.
+            self.session.config = replace(self.session.config, speculative=False)
             return
 
     def _switch(self, error: Exception) -> None:

@@ -69,6 +69,8 @@ class SessionConfig:
     """Seconds of audio a roll keeps uncommitted at the end of the turn."""
     turn_context: float = 8.0
     """Seconds of a turn's audio the turn model sees."""
+    speculative: bool = True
+    """Start a full decode at each pause, so a turn that ends there needs no decode of its own."""
     profile: bool = False
     """Build a voice profile (``voiceProfile`` results) as speech accumulates and for every finished turn."""
     profile_interval: float = 1.0
@@ -272,7 +274,7 @@ class StreamSession:
 
     def _speculate(self) -> list[Output]:
         turn = self._turn
-        if not turn.speech or turn.speculative_version == self._speech_version:
+        if not self.config.speculative or not turn.speech or turn.speculative_version == self._speech_version:
             return []
         turn.speculative = self._job(DecodeKind.SPECULATIVE, turn)
         turn.speculative_version = self._speech_version
