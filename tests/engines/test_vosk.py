@@ -20,9 +20,11 @@ import pytest
 pytest.importorskip("vosk", reason="vosk is not installed (pip install vosk)")
 
 from voxgate.audio.decode import decode
+from voxgate.audio.pcm import encode_linear16
 from voxgate.config import Settings
 from voxgate.engines import vosk as vosk_engine
 from voxgate.engines.base import Engine
+from voxgate.engines.live import LiveDecoder
 from voxgate.engines.registry import load_engine
 from voxgate.errors import InvalidRequest, ModelNotFound, ModelUnavailable
 from voxgate.models.catalog import resolve
@@ -253,3 +255,22 @@ def test_model_by_path_with_unknown_language(
             loaded.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), TranscriptionOptions(language="ko"))
     finally:
         loaded.close()
+
+
+async def test_live_connector_gives_kaldi_partials_and_settles(
+    engine: vosk_engine.VoskEngine, korean: np.ndarray
+) -> None:
+    """Streams use Kaldi's own recognizer through the live path: interim words while audio comes, finals on flush."""
+    decoder = LiveDecoder(await engine.live_connector().connect(TranscriptionOptions()), engine.model_id)
+    try:
+        step = SAMPLE_RATE // 10
+        for i in range(0, len(korean), step):
+            await decoder.send(encode_linear16(korean[i : i + step]))
+        draft = decoder.draft(0.0, len(korean) / SAMPLE_RATE)
+        final = await decoder.settle(0.0, len(korean) / SAMPLE_RATE)
+    finally:
+        await decoder.close()
+    assert any(HANGUL.search(w.word) for w in final.words) or HANGUL.search(draft.text)
+    starts = [w.start for w in final.words]
+    assert starts == sorted(starts)
+    assert all(0.0 <= w.start <= w.end <= len(korean) / SAMPLE_RATE + 0.05 for w in final.words)

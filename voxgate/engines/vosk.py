@@ -39,19 +39,22 @@ Streaming
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import anyio.to_thread
 import numpy as np
 import vosk
 
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import Settings
 from voxgate.engines.base import Capabilities
+from voxgate.engines.live import LiveConnection, LiveConnector, LiveResult
 from voxgate.errors import EngineError, InvalidRequest, ModelNotFound, ModelUnavailable
 from voxgate.models.catalog import ModelSpec, module_dir
 from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Segment, Transcript, TranscriptionOptions, Word
@@ -275,6 +278,14 @@ class VoskStream:
                 results.append(hypothesis)
         return results
 
+    def flush(self) -> list[StreamResult]:
+        """Close the open utterance now (as if Kaldi had found an endpoint) and keep the stream going."""
+        if self._finished:
+            return []
+        final = _parse(str(self._recognizer.FinalResult()), final=True)
+        self._last_partial = ""
+        return [final] if final.text else []
+
     def finish(self) -> list[StreamResult]:
         if self._finished:
             return []
@@ -325,6 +336,10 @@ class VoskEngine:
     def stream(self, *, words: bool = True, partial_words: bool = True) -> VoskStream:
         """A :class:`VoskStream` on this model: Kaldi's native partials and finals for one live stream."""
         return VoskStream(self._loaded(), words=words, partial_words=partial_words)
+
+    def live_connector(self) -> LiveConnector:
+        """Streams use Kaldi's own incremental recognizer (true partials), through voxgate's live-streaming path."""
+        return _VoskConnector(self)
 
     def _loaded(self) -> Any:
         if self._model is None:
@@ -410,3 +425,57 @@ def load(spec: ModelSpec, settings: Settings) -> VoskEngine:
     del settings
     path, language = model_dir(spec.name)
     return VoskEngine(spec.id, path, language=language)
+
+
+# -- streaming through the live path ------------------------------------------------------------------------------
+
+
+class _VoskConnector:
+    def __init__(self, engine: VoskEngine) -> None:
+        self._engine = engine
+
+    async def connect(self, options: TranscriptionOptions) -> LiveConnection:
+        stream = await anyio.to_thread.run_sync(self._engine.stream)
+        return _VoskConnection(stream, self._engine.capabilities.languages[:1] or (None,))
+
+
+class _VoskConnection:
+    """A :class:`VoskStream` behind the :class:`LiveConnection` interface: recognition runs on a worker thread,
+    one call at a time, and its results come out in order."""
+
+    def __init__(self, stream: VoskStream, language: tuple[str | None, ...]) -> None:
+        self._stream = stream
+        self._language = language[0]
+        self._lock = asyncio.Lock()
+        self._queue: asyncio.Queue[LiveResult | None] = asyncio.Queue()
+        self._settled = 0.0
+
+    def _publish(self, results: list[StreamResult], *, flushed: bool) -> None:
+        for r in results:
+            if r.is_final:
+                end = self._stream.seconds if flushed else (r.words[-1].end if r.words else self._settled)
+                self._queue.put_nowait(LiveResult(r.words, True, self._settled, end, self._language))
+                self._settled = max(self._settled, end)
+            else:
+                self._queue.put_nowait(LiveResult(r.words, False, self._settled, self._stream.seconds, self._language))
+        if flushed and not any(r.is_final for r in results):  # nothing was open: everything so far is settled
+            self._settled = self._stream.seconds
+            self._queue.put_nowait(LiveResult((), True, self._settled, self._settled, self._language))
+
+    async def send(self, pcm16: bytes) -> None:
+        audio = np.frombuffer(pcm16, dtype="<i2").astype(np.float32) / 32768.0
+        async with self._lock:
+            results = await anyio.to_thread.run_sync(self._stream.accept, audio)
+        self._publish(results, flushed=False)
+
+    async def finalize(self) -> None:
+        async with self._lock:
+            results = await anyio.to_thread.run_sync(self._stream.flush)
+        self._publish(results, flushed=True)
+
+    async def results(self) -> AsyncIterator[LiveResult]:
+        while (result := await self._queue.get()) is not None:
+            yield result
+
+    async def close(self) -> None:
+        self._queue.put_nowait(None)
