@@ -41,17 +41,13 @@ The vocabulary respelling (:func:`~voxgate.vocabulary.apply_vocabulary`) runs on
 
 from __future__ import annotations
 
-import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
-import httpx
-
 from voxgate.config import Settings
 from voxgate.engines.live import LiveConnector
-from voxgate.engines.remote import RemoteEngine
-from voxgate.errors import ProviderError, ProviderTimeout
+from voxgate.engines.remote import RemoteEngine, segments_from_words
+from voxgate.errors import ProviderError
 from voxgate.models.catalog import ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
@@ -60,9 +56,6 @@ __all__ = ["AssemblyAIEngine", "load"]
 
 _MAX_TERMS = 1000
 _MAX_TERM_WORDS = 6
-_PAUSE = 1.0
-"""A silence this long (seconds) between two words starts a new segment."""
-_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001
 # Streaming-only model names → the batch model closest to each.
 _STREAMING_MODELS = (
     ("u3-rt-", "universal-3-pro"),
@@ -82,12 +75,6 @@ class AssemblyAIEngine(RemoteEngine):
     provider = "assemblyai"
     auth_scheme = ""
 
-    poll_interval = 1.0
-    """Seconds before the first status poll; each further wait is 1.5 times longer, up to :attr:`poll_interval_max`."""
-    poll_interval_max = 5.0
-    processing_allowance = 1.0
-    """Seconds of polling allowed per second of audio, on top of ``provider_timeout_seconds``."""
-
     def live_connector(self) -> LiveConnector:
         """AssemblyAI's Universal-Streaming socket for this model (streaming host derived from the base URL)."""
         from voxgate.engines.assemblyai_live import AssemblyAILiveConnector
@@ -97,12 +84,15 @@ class AssemblyAIEngine(RemoteEngine):
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
         warnings: list[str] = []
         body = self._request_body(options, warnings)
-        upload = self._object(
+        upload = self.json_object(
             self.request("POST", "/v2/upload", content=wav, headers={"Content-Type": "application/octet-stream"})
         )
-        body["audio_url"] = self._string(upload, "upload_url")
-        job = self._object(self.request("POST", "/v2/transcript", idempotent=False, json=body))
-        result = self._wait(self._string(job, "id"), duration)
+        body["audio_url"] = self.json_string(upload, "upload_url")
+        job = self.json_object(self.request("POST", "/v2/transcript", idempotent=False, json=body))
+        job_id = self.json_string(job, "id")
+        result = self.poll_json(
+            f"/v2/transcript/{job_id}", kind="transcript", job_id=job_id, duration=duration, reasons=("error",)
+        )
         return self._transcript(result, duration, options, bool(body.get("language_detection")), warnings)
 
     # -- request --------------------------------------------------------------------------------------------------
@@ -156,30 +146,6 @@ class AssemblyAIEngine(RemoteEngine):
             terms = terms[:_MAX_TERMS]
         return terms
 
-    # -- job ------------------------------------------------------------------------------------------------------
-
-    def _wait(self, job_id: str, duration: float) -> dict[str, Any]:
-        budget = self.config.timeout + self.processing_allowance * duration
-        deadline = time.monotonic() + budget
-        interval = self.poll_interval
-        while True:
-            job = self._object(self.request("GET", f"/v2/transcript/{job_id}"))
-            status = job.get("status")
-            if status == "completed":
-                return job
-            if status == "error":
-                reason = job.get("error") or "no reason given"
-                raise ProviderError(f"assemblyai could not transcribe the audio (transcript {job_id}): {reason}")
-            if status not in ("queued", "processing"):
-                raise ProviderError(f"assemblyai answered an unknown transcript status {status!r} for {job_id}")
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ProviderTimeout(
-                    f"assemblyai did not finish transcript {job_id} within {budget:.1f} s (last status: {status})"
-                )
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 1.5, self.poll_interval_max)
-
     # -- result ---------------------------------------------------------------------------------------------------
 
     def _transcript(
@@ -199,7 +165,7 @@ class AssemblyAIEngine(RemoteEngine):
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ProviderError(f"assemblyai answered a transcript voxgate cannot read: {exc!r}") from exc
         if words:
-            segments = _segments(words, language)
+            segments = segments_from_words(words, language)
         elif text:  # no word timings: the whole text as one segment
             segments = [Segment(text=text, start=0.0, end=duration, language=language)]
         else:
@@ -216,52 +182,12 @@ class AssemblyAIEngine(RemoteEngine):
             warnings=tuple(warnings),
         )
 
-    # -- JSON -----------------------------------------------------------------------------------------------------
-
-    def _object(self, response: httpx.Response) -> dict[str, Any]:
-        try:
-            value = response.json()
-        except ValueError as exc:
-            raise ProviderError(
-                f"assemblyai answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
-            ) from exc
-        if not isinstance(value, dict):
-            raise ProviderError(f"assemblyai answered {response.status_code} with JSON that is not an object")
-        return value
-
-    def _string(self, obj: dict[str, Any], key: str) -> str:
-        value = obj.get(key)
-        if not isinstance(value, str) or not value:
-            raise ProviderError(f"assemblyai's answer has no {key!r}: {str(obj)[:200]}")
-        return value
-
 
 def _word(raw: dict[str, Any], duration: float) -> Word:
     start = min(max(float(raw["start"]) / 1000.0, 0.0), duration)
     end = min(max(float(raw["end"]) / 1000.0, start), duration)
     confidence = min(max(float(raw.get("confidence", 1.0)), 0.0), 1.0)
     return Word(str(raw["text"]).strip(), start, end, confidence)
-
-
-def _segments(words: Sequence[Word], language: str | None) -> list[Segment]:
-    """Words grouped into sentences: a segment ends after a sentence-final word or before a long pause."""
-    segments: list[Segment] = []
-    current: list[Word] = []
-    for i, word in enumerate(words):
-        current.append(word)
-        following = words[i + 1] if i + 1 < len(words) else None
-        if following is None or _SENTENCE_END.search(word.word) or following.start - word.end >= _PAUSE:
-            segments.append(
-                Segment(
-                    text=" ".join(w.word for w in current),
-                    start=current[0].start,
-                    end=current[-1].end,
-                    words=tuple(current),
-                    language=language,
-                )
-            )
-            current = []
-    return segments
 
 
 def load(spec: ModelSpec, settings: Settings) -> AssemblyAIEngine:

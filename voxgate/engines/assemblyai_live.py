@@ -71,9 +71,16 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from voxgate.config import ProviderConfig
-from voxgate.engines.deepgram_live import SocketConnection, close_description, open_socket, websocket_url
-from voxgate.engines.live import LiveResult
-from voxgate.errors import InvalidRequest, ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
+from voxgate.engines.live import (
+    LiveResult,
+    SocketConnection,
+    SocketConnector,
+    close_description,
+    open_socket,
+    websocket_url,
+)
+from voxgate.engines.remote import json_number
+from voxgate.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
 __all__ = ["AssemblyAILiveConnection", "AssemblyAILiveConnector", "speech_model", "streaming_url"]
@@ -215,9 +222,7 @@ class AssemblyAILiveConnection(SocketConnection):
 
     def _stream_time(self, vendor_ms: Any) -> float:
         """A vendor time (ms, padding included) as a time in the audio voxgate sent (s)."""
-        if isinstance(vendor_ms, bool) or not isinstance(vendor_ms, int | float):
-            raise TypeError(f"expected a number, got {vendor_ms!r}")
-        t = max(0.0, float(vendor_ms) / 1000.0)
+        t = max(0.0, json_number(vendor_ms) / 1000.0)
         shift = 0.0
         for at, length in self._pads:
             if t <= at:
@@ -357,21 +362,16 @@ class AssemblyAILiveConnection(SocketConnection):
         return _close_error(self._config, self._model_id, code, reason)
 
 
-class AssemblyAILiveConnector:
+class AssemblyAILiveConnector(SocketConnector):
     """Opens Universal-Streaming sessions for one model with the provider's key and base URL
     (:class:`~voxgate.config.ProviderConfig`, as :class:`~voxgate.engines.assemblyai.AssemblyAIEngine` holds it)."""
 
     def __init__(
         self, config: ProviderConfig, model: str, *, format_turns: bool = True, turn_silence: int | None = 3600
     ) -> None:
-        self.config = config
-        self.model = model
+        super().__init__(config, model)
         self.format_turns = format_turns
         self.turn_silence = turn_silence
-
-    @property
-    def model_id(self) -> str:
-        return f"{self.config.name}/{self.model}"
 
     def params(self, options: TranscriptionOptions) -> list[tuple[str, str]]:
         """The query string of the socket for ``options``."""
@@ -409,8 +409,7 @@ class AssemblyAILiveConnector:
         return streaming_url(self.config.base_url, self.params(options))
 
     async def connect(self, options: TranscriptionOptions) -> AssemblyAILiveConnection:
-        if options.task != "transcribe":
-            raise InvalidRequest(f"{self.model_id} cannot {options.task}; use a whisper/* model for translation")
+        self.check_task(options)
         ws = await open_socket(self.url(options), {"Authorization": self.config.api_key or ""}, self.config)
         await self._begin(ws)
         return AssemblyAILiveConnection(

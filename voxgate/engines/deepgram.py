@@ -27,11 +27,12 @@ And how the response maps back to a :class:`~voxgate.types.Transcript`:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from voxgate.config import Settings
 from voxgate.engines.live import LiveConnector
-from voxgate.engines.remote import RemoteEngine
+from voxgate.engines.remote import RemoteEngine, json_number
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
@@ -57,10 +58,12 @@ def _language(tag: Any) -> str | None:
     return _PRIMARY_ALIASES.get(primary, primary)
 
 
-def _float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected a number, got {value!r}")
-    return float(value)
+def _vocabulary(model: str, prompts: Sequence[str]) -> list[tuple[str, str]]:
+    """The query parameters for the vocabulary: one ``keyterm`` per term on Nova-3, else ``keywords=TERM:2``."""
+    terms = [t.strip() for t in prompts if t.strip()]
+    if model.startswith(_KEYTERM_MODELS):
+        return [("keyterm", t) for t in terms]
+    return [("keywords", f"{t}:{_KEYWORD_INTENSIFIER}") for t in terms]
 
 
 def _words(raw: Any, duration: float) -> tuple[Word, ...]:
@@ -72,9 +75,9 @@ def _words(raw: Any, duration: float) -> tuple[Word, ...]:
         words.append(
             Word(
                 text,
-                round(min(max(_float(w["start"]), 0.0), duration), 3),
-                round(min(max(_float(w["end"]), 0.0), duration), 3),
-                round(min(max(_float(w["confidence"]), 0.0), 1.0), 4),
+                round(min(max(json_number(w["start"]), 0.0), duration), 3),
+                round(min(max(json_number(w["end"]), 0.0), duration), 3),
+                round(min(max(json_number(w["confidence"]), 0.0), 1.0), 4),
             )
         )
     return tuple(words)
@@ -104,23 +107,14 @@ class DeepgramEngine(RemoteEngine):
             params.append(("language", options.language))
         else:
             params.append(("detect_language", "true"))
-        terms = [t.strip() for t in options.prompts if t.strip()]
-        if self.model.startswith(_KEYTERM_MODELS):
-            params.extend(("keyterm", t) for t in terms)
-        else:
-            params.extend(("keywords", f"{t}:{_KEYWORD_INTENSIFIER}") for t in terms)
+        params.extend(_vocabulary(self.model, options.prompts))
         warnings = []
         if options.prompt and options.prompt.strip():
             warnings.append(NO_PROMPT)
         if options.temperature > 0:
             warnings.append(NO_TEMPERATURE)
         response = self.request("POST", "/v1/listen", params=params, content=wav, headers={"Content-Type": "audio/wav"})
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise ProviderError(
-                f"{self.provider} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
-            ) from exc
+        body = self.json_body(response)
         try:
             language, probability, segments = self._parse(body, duration, options)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -148,7 +142,7 @@ class DeepgramEngine(RemoteEngine):
         if not options.language:
             language = _language(channel.get("detected_language"))
             confidence = channel.get("language_confidence")
-            probability = round(_float(confidence), 4) if confidence is not None and language else None
+            probability = round(json_number(confidence), 4) if confidence is not None and language else None
         segments = []
         utterances = results.get("utterances")
         if utterances:
@@ -160,8 +154,8 @@ class DeepgramEngine(RemoteEngine):
                     segments.append(
                         Segment(
                             text,
-                            round(_float(u["start"]), 3),
-                            round(min(_float(u["end"]), duration), 3),
+                            round(json_number(u["start"]), 3),
+                            round(min(json_number(u["end"]), duration), 3),
                             _words(u.get("words"), duration),
                             language,
                         )

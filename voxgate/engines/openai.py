@@ -38,7 +38,7 @@ from dataclasses import replace
 from typing import Any
 
 from voxgate.config import Settings
-from voxgate.engines.remote import RemoteEngine
+from voxgate.engines.remote import RemoteEngine, json_number
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import WHISPER_LANGUAGES, ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
@@ -117,12 +117,6 @@ def _punctuate(words: list[Word], text: str) -> list[Word]:
     return out
 
 
-def _float(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"expected a number, got {value!r}")
-    return float(value)
-
-
 class OpenAIEngine(RemoteEngine):
     """``openai/whisper-1``, ``openai/gpt-4o-transcribe``, ``openai/gpt-4o-mini-transcribe`` (and any other model
     name the API knows): one ``POST /audio/transcriptions`` per call, retried when it fails transiently."""
@@ -156,12 +150,7 @@ class OpenAIEngine(RemoteEngine):
         response = self.request(
             "POST", "/audio/transcriptions", data=form, files={"file": ("audio.wav", wav, "audio/wav")}
         )
-        try:
-            body = response.json()
-        except ValueError as exc:
-            raise ProviderError(
-                f"{self.provider} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
-            ) from exc
+        body = self.json_body(response)
         try:
             if self.text_only:
                 language, segments = options.language, self._text_segment(body, duration, options.language)
@@ -195,15 +184,15 @@ class OpenAIEngine(RemoteEngine):
         words = [
             Word(
                 str(w["word"]).strip(),
-                round(min(max(_float(w["start"]), 0.0), duration), 3),
-                round(min(max(_float(w["end"]), 0.0), duration), 3),
+                round(min(max(json_number(w["start"]), 0.0), duration), 3),
+                round(min(max(json_number(w["end"]), 0.0), duration), 3),
                 1.0,
             )
             for w in (body.get("words") or [])
             if str(w["word"]).strip()
         ]
         words.sort(key=lambda w: w.start)
-        spans = [(_float(s["start"]), _float(s["end"])) for s in raw_segments]
+        spans = [(json_number(s["start"]), json_number(s["end"])) for s in raw_segments]
         placed: list[list[Word]] = [[] for _ in raw_segments]
         i = 0
         for word in words:
@@ -217,7 +206,7 @@ class OpenAIEngine(RemoteEngine):
             if not text:
                 continue
             avg_logprob = s.get("avg_logprob")
-            confidence = round(min(1.0, math.exp(_float(avg_logprob))), 4) if avg_logprob is not None else 1.0
+            confidence = round(min(1.0, math.exp(json_number(avg_logprob))), 4) if avg_logprob is not None else 1.0
             no_speech = s.get("no_speech_prob")
             segments.append(
                 Segment(
@@ -226,8 +215,8 @@ class OpenAIEngine(RemoteEngine):
                     end=round(min(end, duration), 3),
                     words=tuple(replace(w, confidence=confidence) for w in _punctuate(mine, text)),
                     language=language,
-                    avg_logprob=_float(avg_logprob) if avg_logprob is not None else None,
-                    no_speech_prob=_float(no_speech) if no_speech is not None else None,
+                    avg_logprob=json_number(avg_logprob) if avg_logprob is not None else None,
+                    no_speech_prob=json_number(no_speech) if no_speech is not None else None,
                 )
             )
         return language, segments

@@ -4,6 +4,10 @@ A provider module subclasses :class:`RemoteEngine` and implements :meth:`RemoteE
 WAV file (16 kHz mono LINEAR16, what voxgate decoded) in, voxgate's :class:`Transcript` out — mapping voxgate's
 options to the vendor's and the vendor's results back. Options the vendor cannot honour are listed in
 ``Transcript.warnings``, never dropped silently.
+
+For reading the vendor's answers: :meth:`RemoteEngine.json_body` / :meth:`~RemoteEngine.json_object` /
+:meth:`~RemoteEngine.json_string`, :func:`json_number`, :meth:`RemoteEngine.poll_json` (an async job polled until
+it is done) and :func:`segments_from_words` (timed words grouped into sentences).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+import re
 import time
 import wave
 from abc import ABC, abstractmethod
@@ -31,15 +36,18 @@ from voxgate.errors import (
     ProviderUnauthorized,
 )
 from voxgate.models.catalog import ModelSpec
-from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Transcript, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Segment, Transcript, TranscriptionOptions, Word
 
-__all__ = ["RemoteEngine", "to_wav"]
+__all__ = ["RemoteEngine", "json_number", "segments_from_words", "to_wav"]
 
 log = logging.getLogger(__name__)
 
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 8.0
+_PAUSE = 1.0
+"""A silence this long (seconds) between two words starts a new segment."""
+_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001
 
 
 def to_wav(audio: Audio) -> bytes:
@@ -53,12 +61,60 @@ def to_wav(audio: Audio) -> bytes:
     return buffer.getvalue()
 
 
+def json_number(value: Any) -> float:
+    """A number from the vendor's JSON as a float; TypeError for anything else (``true`` included)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"expected a number, got {value!r}")
+    return float(value)
+
+
+def segments_from_words(
+    words: Sequence[Word], language: str | None, languages: Sequence[str | None] = ()
+) -> list[Segment]:
+    """Words grouped into sentences: a segment ends after a sentence-final word or before a pause of at least a
+    second. ``languages``, when given, holds each word's language (one per word): a segment also ends where a word
+    names another language than the segment's first word, and takes that first word's language (``language`` when
+    it has none). Without it, every segment is in ``language``."""
+    tags = list(languages) if languages else [None] * len(words)
+    segments: list[Segment] = []
+    current: list[Word] = []
+    first = 0  # the index of the current segment's first word
+    for i, word in enumerate(words):
+        current.append(word)
+        following = i + 1 if i + 1 < len(words) else None
+        if (
+            following is None
+            or _SENTENCE_END.search(word.word)
+            or words[following].start - word.end >= _PAUSE
+            or (tags[following] is not None and tags[following] != tags[first])
+        ):
+            segments.append(
+                Segment(
+                    text=" ".join(w.word for w in current),
+                    start=current[0].start,
+                    end=current[-1].end,
+                    words=tuple(current),
+                    language=tags[first] or language,
+                )
+            )
+            current = []
+            first = i + 1
+    return segments
+
+
 class RemoteEngine(ABC):
     """Base of the cloud engines. Subclasses set :attr:`provider` and implement :meth:`recognize`."""
 
     provider = ""
     auth_header = "Authorization"
     auth_scheme = "Bearer"
+
+    poll_interval = 1.0
+    """Seconds before :meth:`poll_json`'s first status poll; each further wait is 1.5 times longer, up to
+    :attr:`poll_interval_max`."""
+    poll_interval_max = 5.0
+    processing_allowance = 1.0
+    """Seconds of polling allowed per second of audio, on top of ``provider_timeout_seconds``."""
 
     def __init__(self, spec: ModelSpec, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.spec = spec
@@ -144,6 +200,59 @@ class RemoteEngine(ABC):
             log.info("%s: retrying %s %s in %.2f s", self.provider, method, url, delay)
             time.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- the vendor's answers -------------------------------------------------------------------------------------
+
+    def json_body(self, response: httpx.Response) -> Any:
+        """The response's JSON (any JSON value); ProviderError when the body is not JSON."""
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise ProviderError(
+                f"{self.provider} answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
+            ) from exc
+
+    def json_object(self, response: httpx.Response) -> dict[str, Any]:
+        """The response's JSON object; ProviderError when the body is not JSON or not an object."""
+        value = self.json_body(response)
+        if not isinstance(value, dict):
+            raise ProviderError(f"{self.provider} answered {response.status_code} with JSON that is not an object")
+        return value
+
+    def json_string(self, obj: dict[str, Any], key: str) -> str:
+        """``obj[key]``, a non-empty string; ProviderError when it is missing, empty or not a string."""
+        value = obj.get(key)
+        if not isinstance(value, str) or not value:
+            raise ProviderError(f"{self.provider}'s answer has no {key!r}: {str(obj)[:200]}")
+        return value
+
+    def poll_json(self, url: str, *, kind: str, job_id: str, duration: float, reasons: Sequence[str]) -> dict[str, Any]:
+        """Poll the vendor's job ``job_id`` (its ``kind``, as error messages call it: ``transcript``) at ``url`` every
+        :attr:`poll_interval` seconds (growing 1.5 times a poll up to :attr:`poll_interval_max`) until its
+        ``status`` is ``completed``, and return that last answer. ``status: "error"`` raises ProviderError with the
+        first of the job's ``reasons`` fields that says something; a status other than ``queued`` and
+        ``processing`` raises ProviderError; still unfinished after ``provider_timeout_seconds`` plus
+        :attr:`processing_allowance` seconds per second of audio (``duration``): ProviderTimeout."""
+        budget = self.config.timeout + self.processing_allowance * duration
+        deadline = time.monotonic() + budget
+        interval = self.poll_interval
+        while True:
+            job = self.json_object(self.request("GET", url))
+            status = job.get("status")
+            if status == "completed":
+                return job
+            if status == "error":
+                reason = next((job[key] for key in reasons if job.get(key)), "no reason given")
+                raise ProviderError(f"{self.provider} could not transcribe the audio ({kind} {job_id}): {reason}")
+            if status not in ("queued", "processing"):
+                raise ProviderError(f"{self.provider} answered an unknown {kind} status {status!r} for {job_id}")
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ProviderTimeout(
+                    f"{self.provider} did not finish {kind} {job_id} within {budget:.1f} s (last status: {status})"
+                )
+            time.sleep(min(interval, remaining))
+            interval = min(interval * 1.5, self.poll_interval_max)
 
     def _error(self, response: httpx.Response) -> ProviderError:
         detail = response.text[:300].strip()

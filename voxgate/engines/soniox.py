@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -55,8 +54,8 @@ from typing import Any
 import httpx
 
 from voxgate.config import Settings
-from voxgate.engines.remote import RemoteEngine
-from voxgate.errors import ProviderError, ProviderTimeout
+from voxgate.engines.remote import RemoteEngine, segments_from_words
+from voxgate.errors import ProviderError
 from voxgate.models.catalog import ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
@@ -65,9 +64,6 @@ __all__ = ["SonioxEngine", "load"]
 
 log = logging.getLogger(__name__)
 
-_PAUSE = 1.0
-"""A silence this long (seconds) between two words starts a new segment."""
-_SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001
 _REALTIME = re.compile(r"^stt-rt-(.+)$")
 
 
@@ -82,27 +78,28 @@ class SonioxEngine(RemoteEngine):
 
     provider = "soniox"
 
-    poll_interval = 1.0
-    """Seconds before the first status poll; each further wait is 1.5 times longer, up to :attr:`poll_interval_max`."""
-    poll_interval_max = 5.0
-    processing_allowance = 1.0
-    """Seconds of polling allowed per second of audio, on top of ``provider_timeout_seconds``."""
     cleanup_timeout = 10.0
     """Seconds one clean-up ``DELETE`` may take."""
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
         warnings: list[str] = []
         body = self._request_body(options, warnings)
-        uploaded = self._object(self.request("POST", "/v1/files", files={"file": ("audio.wav", wav, "audio/wav")}))
-        file_id = self._string(uploaded, "id")
+        uploaded = self.json_object(self.request("POST", "/v1/files", files={"file": ("audio.wav", wav, "audio/wav")}))
+        file_id = self.json_string(uploaded, "id")
         transcription_id: str | None = None
         try:
-            created = self._object(
+            created = self.json_object(
                 self.request("POST", "/v1/transcriptions", idempotent=False, json={**body, "file_id": file_id})
             )
-            transcription_id = self._string(created, "id")
-            self._wait(transcription_id, duration)
-            result = self._object(self.request("GET", f"/v1/transcriptions/{transcription_id}/transcript"))
+            transcription_id = self.json_string(created, "id")
+            self.poll_json(
+                f"/v1/transcriptions/{transcription_id}",
+                kind="transcription",
+                job_id=transcription_id,
+                duration=duration,
+                reasons=("error_message", "error_type"),
+            )
+            result = self.json_object(self.request("GET", f"/v1/transcriptions/{transcription_id}/transcript"))
         finally:
             if transcription_id is not None:
                 self._delete(f"/v1/transcriptions/{transcription_id}")
@@ -136,33 +133,6 @@ class SonioxEngine(RemoteEngine):
 
     # -- job ------------------------------------------------------------------------------------------------------
 
-    def _wait(self, transcription_id: str, duration: float) -> None:
-        budget = self.config.timeout + self.processing_allowance * duration
-        deadline = time.monotonic() + budget
-        interval = self.poll_interval
-        while True:
-            job = self._object(self.request("GET", f"/v1/transcriptions/{transcription_id}"))
-            status = job.get("status")
-            if status == "completed":
-                return
-            if status == "error":
-                reason = job.get("error_message") or job.get("error_type") or "no reason given"
-                raise ProviderError(
-                    f"soniox could not transcribe the audio (transcription {transcription_id}): {reason}"
-                )
-            if status not in ("queued", "processing"):
-                raise ProviderError(
-                    f"soniox answered an unknown transcription status {status!r} for {transcription_id}"
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise ProviderTimeout(
-                    f"soniox did not finish transcription {transcription_id} within {budget:.1f} s "
-                    f"(last status: {status})"
-                )
-            time.sleep(min(interval, remaining))
-            interval = min(interval * 1.5, self.poll_interval_max)
-
     def _delete(self, url: str) -> None:
         """Best-effort clean-up: one try, failures logged and otherwise ignored."""
         try:
@@ -189,7 +159,8 @@ class SonioxEngine(RemoteEngine):
             raise ProviderError(f"soniox answered a transcript voxgate cannot read: {exc!r}") from exc
         counts = Counter(w.language for w in words if w.language)
         language = counts.most_common(1)[0][0] if counts else options.language
-        segments = list(apply_vocabulary(_segments(words, language), options.prompts))
+        segments = segments_from_words([w.word for w in words], language, [w.language for w in words])
+        segments = list(apply_vocabulary(segments, options.prompts))
         if not options.word_timestamps:
             segments = [Segment(s.text, s.start, s.end, (), s.language) for s in segments]
         return Transcript(
@@ -199,25 +170,6 @@ class SonioxEngine(RemoteEngine):
             model_id=self.model_id,
             warnings=tuple(warnings),
         )
-
-    # -- JSON -----------------------------------------------------------------------------------------------------
-
-    def _object(self, response: httpx.Response) -> dict[str, Any]:
-        try:
-            value = response.json()
-        except ValueError as exc:
-            raise ProviderError(
-                f"soniox answered {response.status_code} with a body that is not JSON: {response.text[:200]!r}"
-            ) from exc
-        if not isinstance(value, dict):
-            raise ProviderError(f"soniox answered {response.status_code} with JSON that is not an object")
-        return value
-
-    def _string(self, obj: dict[str, Any], key: str) -> str:
-        value = obj.get(key)
-        if not isinstance(value, str) or not value:
-            raise ProviderError(f"soniox's answer has no {key!r}: {str(obj)[:200]}")
-        return value
 
 
 def _words(tokens: Sequence[Any], duration: float) -> list[_Word]:
@@ -256,33 +208,6 @@ def _words(tokens: Sequence[Any], duration: float) -> list[_Word]:
         boundary = piece[-1].isspace()
     flush()
     return words
-
-
-def _segments(words: Sequence[_Word], default_language: str | None) -> list[Segment]:
-    """Words grouped into sentences: a segment ends after a sentence-final word, before a long pause and where the
-    language changes."""
-    segments: list[Segment] = []
-    current: list[_Word] = []
-    for i, item in enumerate(words):
-        current.append(item)
-        following = words[i + 1] if i + 1 < len(words) else None
-        if (
-            following is None
-            or _SENTENCE_END.search(item.word.word)
-            or following.word.start - item.word.end >= _PAUSE
-            or (following.language is not None and following.language != current[0].language)
-        ):
-            segments.append(
-                Segment(
-                    text=" ".join(w.word.word for w in current),
-                    start=current[0].word.start,
-                    end=current[-1].word.end,
-                    words=tuple(w.word for w in current),
-                    language=current[0].language or default_language,
-                )
-            )
-            current = []
-    return segments
 
 
 def load(spec: ModelSpec, settings: Settings) -> SonioxEngine:
