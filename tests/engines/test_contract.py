@@ -115,3 +115,9 @@ def test_drafts_in_one_batch_keep_their_own_options(engine: Engine, jfk: np.ndar
     assert "country" not in drafts[1].text.lower()
     assert drafts[1].language == "en"
     assert drafts[0].words == ()  # drafts carry text only
+
+
+@pytest.mark.parametrize("samples", [0, 1, 120, 160, 200, 1000])
+def test_utterance_too_short_to_hold_a_word(engine: Engine, samples: int) -> None:
+    t = engine.transcribe_utterance(np.zeros(samples, dtype=np.float32), TranscriptionOptions(language="en"))
+    assert t.segments == ()

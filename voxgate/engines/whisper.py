@@ -53,6 +53,7 @@ _MAX_COMPRESSION = 2.4
 _DRAFT_PAD_FRAMES = 500  # 5 s of 10 ms frames
 _DRAFT_TOKENS_PER_SECOND = 7
 _FULL_FRAMES = 3000
+_MIN_UTTERANCE_SECONDS = 0.1
 # faster-whisper's defaults for attaching punctuation to words.
 _PREPEND = "\"'“¿([{-"
 _APPEND = "\"'.。,，!！?？:：”)]}、"  # noqa: RUF001
@@ -249,7 +250,7 @@ class WhisperEngine:
             return self.transcribe(audio, options)
         model = self._model
         duration = len(audio) / SAMPLE_RATE
-        if round(duration * 100) == 0:  # not one 10 ms frame: nothing to decode, nothing to align words to
+        if duration < _MIN_UTTERANCE_SECONDS:  # too short to hold a word, and too short to align one to
             return Transcript((), duration, options.language or "en", 1.0, (), self._model_id)
         multilingual = self._capabilities.language_detection
         try:

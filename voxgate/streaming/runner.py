@@ -251,9 +251,15 @@ class StreamRunner:
                 deadline_in=_DEADLINES[job.kind],
                 drop_after=_PARTIAL_DROP_AFTER,
             )
-        elif job.kind is DecodeKind.PARTIAL:
-            work = functools.partial(self._first_of, engine, [(job.audio, job.options)])
-            future = self._scheduler.submit(work, deadline_in=_DEADLINES[job.kind])
+        elif job.kind is DecodeKind.PARTIAL:  # unbatched, but still droppable when it falls behind
+            future = self._scheduler.submit_batched(
+                ("draft", id(job)),
+                (job.audio, job.options),
+                engine.transcribe_batch,
+                max_batch=1,
+                deadline_in=_DEADLINES[job.kind],
+                drop_after=_PARTIAL_DROP_AFTER,
+            )
         else:
             work = functools.partial(engine.transcribe_utterance, job.audio, job.options)
             future = self._scheduler.submit(work, deadline_in=_DEADLINES[job.kind])
