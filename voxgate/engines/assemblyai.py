@@ -50,7 +50,6 @@ from voxgate.engines.remote import RemoteEngine, segments_from_words
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
-from voxgate.vocabulary import apply_vocabulary
 
 __all__ = ["AssemblyAIEngine", "load"]
 
@@ -170,16 +169,13 @@ class AssemblyAIEngine(RemoteEngine):
             segments = [Segment(text=text, start=0.0, end=duration, language=language)]
         else:
             segments = []
-        segments = list(apply_vocabulary(segments, options.prompts))
-        if not options.word_timestamps:
-            segments = [Segment(s.text, s.start, s.end, (), s.language) for s in segments]
-        return Transcript(
-            segments=tuple(segments),
-            duration=duration,
-            language=language,
+        return self.build_transcript(
+            segments,
+            duration,
+            language,
+            options,
+            warnings,
             language_probability=(float(probability) if detected and isinstance(probability, int | float) else None),
-            model_id=self.model_id,
-            warnings=tuple(warnings),
         )
 
 

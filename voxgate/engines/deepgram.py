@@ -33,7 +33,6 @@ from typing import Any
 from voxgate.config import Settings
 from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, json_number
-from voxgate.errors import ProviderError
 from voxgate.models.catalog import ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
@@ -118,9 +117,7 @@ class DeepgramEngine(RemoteEngine):
         try:
             language, probability, segments = self._parse(body, duration, options)
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
-            raise ProviderError(
-                f"{self.provider} answered with an unexpected body ({exc}): {response.text[:200]!r}"
-            ) from exc
+            raise self.unreadable(response, exc) from exc
         return Transcript(
             segments=apply_vocabulary(segments, options.prompts),
             duration=duration,

@@ -39,7 +39,6 @@ from typing import Any
 
 from voxgate.config import Settings
 from voxgate.engines.remote import RemoteEngine, json_number
-from voxgate.errors import ProviderError
 from voxgate.models.catalog import WHISPER_LANGUAGES, ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
@@ -157,9 +156,7 @@ class OpenAIEngine(RemoteEngine):
             else:
                 language, segments = self._verbose(body, duration, options)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ProviderError(
-                f"{self.provider} answered with an unexpected body ({exc}): {response.text[:200]!r}"
-            ) from exc
+            raise self.unreadable(response, exc) from exc
         return Transcript(
             segments=apply_vocabulary(segments, options.prompts),
             duration=duration,

@@ -6,8 +6,9 @@ options to the vendor's and the vendor's results back. Options the vendor cannot
 ``Transcript.warnings``, never dropped silently.
 
 For reading the vendor's answers: :meth:`RemoteEngine.json_body` / :meth:`~RemoteEngine.json_object` /
-:meth:`~RemoteEngine.json_string`, :func:`json_number`, :meth:`RemoteEngine.poll_json` (an async job polled until
-it is done) and :func:`segments_from_words` (timed words grouped into sentences).
+:meth:`~RemoteEngine.json_string`, :func:`json_number`, :meth:`~RemoteEngine.unreadable`,
+:meth:`RemoteEngine.poll_json` (an async job polled until it is done), :func:`segments_from_words` (timed words
+grouped into sentences) and :meth:`RemoteEngine.build_transcript`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from voxgate.errors import (
 )
 from voxgate.models.catalog import ModelSpec
 from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Segment, Transcript, TranscriptionOptions, Word
+from voxgate.vocabulary import apply_vocabulary
 
 __all__ = ["RemoteEngine", "json_number", "segments_from_words", "to_wav"]
 
@@ -226,6 +228,10 @@ class RemoteEngine(ABC):
             raise ProviderError(f"{self.provider}'s answer has no {key!r}: {str(obj)[:200]}")
         return value
 
+    def unreadable(self, response: httpx.Response, exc: Exception) -> ProviderError:
+        """The error for an answer whose JSON is not what the vendor documents (``exc``: what reading it raised)."""
+        return ProviderError(f"{self.provider} answered with an unexpected body ({exc}): {response.text[:200]!r}")
+
     def poll_json(self, url: str, *, kind: str, job_id: str, duration: float, reasons: Sequence[str]) -> dict[str, Any]:
         """Poll the vendor's job ``job_id`` (its ``kind``, as error messages call it: ``transcript``) at ``url`` every
         :attr:`poll_interval` seconds (growing 1.5 times a poll up to :attr:`poll_interval_max`) until its
@@ -253,6 +259,31 @@ class RemoteEngine(ABC):
                 )
             time.sleep(min(interval, remaining))
             interval = min(interval * 1.5, self.poll_interval_max)
+
+    def build_transcript(
+        self,
+        segments: Sequence[Segment],
+        duration: float,
+        language: str | None,
+        options: TranscriptionOptions,
+        warnings: Sequence[str],
+        *,
+        language_probability: float | None = None,
+    ) -> Transcript:
+        """voxgate's transcript of the vendor's ``segments``: respelled with the vocabulary
+        (:func:`~voxgate.vocabulary.apply_vocabulary`), then stripped of their words unless
+        ``options.word_timestamps``."""
+        segments = list(apply_vocabulary(segments, options.prompts))
+        if not options.word_timestamps:
+            segments = [Segment(s.text, s.start, s.end, (), s.language) for s in segments]
+        return Transcript(
+            segments=tuple(segments),
+            duration=duration,
+            language=language,
+            language_probability=language_probability,
+            model_id=self.model_id,
+            warnings=tuple(warnings),
+        )
 
     def _error(self, response: httpx.Response) -> ProviderError:
         detail = response.text[:300].strip()

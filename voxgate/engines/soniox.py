@@ -57,8 +57,7 @@ from voxgate.config import Settings
 from voxgate.engines.remote import RemoteEngine, segments_from_words
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import ModelSpec
-from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
-from voxgate.vocabulary import apply_vocabulary
+from voxgate.types import Transcript, TranscriptionOptions, Word
 
 __all__ = ["SonioxEngine", "load"]
 
@@ -160,16 +159,7 @@ class SonioxEngine(RemoteEngine):
         counts = Counter(w.language for w in words if w.language)
         language = counts.most_common(1)[0][0] if counts else options.language
         segments = segments_from_words([w.word for w in words], language, [w.language for w in words])
-        segments = list(apply_vocabulary(segments, options.prompts))
-        if not options.word_timestamps:
-            segments = [Segment(s.text, s.start, s.end, (), s.language) for s in segments]
-        return Transcript(
-            segments=tuple(segments),
-            duration=duration,
-            language=language,
-            model_id=self.model_id,
-            warnings=tuple(warnings),
-        )
+        return self.build_transcript(segments, duration, language, options, warnings)
 
 
 def _words(tokens: Sequence[Any], duration: float) -> list[_Word]:
