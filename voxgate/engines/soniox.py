@@ -54,6 +54,7 @@ from typing import Any
 import httpx
 
 from voxgate.config import Settings
+from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, segments_from_words
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import ModelSpec
@@ -79,6 +80,12 @@ class SonioxEngine(RemoteEngine):
 
     cleanup_timeout = 10.0
     """Seconds one clean-up ``DELETE`` may take."""
+
+    def live_connector(self) -> LiveConnector:
+        """Soniox's real-time socket for this model (stt-rt-* host derived from the base URL)."""
+        from voxgate.engines.soniox_live import SonioxLiveConnector  # soniox_live imports this module
+
+        return SonioxLiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
         warnings: list[str] = []
