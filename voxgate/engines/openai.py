@@ -38,6 +38,7 @@ from dataclasses import replace
 from typing import Any
 
 from voxgate.config import Settings
+from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, json_number
 from voxgate.models.catalog import WHISPER_LANGUAGES, ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
@@ -130,6 +131,12 @@ class OpenAIEngine(RemoteEngine):
             languages=self._capabilities.languages or WHISPER_LANGUAGES,
             word_timestamps=not self.text_only,
         )
+
+    def live_connector(self) -> LiveConnector | None:
+        """OpenAI's Realtime transcription socket for this model (wss://…/realtime?intent=transcription)."""
+        from voxgate.engines.openai_live import OpenAILiveConnector  # openai_live imports this module
+
+        return OpenAILiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
         form: dict[str, str | list[str]] = {"model": self.model, "temperature": repr(float(options.temperature))}
@@ -225,6 +232,10 @@ class GroqEngine(OpenAIEngine):
     included."""
 
     provider = "groq"
+
+    def live_connector(self) -> LiveConnector | None:
+        """Groq has no streaming socket: its streams are served through voxgate's session (one call per decode)."""
+        return None
 
 
 def load_openai(spec: ModelSpec, settings: Settings) -> OpenAIEngine:
