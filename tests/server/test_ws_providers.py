@@ -12,7 +12,18 @@ from pydantic import SecretStr
 from tests.conftest import LiveServer
 from tests.engines.fake_vendors import deepgram_live_server as dg_fake
 from tests.engines.fake_vendors.deepgram_live_server import LiveFault, LiveVendor
-from tests.server.wsutil import CLOSE_STREAM, TINY, config_frame, drain, open_stream, pcm16, reference, send_pcm, wer
+from tests.server.wsutil import (
+    CLOSE_STREAM,
+    TINY,
+    Received,
+    config_frame,
+    drain,
+    open_stream,
+    pcm16,
+    reference,
+    send_pcm,
+    wer,
+)
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.server.app import create_app
@@ -41,14 +52,14 @@ def server(settings: Settings, vendor: tuple[LiveVendor, LiveServer]) -> Iterato
         svc.close()
 
 
-async def _stream(server: LiveServer, data: Path, model: object) -> tuple[list[dict[str, object]], int | None]:
+async def _stream(server: LiveServer, data: Path, model: object, **config: object) -> Received:
     audio = decode(data / "en" / "jfk.flac")
     async with open_stream(server) as ws:
-        await ws.send(config_frame(model_id=None, modelId=model, language="en", turnDetection={"mode": "manual"}))
+        manual = {"mode": "manual"}
+        await ws.send(config_frame(model_id=None, modelId=model, language="en", turnDetection=manual, **config))
         await send_pcm(ws, pcm16(audio), speed=8.0)
         await ws.send(CLOSE_STREAM)
-        got = await drain(ws)
-    return got.finals, got.close_code
+        return await drain(ws)
 
 
 async def test_stream_through_the_vendor_socket(
@@ -56,11 +67,15 @@ async def test_stream_through_the_vendor_socket(
 ) -> None:
     fake, _ = vendor
     fake.reset()
-    finals, close_code = await _stream(server, data, "deepgram/nova-3")
-    assert close_code == 1000
-    assert len(finals) == 1
-    assert wer(reference(data, "en/jfk.flac"), str(finals[0]["transcript"])) <= 0.2
+    got = await _stream(server, data, "deepgram/nova-3", voiceProfileConfig={"enableVoiceProfile": True})
+    assert got.close_code == 1000
+    assert len(got.finals) == 1
+    assert wer(reference(data, "en/jfk.flac"), str(got.finals[0]["transcript"])) <= 0.2
     assert "Finalize" in fake.controls  # the turn's final asked the vendor to settle
+    # The voice profile runs locally on the audio, whichever provider transcribes.
+    turn_profiles = [r["voiceProfile"] for r in got.of("result") if r.get("voiceProfile", {}).get("scope") == "turn"]
+    assert len(turn_profiles) == 1
+    assert turn_profiles[0]["language"][0]["label"] == "en"
 
 
 async def test_stream_falls_back_when_the_vendor_socket_drops(
@@ -69,8 +84,8 @@ async def test_stream_falls_back_when_the_vendor_socket_drops(
     fake, _ = vendor
     fake.reset()
     fake.script_live(LiveFault(drop_after=3.0))
-    finals, close_code = await _stream(server, data, ["deepgram/nova-3", TINY])
-    assert close_code == 1000
-    assert len(finals) == 1
+    got = await _stream(server, data, ["deepgram/nova-3", TINY])
+    assert got.close_code == 1000
+    assert len(got.finals) == 1
     # The whole clip is in the final: the audio heard before the drop was decoded by the fallback model.
-    assert wer(reference(data, "en/jfk.flac"), str(finals[0]["transcript"])) <= 0.2
+    assert wer(reference(data, "en/jfk.flac"), str(got.finals[0]["transcript"])) <= 0.2
