@@ -46,26 +46,19 @@ import json
 import logging
 import math
 import os
-import platform
-import resource
-import socket
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import uvicorn
 import websockets
-from fastapi import FastAPI
+from common import DATA, CpuMeter, LiveServer, machine_info, read_manifest
 from rich.console import Console
 from rich.table import Table
 
-import voxgate
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import Settings
@@ -73,7 +66,7 @@ from voxgate.server.app import create_app
 from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "websockets")
 OUT = Path(__file__).resolve().parent / "results" / "concurrency.json"
 MODELS = ("whisper/tiny.en", "whisper/base")
 LEVELS = (1, 2, 3, 4, 6, 8)
@@ -88,117 +81,6 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 # -- machine and files ---------------------------------------------------------------------------------------------
-
-
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    """Rows of a tab-separated MANIFEST.tsv as dicts (references may contain commas and quotes: no csv quoting)."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
-
-
-def loadavg() -> list[float] | None:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        return ""
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "websockets"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "load_average_at_start": loadavg(),
-        "git_commit": _git("rev-parse", "--short", "HEAD") or None,
-        "git_modified_voxgate": _git("status", "--porcelain", "--", "voxgate").splitlines(),
-        "voxgate_imported_from": str(Path(voxgate.__file__).parent),
-        "versions": versions,
-    }
-
-
-class CpuMeter:
-    """How much CPU other processes on this machine used while we ran (Linux; shared CPUs make timings noisy)."""
-
-    def __init__(self) -> None:
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample() -> tuple[float, float | None, float]:
-        busy: float | None = None
-        try:
-            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-            # user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
-            busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            pass
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return time.monotonic(), busy, usage.ru_utime + usage.ru_stime
-
-    def result(self) -> dict[str, Any]:
-        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._sample()
-        wall = t1 - t0
-        out: dict[str, Any] = {"wall_s": round(wall, 1), "own_cpu_s": round(own1 - own0, 1)}
-        if busy0 is not None and busy1 is not None and wall > 0:
-            out["machine_busy_cores"] = round((busy1 - busy0) / wall, 2)
-            out["own_cores"] = round((own1 - own0) / wall, 2)
-            out["other_processes_cores"] = round(max(0.0, (busy1 - busy0) - (own1 - own0)) / wall, 2)
-        out["load_average_at_end"] = loadavg()
-        return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class LiveServer:
-    """uvicorn serving an app on a loopback port in a background thread (the pattern of tests/conftest.py)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = _free_port()
-        self.ws_url = f"ws://127.0.0.1:{self.port}{ENDPOINT}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 120  # the lifespan preloads the model
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def summary(values: list[float]) -> dict[str, Any]:
@@ -452,7 +334,7 @@ async def run_level(
     url: str, model_id: str, clips: list[Clip], n: int, args: argparse.Namespace, decodes: DecodeLog
 ) -> dict[str, Any]:
     programs = [program(clips, 3 * i, args.duration, args.gap) for i in range(n)]
-    cpu = CpuMeter()
+    cpu = CpuMeter(end_load=True)
     started = time.perf_counter()
     streams = await asyncio.gather(
         *(
@@ -546,7 +428,7 @@ async def run_model(model_id: str, clips: list[Clip], args: argparse.Namespace) 
             if args.home is not None:
                 overrides["home"] = args.home
             app = create_app(Settings(**overrides))
-            servers[batching] = stack.enter_context(LiveServer(app))
+            servers[batching] = stack.enter_context(LiveServer(app, ENDPOINT, start_timeout=120))
             logs[batching] = DecodeLog(app.state.service.engine(model_id))
         levels: dict[bool, list[dict[str, Any]]] = {b: [] for b in settings}
         for i, n in enumerate(sorted(args.levels)):
@@ -636,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.levels) < 1 or args.duration <= 0:
         parser.error("--levels must be positive and --duration > 0")
 
-    machine = machine_info()
+    machine = machine_info(MACHINE_DISTS)
     console.print(
         f"concurrency: models {', '.join(args.models)}; stream_batching {' and '.join(args.batching)}; N in "
         f"{sorted(args.levels)} (stop at the first failing N); {args.duration:g} s of audio per stream in "
@@ -648,7 +530,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f", {len(modified)} uncommitted changes under voxgate/ in the checkout)" if modified else ")")
     )
     started = time.perf_counter()
-    cpu = CpuMeter()
+    cpu = CpuMeter(end_load=True)
     reference = {"preload": [], "cpu_threads": args.threads}
     if args.home is not None:
         reference["home"] = args.home

@@ -37,30 +37,22 @@ import json
 import logging
 import math
 import os
-import platform
-import resource
-import socket
 import statistics
-import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import jiwer
 import numpy as np
-import uvicorn
 import websockets
-from fastapi import FastAPI
+from common import DATA, CpuMeter, LiveServer, loadavg, machine_info, read_manifest, word_counts
 from rich.console import Console
 from rich.table import Table
 from whisper_normalizer.english import EnglishTextNormalizer
 
-import voxgate
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import Settings
@@ -68,7 +60,7 @@ from voxgate.server.app import create_app
 from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "websockets", "jiwer")
 OUT = Path(__file__).resolve().parent / "results" / "latency.json"
 MODELS = ("whisper/tiny.en", "whisper/base")
 MODES = ("manual", "manual-cut", "semantic", "vad")
@@ -82,117 +74,6 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 # -- machine and files ---------------------------------------------------------------------------------------------
-
-
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    """Rows of a tab-separated MANIFEST.tsv as dicts (references may contain commas and quotes: no csv quoting)."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
-
-
-def loadavg() -> list[float] | None:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
-def _git(*args: str) -> str:
-    try:
-        return subprocess.run(
-            ["git", *args], cwd=Path(__file__).resolve().parent, capture_output=True, text=True, check=False
-        ).stdout.strip()
-    except OSError:
-        return ""
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "websockets", "jiwer"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "load_average_at_start": loadavg(),
-        "git_commit": _git("rev-parse", "--short", "HEAD") or None,
-        "git_modified_voxgate": _git("status", "--porcelain", "--", "voxgate").splitlines(),
-        "voxgate_imported_from": str(Path(voxgate.__file__).parent),
-        "versions": versions,
-    }
-
-
-class CpuMeter:
-    """How much CPU other processes on this machine used while we ran (Linux; shared CPUs make timings noisy)."""
-
-    def __init__(self) -> None:
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample() -> tuple[float, float | None, float]:
-        busy: float | None = None
-        try:
-            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-            # user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
-            busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            pass
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return time.monotonic(), busy, usage.ru_utime + usage.ru_stime
-
-    def result(self) -> dict[str, Any]:
-        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._sample()
-        wall = t1 - t0
-        out: dict[str, Any] = {"wall_s": round(wall, 1), "own_cpu_s": round(own1 - own0, 1)}
-        if busy0 is not None and busy1 is not None and wall > 0:
-            out["machine_busy_cores"] = round((busy1 - busy0) / wall, 2)
-            out["own_cores"] = round((own1 - own0) / wall, 2)
-            out["other_processes_cores"] = round(max(0.0, (busy1 - busy0) - (own1 - own0)) / wall, 2)
-        out["load_average_at_end"] = loadavg()
-        return out
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class LiveServer:
-    """uvicorn serving an app on a loopback port in a background thread (the pattern of tests/conftest.py)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = _free_port()
-        self.ws_url = f"ws://127.0.0.1:{self.port}{ENDPOINT}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 120  # the lifespan preloads the model
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 # -- numbers -------------------------------------------------------------------------------------------------------
@@ -217,16 +98,7 @@ def summary(values: list[float | None]) -> dict[str, Any]:
 def wer_counts(references: list[str], hypotheses: list[str]) -> dict[str, Any]:
     """Corpus WER of normalised texts (jiwer; an empty hypothesis counts as all deletions)."""
     out = jiwer.process_words(references, [h if h.strip() else "<empty>" for h in hypotheses])
-    words = out.hits + out.substitutions + out.deletions
-    errors = out.substitutions + out.deletions + out.insertions
-    return {
-        "wer": round(errors / words, 4) if words else 0.0,
-        "errors": errors,
-        "reference_words": words,
-        "substitutions": out.substitutions,
-        "deletions": out.deletions,
-        "insertions": out.insertions,
-    }
+    return word_counts(out, digits=4, hits=False)
 
 
 def r3(x: float | None) -> float | None:
@@ -509,7 +381,7 @@ async def stream_all(
     runs: dict[str, list[dict[str, Any]]] = {mode: [] for mode in args.modes}
     contrast = {c.name for c in spread(clips, args.contrast_clips)}
     started = time.perf_counter()
-    meter = CpuMeter()
+    meter = CpuMeter(end_load=True)
     for i, clip in enumerate(clips):
         done = []
         for mode in args.modes:
@@ -517,7 +389,7 @@ async def stream_all(
                 continue
             audio = clip.audio if mode == "manual-cut" else np.concatenate([clip.audio, silence])
             server_mode = "manual" if mode.startswith("manual") else mode
-            run_meter = CpuMeter()
+            run_meter = CpuMeter(end_load=True)
             raw = await stream_clip(
                 url,
                 model_id,
@@ -688,9 +560,9 @@ async def run_model(model_id: str, args: argparse.Namespace, normalizer: Any) ->
     clips = load_clips(args.data)[: args.clips]
     options = TranscriptionOptions()
     app = create_app(settings)
-    with LiveServer(app) as server:
+    with LiveServer(app, ENDPOINT, start_timeout=120) as server:
         started = time.perf_counter()
-        meter = CpuMeter()
+        meter = CpuMeter(end_load=True)
         await asyncio.to_thread(offline, app.state.service, model_id, clips, options, args.repeat)
         offline_cpu = meter.result()
         console.print(
@@ -728,7 +600,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeat < 1 or args.clips < 1 or args.contrast_clips < 1:
         parser.error("--repeat, --clips and --contrast-clips must be at least 1")
 
-    machine = machine_info()
+    machine = machine_info(MACHINE_DISTS)
     console.print(
         f"latency: models {', '.join(args.models)}; modes {', '.join(args.modes)}; {args.clips} clips "
         f"(manual-cut on {min(args.contrast_clips, args.clips)}); {args.chunk_ms} ms chunks in real time, "
@@ -741,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
         + (f", {len(modified)} uncommitted changes under voxgate/ in the checkout)" if modified else ")")
     )
     started = time.perf_counter()
-    cpu = CpuMeter()
+    cpu = CpuMeter(end_load=True)
     results = []
     for model_id in args.models:
         result = asyncio.run(run_model(model_id, args, normalizer))

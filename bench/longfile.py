@@ -26,13 +26,13 @@ from pathlib import Path
 
 import av
 import numpy as np
+from common import DATA
 
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 RESULTS = Path(__file__).resolve().parent / "results"
 
 

@@ -35,22 +35,19 @@ import itertools
 import json
 import math
 import os
-import platform
-import resource
 import statistics
-import subprocess
 import sys
 import time
 import wave
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import anyio
 import numpy as np
+from common import DATA, busy_seconds, machine_info, own_cpu_seconds, read_manifest
 from rich.console import Console
 from rich.table import Table
 
@@ -62,7 +59,8 @@ from voxgate.config import Settings
 from voxgate.service import FileResult, Service
 from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions, Word
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "praat-parselmouth", "vaderSentiment", "numpy")
+MACHINE_KEYS = ("platform", "python", "cpu_count", "cpu_model", "git_commit", "versions")
 OUT = Path(__file__).resolve().parent / "results" / "profile.json"
 MULTILINGUAL = "multilingual/en-de-license.mp3"
 STEREO = "two-speakers/stereo-two-speakers.wav"
@@ -94,12 +92,6 @@ class Item:
     @property
     def seconds(self) -> float:
         return len(self.audio) / SAMPLE_RATE
-
-
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
 
 
 def stereo_channels(path: Path) -> list[Audio]:
@@ -482,47 +474,6 @@ def word_time_check(served: dict[str, FileResult], paths: dict[str, Path]) -> li
 # -- report ----------------------------------------------------------------------------------------------------------
 
 
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("voxgate", "faster-whisper", "ctranslate2", "praat-parselmouth", "vaderSentiment", "numpy"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu,
-        "git_commit": commit or None,
-        "versions": versions,
-    }
-
-
-def busy_seconds() -> float | None:
-    try:
-        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    except (OSError, ValueError):
-        return None
-    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-
-
-def own_cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.1f}"
 
@@ -848,7 +799,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_before": load_before,
         "loadavg_after": load_after,
         "cpu": cpu,
-        "machine": machine_info(),
+        "machine": machine_info(MACHINE_DISTS, MACHINE_KEYS),
         "data": str(data),
         "settings": {
             "language_id_model": settings.language_id_model,

@@ -30,11 +30,11 @@ import sys
 import time
 import wave
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import DATA, version
 from rich.console import Console
 from rich.table import Table
 
@@ -51,7 +51,6 @@ from voxgate.config import Settings
 from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions, Word
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 OUT = Path(__file__).resolve().parent / "results" / "prosody_norms.json"
 MULTILINGUAL_SPLIT_S = 29.8
 """The English reading ends at ~28.9 s and the German one starts at ~30.6 s (whisper/base segments)."""
@@ -272,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             "platform": platform.platform(),
             "python": sys.version.split()[0],
             "cpu_count": os.cpu_count(),
-            "versions": {d: _version(d) for d in ("praat-parselmouth", "numpy", "onnxruntime", "faster-whisper")},
+            "versions": {d: version(d) for d in ("praat-parselmouth", "numpy", "onnxruntime", "faster-whisper")},
         },
         "pitch_bins_hz": [[label, round(low, 1), round(high, 1)] for label, low, high in PITCH_BINS],
         "cost_ms_per_audio_s": round(weighted, 2),
@@ -289,13 +288,6 @@ def main(argv: list[str] | None = None) -> int:
 
 def _raw(features: VoiceFeatures) -> dict[str, Any]:
     return {name: getattr(features, name) for name in features.__dataclass_fields__}
-
-
-def _version(dist: str) -> str | None:
-    try:
-        return metadata.version(dist)
-    except metadata.PackageNotFoundError:
-        return None
 
 
 if __name__ == "__main__":

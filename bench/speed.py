@@ -22,20 +22,15 @@ import base64
 import datetime as dt
 import json
 import os
-import platform
 import resource
-import socket
 import statistics
-import subprocess
 import sys
-import threading
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
+from common import DATA, CpuMeter, LiveServer, machine_info, read_manifest
 from fastapi import FastAPI
 from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 from rich.console import Console
@@ -47,7 +42,18 @@ from voxgate.models.materialize import materialize
 from voxgate.server.app import create_app
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "av", "fastapi", "uvicorn", "httpx")
+MACHINE_KEYS = (
+    "hostname",
+    "platform",
+    "python",
+    "cpu_count",
+    "cpu_affinity",
+    "cpu_model",
+    "load_average_at_start",
+    "git_commit",
+    "versions",
+)
 OUT = Path(__file__).resolve().parent / "results" / "speed.json"
 MODELS = ("whisper/tiny.en", "whisper/base")
 LONG_FILE = "multilingual/en-de-license.mp3"
@@ -59,13 +65,6 @@ console = Console(highlight=False, width=None if sys.stdout.isatty() else 140)
 # -- the files ------------------------------------------------------------------------------------------------------
 
 
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    """Rows of a tab-separated MANIFEST.tsv as dicts (references may contain commas and quotes: no csv quoting)."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
-
-
 def bench_files(data: Path, long: bool) -> list[dict[str, Any]]:
     files = [{"path": f"en/{row['path']}", "kind": "short"} for row in read_manifest(data / "en" / "MANIFEST.tsv")]
     if long:
@@ -73,73 +72,6 @@ def bench_files(data: Path, long: bool) -> list[dict[str, Any]]:
     for f in files:
         f["duration_s"] = round(len(decode_audio(str(data / f["path"]))) / SAMPLE_RATE, 3)
     return files
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "av", "fastapi", "uvicorn", "httpx"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "load_average_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
-        "git_commit": commit or None,
-        "versions": versions,
-    }
-
-
-class CpuMeter:
-    """How much CPU other processes on this machine used while we ran (Linux; shared CPUs make timings noisy)."""
-
-    def __init__(self) -> None:
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample() -> tuple[float, float | None, float]:
-        busy: float | None = None
-        try:
-            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-            # user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
-            busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            pass
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return time.monotonic(), busy, usage.ru_utime + usage.ru_stime
-
-    def result(self) -> dict[str, Any]:
-        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._sample()
-        wall = t1 - t0
-        out: dict[str, Any] = {"wall_s": round(wall, 1), "own_cpu_s": round(own1 - own0, 1)}
-        if busy0 is not None and busy1 is not None and wall > 0:
-            out["machine_busy_cores"] = round((busy1 - busy0) / wall, 2)
-            out["own_cores"] = round((own1 - own0) / wall, 2)
-            out["other_processes_cores"] = round(max(0.0, (busy1 - busy0) - (own1 - own0)) / wall, 2)
-        return out
 
 
 # -- the two paths --------------------------------------------------------------------------------------------------
@@ -188,37 +120,6 @@ class Direct:
     def close(self) -> None:
         del self.pipeline
         del self.model
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-class LiveServer:
-    """uvicorn serving an app on a loopback port in a background thread (the pattern of tests/conftest.py)."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError("live server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 class Rest:
@@ -444,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         overrides["home"] = args.home
     settings = Settings(**overrides)
     files = bench_files(args.data, args.long)
-    machine = machine_info()
+    machine = machine_info(MACHINE_DISTS, MACHINE_KEYS, round_load=False)
     started = time.perf_counter()
     cpu = CpuMeter()
     app = create_app(settings)

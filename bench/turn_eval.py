@@ -18,24 +18,22 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
-import platform
 import statistics
-import sys
 import time
 import wave
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from common import DATA, machine_info
 
 from voxgate.analysis.turn import TurnDetector, log_mel_features, model_window
 from voxgate.analysis.vad import FRAME_SAMPLES, SileroVad
 from voxgate.types import SAMPLE_RATE
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MACHINE_DISTS = ("voxgate", "onnxruntime", "numpy", "faster-whisper", "pipecat-ai")
+MACHINE_KEYS = ("platform", "python", "cpu_count", "cpu_model", "versions")
 OUT = Path(__file__).resolve().parent / "results" / "turn_eval.json"
 
 # Keep in sync with tests/analysis/test_turn.py (how the cuts were chosen is documented there).
@@ -70,30 +68,6 @@ def median_ms(fn: Callable[[], object], repeat: int) -> float:
         fn()
         times.append((time.perf_counter() - start) * 1000)
     return statistics.median(times)
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("voxgate", "onnxruntime", "numpy", "faster-whisper", "pipecat-ai"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "cpu_model": cpu,
-        "versions": versions,
-    }
 
 
 def main() -> None:
@@ -139,7 +113,7 @@ def main() -> None:
 
     results: dict[str, Any] = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "machine": machine_info(),
+        "machine": machine_info(MACHINE_DISTS, MACHINE_KEYS),
         "setup": {"trailing_silence_s": args.pause, "threshold": 0.5, "repeat": args.repeat},
         "turn": {
             "accuracy": round((int(np.sum(p_complete > 0.5)) + int(np.sum(p_truncated <= 0.5))) / (2 * n), 4),

@@ -14,17 +14,14 @@ import argparse
 import datetime as dt
 import json
 import os
-import platform
-import resource
-import subprocess
 import sys
 import time
 from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import jiwer
+from common import DATA, CpuMeter, machine_info, read_manifest, word_counts
 from rich.console import Console
 from rich.table import Table
 from whisper_normalizer.english import EnglishTextNormalizer
@@ -33,7 +30,8 @@ from voxgate.config import Settings
 from voxgate.service import Service
 from voxgate.types import Transcript, TranscriptionOptions
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "av", "jiwer", "whisper-normalizer")
+MACHINE_KEYS = ("hostname", "platform", "python", "cpu_count", "cpu_affinity", "cpu_model", "git_commit", "versions")
 OUT = Path(__file__).resolve().parent / "results" / "wer.json"
 MODELS = ("whisper/tiny.en", "whisper/base")
 
@@ -45,93 +43,6 @@ VOCABULARY_CLIP = "vocabulary/comfyui.mp3"
 VOCABULARY_TERM = "ComfyUI"
 
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
-
-
-def read_manifest(path: Path) -> list[dict[str, str]]:
-    """Rows of a tab-separated MANIFEST.tsv as dicts (references may contain commas and quotes: no csv quoting)."""
-    lines = [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"), strict=False)) for line in lines[1:]]
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    versions = {}
-    for dist in ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "av", "jiwer", "whisper-normalizer"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
-    except OSError:
-        commit = ""
-    return {
-        "hostname": platform.node(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu_count": os.cpu_count(),
-        "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "cpu_model": cpu,
-        "git_commit": commit or None,
-        "versions": versions,
-    }
-
-
-class CpuMeter:
-    """How much CPU other processes on this machine used while we ran (Linux; shared CPUs make timings noisy)."""
-
-    def __init__(self) -> None:
-        self.start = self._sample()
-
-    @staticmethod
-    def _sample() -> tuple[float, float | None, float]:
-        busy: float | None = None
-        try:
-            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-            # user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
-            busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError):
-            pass
-        usage = resource.getrusage(resource.RUSAGE_SELF)
-        return time.monotonic(), busy, usage.ru_utime + usage.ru_stime
-
-    def result(self) -> dict[str, Any]:
-        (t0, busy0, own0), (t1, busy1, own1) = self.start, self._sample()
-        wall = t1 - t0
-        out: dict[str, Any] = {"wall_s": round(wall, 1), "own_cpu_s": round(own1 - own0, 1)}
-        if busy0 is not None and busy1 is not None and wall > 0:
-            out["machine_busy_cores"] = round((busy1 - busy0) / wall, 2)
-            out["own_cores"] = round((own1 - own0) / wall, 2)
-            out["other_processes_cores"] = round(max(0.0, (busy1 - busy0) - (own1 - own0)) / wall, 2)
-        return out
-
-
-def counts(out: jiwer.WordOutput) -> dict[str, Any]:
-    words = out.hits + out.substitutions + out.deletions
-    errors = out.substitutions + out.deletions + out.insertions
-    return {
-        "wer": errors / words if words else 0.0,
-        "errors": errors,
-        "reference_words": words,
-        "substitutions": out.substitutions,
-        "deletions": out.deletions,
-        "insertions": out.insertions,
-        "hits": out.hits,
-    }
 
 
 def alignment_text(out: jiwer.WordOutput) -> str:
@@ -166,11 +77,11 @@ def evaluate(service: Service, model_id: str, data: Path, options: Transcription
                 "language": transcript.language,
                 "language_probability": transcript.language_probability,
                 "seconds": round(seconds, 3),
-                **counts(out),
+                **word_counts(out),
                 "alignment": alignment_text(out) if out.substitutions + out.deletions + out.insertions else "",
             }
         )
-    corpus = counts(
+    corpus = word_counts(
         jiwer.process_words([c["reference_normalized"] for c in clips], [c["hypothesis_normalized"] for c in clips])
     )
     return {
@@ -322,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             "options": asdict(options),
         },
         "published_source": PUBLISHED_SOURCE,
-        "machine": machine_info(),
+        "machine": machine_info(MACHINE_DISTS, MACHINE_KEYS),
         "cpu": load,
         "models": results,
         "vocabulary": vocabulary if args.vocabulary else None,
