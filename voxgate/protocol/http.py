@@ -7,8 +7,9 @@ A client of the reference API can ignore every field voxgate adds (``language``,
 from __future__ import annotations
 
 import re
+from collections.abc import Container, Iterable, Mapping
 from enum import StrEnum
-from typing import Self
+from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic.alias_generators import to_camel, to_snake
@@ -29,6 +30,7 @@ __all__ = [
     "VoiceProfileConfig",
     "VoiceProfileOut",
     "WordTimestamp",
+    "describe_errors",
     "normalize_language",
 ]
 
@@ -192,6 +194,16 @@ _EDGE = re.compile(r"^[^\w]+|[^\w]+$", re.UNICODE)
 def bare_word(word: str) -> str:
     """A word without leading/trailing punctuation (inner apostrophes and hyphens stay)."""
     return _EDGE.sub("", word) or word
+
+
+def describe_errors(errors: Iterable[Mapping[str, Any]], *, skip: Container[object] = ()) -> str:
+    """Pydantic validation errors as one line a client can act on: ``where: what; where: what``."""
+    parts = []
+    for err in errors:
+        where = ".".join(str(p) for p in err.get("loc", ()) if p not in skip)
+        message = str(err.get("msg", "invalid"))
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts) or "invalid request"
 
 
 def normalize_language(tag: str | None) -> str | None:

@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from voxgate.errors import ProtocolViolation
-from voxgate.protocol.http import CamelModel, VoiceProfileConfig, VoiceProfileOut, WordTimestamp
+from voxgate.protocol.http import CamelModel, VoiceProfileConfig, VoiceProfileOut, WordTimestamp, describe_errors
 
 __all__ = [
     "AudioChunk",
@@ -159,8 +159,7 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
     try:
         message: ClientMessage = _BY_KEY[key].validate_python({key: obj[key]})
     except ValidationError as exc:
-        where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
-        raise ProtocolViolation(f"invalid {key}: {where}") from None
+        raise ProtocolViolation(f"invalid {key}: {describe_errors(exc.errors())}") from None
     return message
 
 

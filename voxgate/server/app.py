@@ -19,6 +19,7 @@ from voxgate import __version__
 from voxgate.config import Settings
 from voxgate.errors import PayloadTooLarge, VoxgateError
 from voxgate.metrics import Metrics
+from voxgate.protocol.http import describe_errors
 from voxgate.server import http, openai, ws
 from voxgate.service import Service
 
@@ -105,14 +106,6 @@ def error_response(error: VoxgateError) -> JSONResponse:
     return JSONResponse(error.to_dict(), status_code=error.http_status)
 
 
-def _validation_message(exc: RequestValidationError) -> str:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query", "form"))
-        parts.append(f"{where}: {err.get('msg', 'invalid')}" if where else str(err.get("msg", "invalid")))
-    return "; ".join(parts) or "invalid request"
-
-
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
     settings = settings or Settings()
     owned = service is None
@@ -140,7 +133,13 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         svc.metrics.errors.labels("invalid_argument").inc()
         return JSONResponse(
-            {"error": {"code": "invalid_argument", "message": _validation_message(exc)}}, status_code=400
+            {
+                "error": {
+                    "code": "invalid_argument",
+                    "message": describe_errors(exc.errors(), skip=("body", "query", "form")),
+                }
+            },
+            status_code=400,
         )
 
     @app.exception_handler(StarletteHTTPException)

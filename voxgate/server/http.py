@@ -21,6 +21,7 @@ from voxgate.protocol.http import (
     TranscribeRequest,
     TranscribeResponse,
     VoiceProfileOut,
+    describe_errors,
     normalize_language,
 )
 from voxgate.server.auth import require_key
@@ -39,14 +40,6 @@ _CONTAINER_MAGIC = (b"RIFF", b"RIFX", b"RF64", b"FORM", b"fLaC", b"OggS", b"ID3"
 def _service(request: Request) -> Service:
     service: Service = request.app.state.service
     return service
-
-
-def _invalid(exc: ValidationError, prefix: str) -> InvalidRequest:
-    parts = []
-    for err in exc.errors():
-        where = ".".join(str(p) for p in err["loc"])
-        parts.append(f"{prefix}{where}: {err['msg']}" if where else f"{prefix}{err['msg']}")
-    return InvalidRequest("; ".join(parts))
 
 
 def audio_source(data: bytes, config: TranscribeConfig, max_bytes: int) -> AudioSource:
@@ -95,7 +88,7 @@ async def _from_json(request: Request) -> tuple[bytes, TranscribeConfig]:
     try:
         parsed = _REQUEST.validate_json(body)
     except ValidationError as exc:
-        raise _invalid(exc, "") from None
+        raise InvalidRequest(describe_errors(exc.errors())) from None
     try:
         data = base64.b64decode(parsed.audio_data.content, validate=True)
     except (binascii.Error, ValueError):
@@ -122,7 +115,7 @@ def _form_config(form: Any) -> TranscribeConfig:
     try:
         return _CONFIG.validate_python(raw)
     except ValidationError as exc:
-        raise _invalid(exc, "") from None
+        raise InvalidRequest(describe_errors(exc.errors())) from None
 
 
 async def _from_multipart(request: Request) -> tuple[bytes, TranscribeConfig]:
