@@ -35,7 +35,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from voxgate.config import ProviderConfig
 from voxgate.errors import InvalidRequest, ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
-from voxgate.types import SAMPLE_RATE, Segment, Transcript, TranscriptionOptions, Word
+from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 
 __all__ = [
     "LiveConnection",
@@ -166,10 +166,6 @@ class LiveDecoder:
             await self._reader
         with contextlib.suppress(Exception):
             await self._connection.close()
-
-    @staticmethod
-    def seconds(samples: int) -> float:
-        return samples / SAMPLE_RATE
 
 
 # -- vendor-neutral socket plumbing ---------------------------------------------------------------------------------
