@@ -8,8 +8,9 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.client import TINY, closed_port_url, reference, wer
+from tests.client import TINY, closed_port_url
 from tests.conftest import LiveServer
+from tests.speech import reference, wer
 from voxgate.cli import app
 from voxgate.client import EndOfTurnMessage, ResultMessage, parse_server_message
 from voxgate.protocol.ws import EndTurnReason

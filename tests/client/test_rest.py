@@ -9,8 +9,9 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from tests.client import TINY, closed_port_url, reference, wer
+from tests.client import TINY, closed_port_url
 from tests.conftest import LiveServer
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.client import (

@@ -12,8 +12,9 @@ import numpy.typing as npt
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from tests.client import TINY, closed_port_url, reference, wer
+from tests.client import TINY, closed_port_url
 from tests.conftest import LiveServer
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.client import (
     AsyncStream,

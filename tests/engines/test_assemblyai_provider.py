@@ -7,7 +7,6 @@ details (segmentation, respelling, term limits) are checked against an in-proces
 
 from __future__ import annotations
 
-import csv
 import json
 import re
 import time
@@ -16,13 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jiwer
 import numpy as np
 import pytest
 from pydantic import SecretStr
 
 from tests.conftest import LiveServer
 from tests.engines.fake_vendors.assemblyai_server import API_KEY, FakeAssemblyAI, Fault, LocalRecognizer
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.engines import remote
@@ -45,22 +44,6 @@ Connect = Callable[..., Engine]
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------
-
-
-def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s']|_", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
-
-
-def reference(data: Path, folder: str, name: str) -> str:
-    with open(data / folder / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["path"] == name:
-                return row["reference"]
-    raise KeyError(name)
 
 
 def words_are_sane(t: Transcript) -> None:
@@ -182,7 +165,7 @@ def test_transcribes_real_speech_with_word_times(
     assert engine.capabilities.remote
     t = engine.transcribe(jfk, TranscriptionOptions(language="en"))
 
-    assert wer(reference(data, "en", "jfk.flac"), t.text) <= 0.2
+    assert wer(reference(data, "en/jfk.flac"), t.text) <= 0.2
     assert t.model_id == "assemblyai/universal-3-pro"
     assert t.duration == pytest.approx(len(jfk) / SAMPLE_RATE)
     assert t.language == "en"
@@ -214,7 +197,7 @@ def test_detects_the_language_when_none_is_given(
     assert t.language == "en"
     assert t.language_probability is not None
     assert 0.5 < t.language_probability <= 1.0
-    assert wer(reference(data, "en", "spk1_snt1.wav"), t.text) <= 0.2
+    assert wer(reference(data, "en/spk1_snt1.wav"), t.text) <= 0.2
     words_are_sane(t)
 
 
@@ -308,7 +291,7 @@ def test_unsupported_options_are_warnings_not_silence(
     assert len(t.warnings) == 1
     assert "free-text prompt" in t.warnings[0]
     assert t.words == ()
-    assert wer(reference(data, "en", "spk1_snt1.wav"), t.text) <= 0.2
+    assert wer(reference(data, "en/spk1_snt1.wav"), t.text) <= 0.2
     assert t.segments
     assert all(s.end > s.start for s in t.segments)
 

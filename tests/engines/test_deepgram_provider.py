@@ -19,8 +19,9 @@ from pydantic import SecretStr
 
 import voxgate.engines.remote
 from tests.conftest import LiveServer
-from tests.engines.fake_vendors import FakeVendor, Fault, reference, wer
+from tests.engines.fake_vendors import FakeVendor, Fault
 from tests.engines.fake_vendors.deepgram_server import create_app
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.engines.deepgram import NO_PROMPT, NO_TEMPERATURE, DeepgramEngine

@@ -20,15 +20,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import LiveServer
-from tests.engines.fake_vendors import (
-    FakeVendor,
-    assemblyai_server,
-    deepgram_server,
-    openai_server,
-    reference,
-    soniox_server,
-    wer,
-)
+from tests.engines.fake_vendors import FakeVendor, assemblyai_server, deepgram_server, openai_server, soniox_server
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.engines import remote

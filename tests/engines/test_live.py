@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from tests.engines.fake_vendors import reference, wer
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.engines.registry import load_engine

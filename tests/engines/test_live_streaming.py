@@ -26,8 +26,8 @@ from pydantic import SecretStr
 from tests.conftest import LiveServer
 from tests.engines.fake_vendors import assemblyai_live_server as aai_fake
 from tests.engines.fake_vendors import deepgram_live_server as dg_fake
-from tests.engines.fake_vendors import reference, wer
 from tests.engines.fake_vendors.deepgram_live_server import LiveFault, LiveVendor, plain
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import ProviderConfig, Settings

@@ -19,9 +19,9 @@ import pytest
 
 from tests.conftest import LiveServer
 from tests.engines.fake_vendors import openai_live_server as fake
-from tests.engines.fake_vendors import reference, wer
 from tests.engines.fake_vendors.deepgram_live_server import LiveFault
 from tests.engines.test_live_streaming import CHUNK, EN, LOCAL, Speech, decoding, failed, provider, stream, words_inside
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import ProviderConfig, Settings

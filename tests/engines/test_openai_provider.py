@@ -18,8 +18,9 @@ from pydantic import SecretStr
 
 import voxgate.engines.remote
 from tests.conftest import LiveServer
-from tests.engines.fake_vendors import FakeVendor, Fault, reference, wer
+from tests.engines.fake_vendors import FakeVendor, Fault
 from tests.engines.fake_vendors.openai_server import GROQ_MODELS, create_app
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.engines.openai import GroqEngine, OpenAIEngine, language_code

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import LiveServer
-from tests.engines.fake_vendors import reference, wer
 from tests.engines.fake_vendors import soniox_live_server as fake
 from tests.engines.fake_vendors.deepgram_live_server import LiveFault
 from tests.engines.test_live_streaming import (
@@ -29,6 +28,7 @@ from tests.engines.test_live_streaming import (
     stream,
     words_inside,
 )
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import ProviderConfig, Settings

@@ -7,17 +7,14 @@ vocabulary here are real. Token-joining details are checked against an in-proces
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
-import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jiwer
 import numpy as np
 import pytest
 from pydantic import SecretStr
@@ -25,6 +22,7 @@ from pydantic import SecretStr
 from tests.conftest import LiveServer
 from tests.engines.fake_vendors.assemblyai_server import Fault, LocalRecognizer
 from tests.engines.fake_vendors.soniox_server import API_KEY, FakeSoniox
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.engines import remote
@@ -47,22 +45,6 @@ CLEANUP = ["delete_transcription", "delete_file"]
 
 
 # -- helpers --------------------------------------------------------------------------------------------------------
-
-
-def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s']|_", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
-
-
-def reference(data: Path, folder: str, name: str) -> str:
-    with open(data / folder / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["path"] == name:
-                return row["reference"]
-    raise KeyError(name)
 
 
 def words_are_sane(t: Transcript) -> None:
@@ -202,7 +184,7 @@ def test_transcribes_real_speech_with_word_times(
     assert engine.model_id == "soniox/stt-async-v3"
     t = engine.transcribe(jfk, TranscriptionOptions(language="en"))
 
-    assert wer(reference(data, "en", "jfk.flac"), t.text) <= 0.2
+    assert wer(reference(data, "en/jfk.flac"), t.text) <= 0.2
     assert t.model_id == "soniox/stt-async-v3"
     assert t.duration == pytest.approx(len(jfk) / SAMPLE_RATE)
     assert t.language == "en"
@@ -244,7 +226,7 @@ def test_detects_the_language_when_none_is_given(
     assert "language_hints" not in body
     assert body["enable_language_identification"] is True
     assert t.language == "en"
-    assert wer(reference(data, "en", "spk1_snt1.wav"), t.text) <= 0.2
+    assert wer(reference(data, "en/spk1_snt1.wav"), t.text) <= 0.2
     words_are_sane(t)
 
 
@@ -262,7 +244,7 @@ def test_word_timestamps_can_be_skipped(fake: FakeSoniox, connect: Connect, data
     t = connect().transcribe(sentence, TranscriptionOptions(word_timestamps=False))
     assert t.words == ()
     assert t.warnings == ()
-    assert wer(reference(data, "en", "spk1_snt1.wav"), t.text) <= 0.2
+    assert wer(reference(data, "en/spk1_snt1.wav"), t.text) <= 0.2
 
 
 def test_a_real_time_model_falls_back_to_its_async_model_with_a_warning(

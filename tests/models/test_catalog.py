@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import re
 import warnings
 from pathlib import Path
 
-import jiwer
 import pytest
 
+from tests.speech import reference, wer
 from voxgate.config import Settings
 from voxgate.errors import ModelNotFound
 from voxgate.models.catalog import ALIASES, PACKAGED, WHISPER_LANGUAGES, known_ids, module_dir, resolve
@@ -18,10 +16,6 @@ from voxgate.service import Service
 from voxgate.types import TranscriptionOptions
 
 DEFAULT = "whisper/base"
-
-
-def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s']|_", " ", text.lower()).split())
 
 
 @pytest.fixture(scope="module")
@@ -181,8 +175,6 @@ def test_vocabulary_txt_is_read_without_leaking_a_file(my_model: Path) -> None:
 
 def test_users_directory_transcribes(my_model: Path, tmp_path: Path, data: Path) -> None:
     """A model named by path loads and transcribes through the service like a packaged one."""
-    with open(data / "en" / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
-        ref = next(r["reference"] for r in csv.DictReader(f, delimiter="\t") if r["path"] == "jfk.flac")
     model_id = f"whisper/{my_model}"
     service = Service(Settings(home=tmp_path / "home", preload=[], cpu_threads=2, default_model="whisper/tiny.en"))
     try:
@@ -190,7 +182,7 @@ def test_users_directory_transcribes(my_model: Path, tmp_path: Path, data: Path)
         engine = service.engine(model_id)
         assert transcript.model_id == model_id
         assert engine.capabilities.languages == ("en",)
-        assert jiwer.wer(normalise(ref), normalise(transcript.text)) <= 0.15, transcript.text
+        assert wer(reference(data, "en/jfk.flac"), transcript.text) <= 0.15, transcript.text
         assert transcript.duration == pytest.approx(11.0, abs=0.01)
         assert transcript.words
         assert not (tmp_path / "home" / "models").exists()  # used in place, nothing copied

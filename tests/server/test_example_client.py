@@ -18,7 +18,8 @@ import pytest
 from pydantic import SecretStr
 
 from tests.conftest import DATA, LiveServer
-from tests.server.wsutil import CLOSE_STREAM, config_frame, expect_error, open_stream, reference, send_all, wer
+from tests.server.wsutil import CLOSE_STREAM, config_frame, expect_error, open_stream, send_all
+from tests.speech import reference, wer
 from voxgate.config import Settings
 from voxgate.server.app import create_app
 from voxgate.service import Service

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from tests.server.wsutil import CLOSE_STREAM, TINY, config_frame, drain, open_stream, pcm16, reference, send_pcm, wer
+from tests.server.wsutil import CLOSE_STREAM, TINY, config_frame, drain, open_stream, pcm16, send_pcm
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 
 URL = "/stt/v1/transcribe"

@@ -3,23 +3,21 @@
 from __future__ import annotations
 
 import base64
-import csv
 import io
 import json
-import re
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import jiwer
 import numpy as np
 import numpy.typing as npt
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.speech import normalise, reference, wer
 from voxgate import __version__
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16, pcm_to_float, resample
@@ -33,24 +31,6 @@ TINY = "whisper/tiny.en"
 BASE = "whisper/base"
 
 # -- helpers ------------------------------------------------------------------------------------------------------
-
-
-def normalise(text: str) -> str:
-    """Lowercase, punctuation out, whitespace collapsed: what WER is computed on."""
-    return " ".join(re.sub(r"[^\w\s']|_", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
-
-
-def reference(data: Path, relpath: str) -> str:
-    folder, name = relpath.split("/")
-    with open(data / folder / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["path"] == name:
-                return row["reference"]
-    raise KeyError(relpath)
 
 
 def b64(data: bytes) -> str:

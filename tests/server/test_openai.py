@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
 import re
@@ -13,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jiwer
 import openai
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.speech import normalise, reference, wer
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import Settings
@@ -30,23 +29,6 @@ BASE = "whisper/base"
 
 SRT_TIME = r"(\d{2}):(\d{2}):(\d{2}),(\d{3})"
 VTT_TIME = r"(\d{2}):(\d{2}):(\d{2})\.(\d{3})"
-
-
-def normalise(text: str) -> str:
-    return " ".join(re.sub(r"[^\w\s']|_", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis)))
-
-
-def reference(data: Path, relpath: str) -> str:
-    folder, name = relpath.split("/")
-    with open(data / folder / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["path"] == name:
-                return row["reference"]
-    raise KeyError(relpath)
 
 
 def seconds(match: tuple[str, ...]) -> float:

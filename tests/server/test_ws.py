@@ -39,17 +39,15 @@ from tests.server.wsutil import (
     expect_error,
     fork_service,
     mulaw_encode,
-    normalise,
     open_stream,
     pcm16,
-    reference,
     send_all,
     send_pcm,
     silence,
     until_final,
     wait_for_streams,
-    wer,
 )
+from tests.speech import normalise, reference, wer
 from voxgate.audio.pcm import resample
 from voxgate.config import Settings
 from voxgate.engines import registry

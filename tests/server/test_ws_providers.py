@@ -12,18 +12,8 @@ from pydantic import SecretStr
 from tests.conftest import LiveServer
 from tests.engines.fake_vendors import deepgram_live_server as dg_fake
 from tests.engines.fake_vendors.deepgram_live_server import LiveFault, LiveVendor
-from tests.server.wsutil import (
-    CLOSE_STREAM,
-    TINY,
-    Received,
-    config_frame,
-    drain,
-    open_stream,
-    pcm16,
-    reference,
-    send_pcm,
-    wer,
-)
+from tests.server.wsutil import CLOSE_STREAM, TINY, Received, config_frame, drain, open_stream, pcm16, send_pcm
+from tests.speech import reference, wer
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.server.app import create_app

@@ -5,17 +5,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import csv
 import functools
 import json
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jiwer
 import numpy as np
 import numpy.typing as npt
 from websockets.asyncio.client import ClientConnection, connect
@@ -41,17 +38,14 @@ __all__ = [
     "expect_error",
     "fork_service",
     "mulaw_encode",
-    "normalise",
     "open_stream",
     "pcm16",
     "recv",
-    "reference",
     "send_all",
     "send_pcm",
     "silence",
     "until_final",
     "wait_for_streams",
-    "wer",
 ]
 
 TINY = "whisper/tiny.en"
@@ -62,28 +56,6 @@ END_TURN = json.dumps({"endTurn": {}})
 CLOSE_STREAM = json.dumps({"closeStream": {}})
 
 Audio = npt.NDArray[np.float32]
-
-
-# -- text -----------------------------------------------------------------------------------------------------------
-
-
-def normalise(text: str) -> str:
-    """Lowercase, punctuation out, whitespace collapsed: what WER is computed on."""
-    return " ".join(re.sub(r"[^\w\s']|_", " ", text.lower()).split())
-
-
-def wer(reference: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalise(reference), normalise(hypothesis) or "<empty>"))
-
-
-def reference(data: Path, relpath: str) -> str:
-    """The reference transcript of ``folder/file`` from its folder's MANIFEST.tsv."""
-    folder, name = relpath.split("/")
-    with open(data / folder / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["path"] == name:
-                return row["reference"]
-    raise KeyError(relpath)
 
 
 # -- audio ----------------------------------------------------------------------------------------------------------

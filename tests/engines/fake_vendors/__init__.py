@@ -14,20 +14,16 @@ delay, a dropped connection, a body that is not JSON) and read what the fake rec
 from __future__ import annotations
 
 import asyncio
-import csv
 import hashlib
 import io
-import re
 import threading
 import time
 import wave
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import jiwer
 import numpy as np
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
@@ -41,34 +37,9 @@ __all__ = [
     "Received",
     "WireError",
     "faulted",
-    "normalise",
     "now",
     "read_wav",
-    "reference",
-    "wer",
 ]
-
-
-# -- what the tests compare ---------------------------------------------------------------------------------------
-
-
-def normalise(text: str) -> str:
-    """Lowercase, punctuation out, whitespace collapsed: what WER is computed on."""
-    return " ".join(re.sub(r"[^\w\s']|_", " ", text.lower()).split())
-
-
-def wer(reference_text: str, hypothesis: str) -> float:
-    return float(jiwer.wer(normalise(reference_text), normalise(hypothesis) or "<empty>"))
-
-
-def reference(data: Path, relpath: str) -> str:
-    """The reference transcript of ``data/relpath`` from its folder's MANIFEST.tsv."""
-    folder, name = relpath.split("/")
-    with open(data / folder / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
-        for row in csv.DictReader(f, delimiter="\t"):
-            if row["path"] == name:
-                return row["reference"]
-    raise KeyError(relpath)
 
 
 # -- scripted failures and recorded requests ---------------------------------------------------------------------
