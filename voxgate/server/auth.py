@@ -1,30 +1,46 @@
 """API keys: ``Authorization: Basic <key>`` (the reference API's form) or ``Bearer <key>`` (OpenAI's).
 
-With no key configured the service is open, which is the default for a server bound to localhost.
+Browsers cannot set headers on a WebSocket upgrade, so a stream may instead offer the two subprotocols
+``token, <key>`` (``new WebSocket(url, ["token", key])``, as Deepgram's browser clients do); the server then accepts
+with the ``token`` subprotocol. With no key configured the service is open, the default for a server on localhost.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from starlette.requests import HTTPConnection
 
 from voxgate.config import Settings
 from voxgate.errors import Unauthenticated
 
-__all__ = ["check_credentials", "require_key"]
+__all__ = ["TOKEN_SUBPROTOCOL", "check_credentials", "require_key", "subprotocol_key"]
+
+TOKEN_SUBPROTOCOL = "token"
 
 
-def check_credentials(headers: Mapping[str, str], settings: Settings) -> None:
-    """Raise :class:`Unauthenticated` unless the headers carry one of the configured keys."""
+def subprotocol_key(subprotocols: Sequence[str]) -> str | None:
+    """The key a browser sent as ``Sec-WebSocket-Protocol: token, <key>``, if it did."""
+    if len(subprotocols) == 2 and subprotocols[0] == TOKEN_SUBPROTOCOL and subprotocols[1]:
+        return subprotocols[1]
+    return None
+
+
+def check_credentials(headers: Mapping[str, str], settings: Settings, *, key: str | None = None) -> None:
+    """Raise :class:`Unauthenticated` unless the headers (or ``key``, from a subprotocol) carry a configured key."""
     if not settings.api_keys:
         return
     value = headers.get("authorization", "")
     scheme, _, token = value.partition(" ")
     token = token.strip()
-    if scheme.lower() not in ("basic", "bearer") or not token:
-        raise Unauthenticated("missing API key: send 'Authorization: Basic <key>' or 'Authorization: Bearer <key>'")
+    if not (scheme.lower() in ("basic", "bearer") and token):
+        token = key or ""
+    if not token:
+        raise Unauthenticated(
+            "missing API key: send 'Authorization: Basic <key>' or 'Authorization: Bearer <key>' "
+            "(browsers: the WebSocket subprotocols 'token', '<key>')"
+        )
     if not any(hmac.compare_digest(token.encode(), k.get_secret_value().encode()) for k in settings.api_keys):
         raise Unauthenticated("invalid API key")
 

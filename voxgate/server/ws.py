@@ -49,7 +49,7 @@ from voxgate.protocol.ws import (
     VoiceProfileResult,
     parse_client_message,
 )
-from voxgate.server.auth import check_credentials
+from voxgate.server.auth import TOKEN_SUBPROTOCOL, check_credentials, subprotocol_key
 from voxgate.service import Service
 from voxgate.streaming.events import (
     Event,
@@ -247,10 +247,11 @@ async def stream(ws: WebSocket) -> None:
     service: Service = ws.app.state.service
     settings: Settings = ws.app.state.settings
     conn = _Connection(ws, service, settings)
-    await ws.accept()
+    key = subprotocol_key(ws.scope.get("subprotocols", ()))
+    await ws.accept(subprotocol=TOKEN_SUBPROTOCOL if key is not None else None)
     runner: StreamRunner | None = None
     try:
-        check_credentials(ws.headers, settings)
+        check_credentials(ws.headers, settings, key=key)
         runner = await conn.configure()
         receiving = asyncio.create_task(conn.pump_in(runner))
         sending = asyncio.create_task(conn.pump_out(runner))
