@@ -117,3 +117,5 @@ class Settings(BaseSettings):
 
     api_keys: list[SecretStr] = Field(default_factory=list)
     """Accepted API keys. Empty: no authentication (the default on localhost)."""
+    console: bool = True
+    """Serve the web console at ``/`` (static files; it uses the public API and so needs a key when one is set)."""

@@ -21,6 +21,7 @@ from voxgate.errors import PayloadTooLarge, VoxgateError
 from voxgate.metrics import Metrics
 from voxgate.protocol.http import describe_errors
 from voxgate.server import http, openai, ws
+from voxgate.server.console import mount_console
 from voxgate.service import Service
 
 __all__ = ["create_app"]
@@ -164,6 +165,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.include_router(http.router)
     app.include_router(openai.router)
     app.include_router(ws.router)
+    if settings.console:
+        mount_console(app)
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
     app.add_middleware(Observe, metrics=svc.metrics)
     return app
