@@ -349,6 +349,27 @@ def test_a_revoked_key_ends_the_stream_with_a_plain_error(keyed_page: Visit) -> 
     keyed_page.check_clean(expected_statuses=(401,))
 
 
+def test_manual_turns_end_only_on_end_turn(open_page: Visit) -> None:
+    page = open_page.page
+    page.wait_for_selector("body.ready")
+    page.select_option("#model", TINY)
+    page.check("input[name=turn-mode][value=manual]")
+    page.click("#mic-start")
+    page.wait_for_selector("body[data-live=live]")
+    # "And so, my fellow Americans," then a pause that would end a turn in the other modes
+    page.wait_for_function("() => parseFloat(document.querySelector('#live-clock').textContent.split(':')[1]) >= 3.6")
+    assert page.locator("#turns .turn.final").count() == 0
+    page.click("#end-turn")
+    final = page.wait_for_selector("#turns .turn.final", timeout=15_000)
+    assert "americans" in final.inner_text().lower()
+    assert re.search(r"\d+( ms|\.\d+ s) after End turn", final.inner_text()), final.inner_text()
+    page.click("#mic-stop")
+    page.wait_for_selector("body[data-live=idle]")
+    assert {"endTurn": {}} in open_page.sent
+    assert open_page.sent[0]["transcribeConfig"]["turnDetection"] == {"mode": "manual"}
+    open_page.check_clean()
+
+
 def test_a_file_plays_back_with_its_words_highlighted(open_page: Visit, data: Path) -> None:
     page = open_page.page
     page.wait_for_selector("body.ready")

@@ -682,3 +682,16 @@ def test_metrics_count_requests_audio_and_loads(client: TestClient, short_wav: b
     assert ("voxgate_request_duration_seconds_count", (("route", URL),)) in after
     # /metrics itself is not counted
     assert not any(name == "voxgate_requests_total" and dict(labels)["route"] == "/metrics" for name, labels in after)
+
+
+def test_metrics_route_labels_are_bounded(client: TestClient) -> None:
+    """Unknown paths share one label: a client cannot grow the metrics by varying the path."""
+    for i in range(5):
+        assert client.get(f"/no/such/path/{i}").status_code == 404
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/console/console.css").status_code == 200
+    routes = {dict(labels)["route"] for name, labels in metric_samples(client) if name == "voxgate_requests_total"}
+    assert "unmatched" in routes
+    assert "/console/*" in routes
+    assert not any(r.startswith("/no/") or r == "/console/console.css" for r in routes), routes
+    assert "/healthz" not in routes  # probes are not counted

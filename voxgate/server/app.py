@@ -11,6 +11,7 @@ import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -20,8 +21,7 @@ from voxgate.config import Settings
 from voxgate.errors import PayloadTooLarge, VoxgateError
 from voxgate.metrics import Metrics
 from voxgate.protocol.http import describe_errors
-from voxgate.server import http, openai, ws
-from voxgate.server.console import mount_console
+from voxgate.server import console, http, openai, ws
 from voxgate.service import Service
 
 __all__ = ["create_app"]
@@ -66,17 +66,30 @@ class BodyLimit:
 
 
 class Observe:
-    """Count requests by route and status and time them (outermost, so refusals by :class:`BodyLimit` count too)."""
+    """Count requests by route and status and time them (outermost, so refusals by :class:`BodyLimit` count too).
 
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+    The route label is one of the app's own paths, ``/console/*`` for the console's files, or ``unmatched``: never
+    the raw path, which a client could vary without end to grow the metrics.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: frozenset[str]) -> None:
         self.app = app
         self.metrics = metrics
+        self.routes = routes
+
+    def label(self, path: str) -> str:
+        if path in self.routes:
+            return path
+        if path.startswith("/console/"):
+            return "/console/*"
+        return "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = scope.get("path", "")
-        if scope["type"] != "http" or route in ("/metrics", "/healthz"):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in ("/metrics", "/healthz"):
             await self.app(scope, receive, send)
             return
+        route = self.label(path)
         started = time.perf_counter()
         status = 500
 
@@ -166,7 +179,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.include_router(openai.router)
     app.include_router(ws.router)
     if settings.console:
-        mount_console(app)
+        console.mount_console(app)
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
-    app.add_middleware(Observe, metrics=svc.metrics)
+    routers = (http.router, openai.router, console.router) if settings.console else (http.router, openai.router)
+    routes = frozenset(r.path for router in routers for r in router.routes if isinstance(r, APIRoute))
+    app.add_middleware(Observe, metrics=svc.metrics, routes=routes)
     return app

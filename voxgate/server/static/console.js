@@ -25,12 +25,21 @@ const TITLES = {
   microphone_missing: "No microphone",
   microphone_busy: "Microphone busy",
   microphone_unavailable: "Microphone unavailable",
+  microphone_error: "Microphone failed",
   network_error: "Server unreachable",
   connection_lost: "Connection lost",
   resource_exhausted: "Server busy",
   payload_too_large: "File too large",
-  unsupported_audio: "Unsupported audio",
+  audio_decode_error: "Not audio we can read",
+  empty_audio: "No audio",
   model_not_found: "Unknown model",
+  model_unavailable: "Model unavailable",
+  idle_timeout: "Stream timed out",
+  timeout: "Took too long",
+  provider_unauthorized: "Provider refused the key",
+  provider_rate_limited: "Provider rate limit",
+  provider_timeout: "Provider timed out",
+  provider_error: "Provider failed",
 };
 
 function showError(error, context = "") {
@@ -330,13 +339,23 @@ function setLiveState(state, label) {
 
 /** performance.now() at which the sample at stream time `t` was captured. */
 function wallAt(t) {
-  for (const entry of live.clock) {
-    if (entry.end >= t) {
-      return entry.wall - (entry.end - t) * 1000;
+  const clock = live.clock;
+  if (clock.length === 0) {
+    return null;
+  }
+  // the first chunk that ends at or after t (chunks are in time order)
+  let low = 0;
+  let high = clock.length - 1;
+  while (low < high) {
+    const middle = (low + high) >> 1;
+    if (clock[middle].end >= t) {
+      high = middle;
+    } else {
+      low = middle + 1;
     }
   }
-  const last = live.clock[live.clock.length - 1];
-  return last ? last.wall : null;
+  const entry = clock[low];
+  return entry.end >= t ? entry.wall - (entry.end - t) * 1000 : entry.wall;
 }
 
 function liveStats() {
@@ -494,7 +513,16 @@ async function stopLive() {
     live.capture = null;
   }
   if (live.stream) {
-    live.stream.close();
+    const stream = live.stream;
+    stream.close();
+    // The server closes the socket once the last final is out; never leave the page waiting on a silent one.
+    setTimeout(() => {
+      if (live.stream === stream) {
+        live.errored = true;
+        showError(new ApiError("connection_lost", "The server did not finish the stream within 30 s."), "Streaming");
+        stream.abort();
+      }
+    }, 30000);
   }
 }
 

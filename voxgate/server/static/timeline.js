@@ -29,6 +29,11 @@ export class Timeline {
   level(t, rms) {
     this.levels.push({ t, rms });
     this.now = Math.max(this.now, t);
+    if (this.levels.length > 4096) {
+      // an hour-long session would otherwise redraw 36,000 bars a frame, nearly all off screen
+      const from = this.now - this.span - 1;
+      this.levels = this.levels.filter((l) => l.t >= from);
+    }
   }
 
   speechStarted(t) {
