@@ -2,7 +2,7 @@
 
 import { ApiError, LiveStream, health, keyStore, listModels, transcribeFile } from "./api.js";
 import { CaptureError, startCapture } from "./capture.js";
-import { download } from "./formats.js";
+import { FORMATS, download } from "./formats.js";
 import { ProfilePanel } from "./profile.js";
 import { Timeline } from "./timeline.js";
 import { FileTranscript, LiveTranscript } from "./transcript.js";
@@ -307,22 +307,22 @@ function switchView(next) {
 
 const timeline = new Timeline($("#timeline"));
 const liveTranscript = new LiveTranscript($("#turns"), $("#turns-empty"));
-const live = {
-  stream: null,
-  capture: null,
-  state: "idle",
-  clock: [], // [{end: stream seconds, wall: performance.now()}] per chunk sent
-  finals: [],
-  latencies: [],
-  endTurnAt: new Map(),
-  bytes: 0,
-  partials: 0,
-  profiles: 0,
-  model: "",
-  errored: false,
-  started: "",
-  openTurn: 0, // the turn an End turn press would end
-};
+/** What one microphone session measures; reset at every Start. */
+function freshSession() {
+  return {
+    clock: [], // [{end: stream seconds, wall: performance.now()}] per chunk sent
+    finals: [],
+    latencies: [],
+    endTurnAt: new Map(), // turn → performance.now() of its End turn press
+    bytes: 0,
+    partials: 0,
+    profiles: 0,
+    errored: false,
+    openTurn: 0, // the turn an End turn press would end
+  };
+}
+
+const live = { stream: null, capture: null, state: "idle", model: "", started: "", ...freshSession() };
 
 function setLiveState(state, label) {
   live.state = state;
@@ -375,17 +375,7 @@ function liveStats() {
 }
 
 function resetLive() {
-  Object.assign(live, {
-    clock: [],
-    finals: [],
-    latencies: [],
-    endTurnAt: new Map(),
-    bytes: 0,
-    partials: 0,
-    profiles: 0,
-    errored: false,
-    openTurn: 0,
-  });
+  Object.assign(live, freshSession());
   liveTranscript.reset();
   timeline.reset();
   setProfile("live", null);
@@ -727,6 +717,15 @@ function updateDownloads() {
 }
 
 function bindDownloads() {
+  // one button group per view, each acting on the view on screen
+  for (const group of document.querySelectorAll(".downloads")) {
+    group.replaceChildren(
+      h("span", {}, "Download"),
+      ...Object.keys(FORMATS).map((format) =>
+        h("button", { type: "button", "data-download": format, disabled: true }, format.toUpperCase()),
+      ),
+    );
+  }
   for (const button of document.querySelectorAll("[data-download]")) {
     button.addEventListener("click", () => {
       const doc = currentDocument();
