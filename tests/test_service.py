@@ -101,3 +101,28 @@ def test_language_is_identified_per_segment(service: Service, data: Path) -> Non
     assert all(s.language == "de" for s in german)
     assert "permission is hereby granted" in " ".join(s.text.lower() for s in english)
     assert "software" in " ".join(s.text.lower() for s in german)
+
+
+async def test_a_profiled_file_identifies_each_segment_language_once(
+    service: Service, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profile reuses the scores the transcription computed for each segment instead of running LID again."""
+    engine = service.engine("whisper/base")
+    calls: list[float] = []
+    detect = engine.detect_language  # type: ignore[attr-defined]
+
+    def counted(audio: np.ndarray, top: int = 5) -> object:
+        calls.append(len(audio) / SAMPLE_RATE)
+        return detect(audio, top)
+
+    monkeypatch.setattr(engine, "detect_language", counted)
+    result = await service.transcribe_file(
+        data / "multilingual" / "en-de-license.mp3", TranscriptionOptions(), "whisper/base", profile=True
+    )
+    segments = result.transcript.segments
+    assert len(calls) == len(segments)  # one identification per segment, none again for its profile
+    for segment, profile in zip(segments, result.segment_profiles, strict=True):
+        assert profile is not None
+        assert segment.language_scores[0].code == segment.language
+        assert profile.language[0].label == segment.language
+    assert {s.language for s in segments} == {"en", "de"}

@@ -6,7 +6,7 @@ import functools
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -40,6 +40,7 @@ from voxgate.streaming.session import SessionConfig
 from voxgate.types import (
     SAMPLE_RATE,
     Audio,
+    LanguageScore,
     ProgressCallback,
     Segment,
     Transcript,
@@ -187,11 +188,20 @@ class Service:
             return self._profiler
 
     def profile(
-        self, audio: Audio, *, text: str = "", words: Sequence[Word] = (), language: str | None = None
+        self,
+        audio: Audio,
+        *,
+        text: str = "",
+        words: Sequence[Word] = (),
+        language: str | None = None,
+        identified: Sequence[LanguageScore] = (),
     ) -> VoiceProfile:
-        """A voice profile of ``audio`` (blocking; run it on the scheduler): language ID, then the analyzers."""
+        """A voice profile of ``audio`` (blocking; run it on the scheduler): language ID, then the analyzers.
+
+        ``identified``: language-ID scores the language-ID model already gave for this same audio (reused, not redone).
+        """
         lid = self.engine(self.settings.language_id_model)
-        detect = getattr(lid, "detect_language", None)
+        detect = _answer(tuple(identified)) if identified else getattr(lid, "detect_language", None)
         if detect is None:
             raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
         return self.profile_analyzer().analyze(audio, words=words, text=text, identify=detect, spoken_language=language)
@@ -314,15 +324,25 @@ class Service:
     def _window_profiles(
         self, audio: Audio, result: Transcript, language: str | None
     ) -> tuple[VoiceProfile | None, ...]:
-        return tuple(self._segment_profile(audio, s, language) for s in result.segments)
+        # Scores the transcribing engine computed for a segment are the profile's when it is the language-ID model.
+        reuse = result.model_id == self.engine(self.settings.language_id_model).model_id
+        return tuple(self._segment_profile(audio, s, language, reuse) for s in result.segments)
 
-    def _segment_profile(self, audio: Audio, segment: Segment, language: str | None) -> VoiceProfile | None:
+    def _segment_profile(
+        self, audio: Audio, segment: Segment, language: str | None, reuse_scores: bool
+    ) -> VoiceProfile | None:
         clip = audio[int(segment.start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
         if len(clip) < SAMPLE_RATE // 4:
             return None
         # The clip starts at the segment: its words' times must too.
         words = tuple(Word(w.word, w.start - segment.start, w.end - segment.start, w.confidence) for w in segment.words)
-        return self.profile(clip, text=segment.text, words=words, language=language or segment.language)
+        return self.profile(
+            clip,
+            text=segment.text,
+            words=words,
+            language=language or segment.language,
+            identified=segment.language_scores if reuse_scores else (),
+        )
 
     def transcribe_sync(
         self,
@@ -402,6 +422,15 @@ class Service:
                 profiles = await self.scheduler.run(work_profiles)
             parts.append((offset, result, profiles))
         return merge_windows(parts, engine.model_id)
+
+
+def _answer(scores: tuple[LanguageScore, ...]) -> Callable[[Audio], Sequence[LanguageScore]]:
+    """A language identifier that already knows its answer (the analyzer still decides whether to ask it)."""
+
+    def identify(_audio: Audio) -> Sequence[LanguageScore]:
+        return scores
+
+    return identify
 
 
 @dataclass(frozen=True, slots=True)

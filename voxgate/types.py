@@ -6,7 +6,7 @@ Times are seconds (float) relative to the start of the audio the caller gave.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +39,12 @@ class Word:
 
 
 @dataclass(frozen=True, slots=True)
+class LanguageScore:
+    code: str
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
 class Segment:
     text: str
     start: float
@@ -47,24 +53,17 @@ class Segment:
     language: str | None = None
     avg_logprob: float | None = None
     no_speech_prob: float | None = None
+    language_scores: tuple[LanguageScore, ...] = ()
+    """Language-ID scores over this segment's audio, most likely first, when the engine identified it on its own."""
 
     def shifted(self, offset: float) -> Segment:
         """The same segment with every time moved by ``offset`` seconds."""
-        return Segment(
-            text=self.text,
+        return replace(
+            self,
             start=self.start + offset,
             end=self.end + offset,
             words=tuple(Word(w.word, w.start + offset, w.end + offset, w.confidence) for w in self.words),
-            language=self.language,
-            avg_logprob=self.avg_logprob,
-            no_speech_prob=self.no_speech_prob,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class LanguageScore:
-    code: str
-    probability: float
 
 
 @dataclass(frozen=True, slots=True)

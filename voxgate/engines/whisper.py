@@ -364,11 +364,15 @@ class WhisperEngine:
         )
 
     def _identify(self, audio: Audio, segment: Segment) -> Segment:
-        """The batched pipeline detects a language per chunk but does not say which: ask again for the segment."""
+        """The batched pipeline detects a language per chunk but does not say which: ask again for the segment.
+
+        The scores stay on the segment, so a voice profile of the same audio need not identify it a second time.
+        """
         clip = audio[int(segment.start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
         if len(clip) < SAMPLE_RATE // 2:
             return segment
-        return replace(segment, language=self.detect_language(clip, top=1)[0].code)
+        scores = self.detect_language(clip)
+        return replace(segment, language=scores[0].code, language_scores=scores)
 
     def _redecode(self, audio: Audio, segment: Segment, options: TranscriptionOptions) -> Segment:
         """A segment the batched pass decoded into a loop: decode its audio again with temperature fallback."""
