@@ -58,7 +58,7 @@ export async function startCapture({ onChunk, chunkMs = 100 }) {
   let source;
   try {
     source = context.createMediaStreamSource(media);
-  } catch (error) {
+  } catch {
     // Firefox: "connecting AudioNodes from AudioContexts with different sample-rate is currently not supported".
     await context.close();
     context = new AudioContext({ latencyHint: "interactive" });
