@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from tests.engines.harness import words_are_sane
 from tests.speech import reference, wer
-from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.engines.registry import load_engine
 from voxgate.engines.remote import RemoteEngine
@@ -54,25 +54,8 @@ def make(settings: Settings) -> Iterator[Make]:
         engine.close()
 
 
-@pytest.fixture(scope="module")
-def jfk(data: Path) -> Audio:
-    return decode(data / "en" / "jfk.flac")
-
-
-@pytest.fixture(scope="module")
-def comfyui(data: Path) -> Audio:
-    return decode(data / "vocabulary" / "comfyui.mp3")
-
-
-def words_are_sane(t: Transcript) -> None:
-    assert t.words, "no words"
-    for w in t.words:
-        assert w.word
-        assert w.word.strip() == w.word
-        assert 0.0 <= w.start <= w.end <= t.duration
-        assert 0.0 < w.confidence <= 1.0
-    starts = [w.start for w in t.words]
-    assert starts == sorted(starts)
+def jfk_words_are_sane(t: Transcript) -> None:
+    words_are_sane(t, confident=True)
     americans = next(w for w in t.words if w.word.lower().startswith("americans"))
     assert 1.0 < americans.start < 2.6
     assert t.words[-1].end > 9.0
@@ -89,7 +72,7 @@ def test_real_speech_with_words(make: Make, jfk: Audio, data: Path, model_id: st
     assert wer(reference(data, "en/jfk.flac"), t.text) <= 0.2, t.text
     assert t.language == "en"
     assert t.warnings == ()
-    words_are_sane(t)
+    jfk_words_are_sane(t)
 
 
 @pytest.mark.parametrize("model_id", WORD_MODELS)

@@ -6,9 +6,11 @@ well-formed one is transcribed with voxgate's real local engine — with the lan
 carried — and the result is formatted exactly as the vendor formats it. So an adapter test round-trips real speech
 through the vendor's wire format rather than comparing canned strings.
 
-Tests script failures per request with :meth:`FakeVendor.script` (an HTTP status with an optional ``Retry-After``, a
-delay, a dropped connection, a body that is not JSON) and read what the fake received from
-:attr:`FakeVendor.received`.
+Every fake is a :class:`Scripted`: tests script failures with :meth:`Scripted.script` (an HTTP status with an optional
+``Retry-After``, a delay, a dropped connection, a body of the test's own), for whatever request comes next or for the
+next requests to one route (the fakes of async-job APIs name theirs: ``upload``, ``create``, ``poll``, ...), and read
+what the fake received, with the status it answered, from :attr:`Scripted.received`. A fake whose app answers every
+route plays its faults with :class:`Recorder`; the others call :func:`faulted` where their handler allows.
 """
 
 from __future__ import annotations
@@ -16,17 +18,20 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import json
 import threading
 import time
 import wave
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+from starlette.requests import HTTPConnection
 from starlette.responses import JSONResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxgate.engines.base import Engine
 from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions
@@ -35,11 +40,18 @@ __all__ = [
     "FakeVendor",
     "Fault",
     "Received",
+    "Recorder",
+    "Scripted",
     "WireError",
     "faulted",
     "now",
     "read_wav",
+    "received_from",
+    "timestamp",
 ]
+
+ErrorBody = Callable[[int, str], Mapping[str, Any]]
+"""A vendor's error body for an HTTP status and a message."""
 
 
 # -- scripted failures and recorded requests ---------------------------------------------------------------------
@@ -58,7 +70,7 @@ class Fault:
     drop: bool = False
     """Start a 200 answer, send part of its body and close the connection."""
     body: bytes | None = None
-    """Answer 200 with this body (``text/html``): a proxy's page, not the vendor's JSON."""
+    """Answer 200 with this body: a proxy's page (served as ``text/html``), or JSON of the test's own."""
 
 
 @dataclass
@@ -70,6 +82,8 @@ class Received:
     path: str
     headers: dict[str, str]
     query: list[tuple[str, str]]
+    route: str = ""
+    """The vendor's name for what was asked (``listen``, ``upload``, ``poll``, ...)."""
     form: dict[str, list[str]] = field(default_factory=dict)
     file_name: str | None = None
     file_type: str | None = None
@@ -78,6 +92,18 @@ class Received:
 
     def params(self, name: str) -> list[str]:
         return [v for k, v in self.query if k == name]
+
+
+def received_from(connection: HTTPConnection, route: str = "") -> Received:
+    """A request (or a WebSocket handshake) as the fake saw it, answered with nothing yet."""
+    return Received(
+        at=now(),
+        method=connection.scope.get("method", "GET"),
+        path=connection.url.path,
+        headers={k.lower(): v for k, v in connection.headers.items()},
+        query=list(connection.query_params.multi_items()),
+        route=route,
+    )
 
 
 class WireError(Exception):
@@ -109,29 +135,59 @@ _CACHE: dict[tuple[str, str, TranscriptionOptions], Transcript] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-class FakeVendor:
-    """A fake vendor's state, shared by its app (on the server thread) and the test."""
+class Scripted:
+    """What every fake vendor keeps, shared by its app (on the server thread) and the test: the key it accepts, the
+    faults scripted for it, what it received."""
 
-    def __init__(self, engine: Engine, *, api_key: str) -> None:
-        self.engine = engine
+    def __init__(self, *, api_key: str) -> None:
         self.api_key = api_key
-        self.faults: deque[Fault] = deque()
+        self.faults: defaultdict[str | None, deque[Fault]] = defaultdict(deque)
         self.received: list[Received] = []
+        self.busy = 0
+        """Requests being answered now (counted where a :class:`Recorder` sees them)."""
 
-    def script(self, *faults: Fault) -> None:
-        """The next requests meet these faults, one each, in order; later ones are answered normally."""
-        self.faults.extend(faults)
+    @property
+    def calls(self) -> list[str]:
+        """The route of every request received, in order."""
+        return [r.route for r in self.received]
+
+    def script(self, *faults: Fault, route: str | None = None) -> None:
+        """The next requests (to ``route``; to any route when None) meet these faults, one each, in order; later
+        ones are answered normally."""
+        self.faults[route].extend(faults)
+
+    def next_fault(self, route: str) -> Fault | None:
+        """The fault a request to ``route`` meets: the next one scripted for its route, else for any route."""
+        for queue in (self.faults.get(route), self.faults.get(None)):
+            if queue:
+                return queue.popleft()
+        return None
 
     def reset(self) -> None:
         self.faults.clear()
         self.received.clear()
 
+    def settle(self, within: float = 5.0) -> None:
+        """Wait (on the test's thread) until the fake is answering nothing: a request scripted to be answered late
+        outlives the client that gave up on it, and must be done before the fake is reset for the next test."""
+        deadline = time.monotonic() + within
+        while self.busy and time.monotonic() < deadline:
+            time.sleep(0.01)
+
     def record(self, received: Received) -> Received:
         self.received.append(received)
         return received
 
-    def next_fault(self) -> Fault | None:
-        return self.faults.popleft() if self.faults else None
+    def close(self) -> None:
+        """Stop the fake's background work (it has none unless a subclass says otherwise)."""
+
+
+class FakeVendor(Scripted):
+    """A fake vendor transcribing with a local engine."""
+
+    def __init__(self, engine: Engine, *, api_key: str) -> None:
+        super().__init__(api_key=api_key)
+        self.engine = engine
 
     def transcribe(self, audio: Audio, options: TranscriptionOptions) -> Transcript:
         """The local engine's transcript of ``audio``; identical requests (retries) reuse it."""
@@ -160,11 +216,18 @@ class _Truncated(Response):
         await send({"type": "http.response.body", "body": b'{"text": "And so my fel', "more_body": False})
 
 
-async def faulted(
-    vendor: FakeVendor, received: Received, error_body: Callable[[int, str], Mapping[str, Any]]
-) -> Response | None:
-    """Play the next scripted fault: a response to send instead of the real one, or None to go on."""
-    fault = vendor.next_fault()
+def _media_type(body: bytes) -> str:
+    try:
+        json.loads(body)
+    except ValueError:
+        return "text/html"
+    return "application/json"
+
+
+async def faulted(vendor: Scripted, received: Received, error_body: ErrorBody) -> Response | None:
+    """Play the next fault scripted for the request's route: a response to send instead of the real one, or None to
+    go on."""
+    fault = vendor.next_fault(received.route)
     if fault is None:
         return None
     if fault.delay:
@@ -174,7 +237,7 @@ async def faulted(
         return _Truncated()
     if fault.body is not None:
         received.status = 200
-        return Response(fault.body, 200, media_type="text/html")
+        return Response(fault.body, 200, media_type=_media_type(fault.body))
     if fault.status is not None:
         received.status = fault.status
         headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else None
@@ -182,5 +245,43 @@ async def faulted(
     return None
 
 
+class Recorder:
+    """ASGI middleware for a fake whose faults are scripted per route: records every HTTP request (``route`` names
+    it from its method and path) with the status it is answered with, and plays its next scripted fault before the
+    app sees it. Added last, it is outermost: it sees every request, the refused ones too."""
+
+    def __init__(self, app: ASGIApp, vendor: Scripted, route: Callable[[str, str], str], error_body: ErrorBody) -> None:
+        self.app = app
+        self.vendor = vendor
+        self.route = route
+        self.error_body = error_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        received = self.vendor.record(received_from(HTTPConnection(scope), self.route(scope["method"], scope["path"])))
+
+        async def answer(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                received.status = message["status"]
+            await send(message)
+
+        self.vendor.busy += 1
+        try:
+            scripted = await faulted(self.vendor, received, self.error_body)
+            if scripted is not None:
+                await scripted(scope, receive, answer)
+            else:
+                await self.app(scope, receive, answer)
+        finally:
+            self.vendor.busy -= 1
+
+
 def now() -> float:
     return time.monotonic()
+
+
+def timestamp() -> str:
+    """The time as vendors write it: ISO 8601 in UTC with a ``Z``."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")

@@ -33,17 +33,12 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from tests.engines.fake_vendors import WireError
-from tests.engines.fake_vendors.deepgram_live_server import (
-    FakeLiveSession,
-    LiveFault,
-    LiveVendor,
-    handshake,
-    plain,
-)
+from tests.engines.fake_vendors.assemblyai_server import error_body
+from tests.engines.fake_vendors.deepgram_live_server import Connection, FakeLiveSession, LiveVendor, live_app, plain
 from voxgate.engines.base import Engine
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
@@ -133,16 +128,9 @@ def _ms(seconds: float) -> int:
 
 class AssemblyAISession(FakeLiveSession):
     def __init__(
-        self,
-        websocket: WebSocket,
-        vendor: LiveVendor,
-        options: TranscriptionOptions,
-        fault: LiveFault,
-        *,
-        params: dict[str, str],
-        formats: bool = True,
+        self, connection: Connection, options: TranscriptionOptions, *, params: dict[str, str], formats: bool = True
     ) -> None:
-        super().__init__(websocket, vendor, options, fault)
+        super().__init__(connection, options)
         self.format_turns = params.get("format_turns") == "true" and formats
         self.language_detection = params.get("language_detection") == "true"
         # Acoustic end of turn after max_turn_silence; the semantic model is taken as always confident (its turns end
@@ -266,25 +254,19 @@ class AssemblyAISession(FakeLiveSession):
         await self.close(3005, "Session Cancelled: idle for too long")
 
 
-def create_app(vendor: AssemblyAIVendor) -> FastAPI:
-    app = FastAPI()
+def _refusal(status: int, message: str) -> JSONResponse:
+    return JSONResponse(error_body(status, message), status)
 
-    @app.websocket("/v3/ws")
-    async def streaming(websocket: WebSocket) -> None:
-        received = handshake(websocket, vendor)
-        fault = vendor.next_live_fault()
-        if fault.status is not None:
-            received.status = fault.status
-            await websocket.send_denial_response(JSONResponse({"error": "scripted failure"}, fault.status))
-            return
+
+def create_app(vendor: AssemblyAIVendor) -> FastAPI:
+    async def streaming(connection: Connection) -> None:
+        websocket = connection.websocket
         try:
-            model, params, terms = _check(received.query)
+            model, params, terms = _check(connection.received.query)
         except WireError as exc:
-            received.status = exc.status
-            await websocket.send_denial_response(JSONResponse({"error": exc.message}, exc.status))
+            await connection.deny(_refusal(exc.status, exc.message))
             return
-        await websocket.accept()
-        received.status = 101
+        await connection.accept()
         key = websocket.headers.get("authorization")
         if key != vendor.api_key:
             reason = "Unauthorized Connection: " + (
@@ -298,8 +280,8 @@ def create_app(vendor: AssemblyAIVendor) -> FastAPI:
             prompts=tuple(terms),
             word_timestamps=True,
         )
-        session = AssemblyAISession(websocket, vendor, options, fault, params=params, formats=vendor.formats_turns)
+        session = AssemblyAISession(connection, options, params=params, formats=vendor.formats_turns)
         await session.send({"type": "Begin", "id": session.session_id, "expires_at": int(time.time()) + 3 * 3600})
         await session.run()
 
-    return app
+    return live_app("/v3/ws", vendor, streaming, _refusal)

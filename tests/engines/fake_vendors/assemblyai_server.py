@@ -10,36 +10,32 @@ others, and uploads that must be 16 kHz mono 16-bit WAV (what voxgate sends).
 Jobs are transcribed in the background, as at the vendor, by voxgate's real local engine (:class:`LocalRecognizer`,
 Whisper tiny.en) with the request's vocabulary passed as hotwords: the fake's text, times and vocabulary are real.
 
-Tests script failures per route (:meth:`FakeAssemblyAI.fail`, :class:`Fault`: a status with a body and headers, a
-body that is not JSON, a dropped connection) and per job (:attr:`FakeAssemblyAI.job_error`,
-:attr:`FakeAssemblyAI.stall`). :class:`LocalRecognizer`, :class:`Fault` and :class:`FaultPlan` are shared with the
-fake Soniox.
+Tests script failures per route (:meth:`~tests.engines.fake_vendors.Scripted.script` with ``route=`` ``upload``,
+``create`` or ``poll``) and per job (:attr:`JobVendor.job_error`, :attr:`JobVendor.stall`). :class:`LocalRecognizer`,
+:class:`Job` and :class:`JobVendor` (what an async-job fake is: uploads, jobs created and polled, background
+transcription, faults per route) are shared with the fake Soniox.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import threading
 import uuid
-import wave
-from collections import defaultdict
-from collections.abc import Callable
+from abc import ABC, abstractmethod
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
-import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
+from tests.engines.fake_vendors import Recorder, Scripted, WireError, read_wav, timestamp
 from voxgate.engines.base import Engine
 from voxgate.errors import VoxgateError
-from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions
+from voxgate.types import Transcript, TranscriptionOptions
 
-__all__ = ["FakeAssemblyAI", "Fault", "FaultMiddleware", "FaultPlan", "LocalRecognizer", "read_wav"]
+__all__ = ["API_KEY", "FakeAssemblyAI", "Job", "JobVendor", "LocalRecognizer", "error_body"]
 
 API_KEY = "aai-test-key-0123456789"
 SPEECH_MODELS = frozenset({"universal-3-pro", "universal-2", "universal", "slam-1", "best", "nano"})
@@ -66,24 +62,6 @@ FIELDS = frozenset(
 # -- shared with the fake Soniox ------------------------------------------------------------------------------------
 
 
-def read_wav(data: bytes) -> Audio:
-    """The samples of a 16 kHz mono 16-bit WAV; ValueError for anything else."""
-    try:
-        with wave.open(io.BytesIO(data), "rb") as w:
-            if (w.getnchannels(), w.getsampwidth(), w.getframerate()) != (1, 2, SAMPLE_RATE):
-                raise ValueError(
-                    f"expected 16 kHz mono 16-bit WAV, got {w.getframerate()} Hz, {w.getnchannels()} channel(s), "
-                    f"{8 * w.getsampwidth()}-bit"
-                )
-            frames = w.readframes(w.getnframes())
-    except (wave.Error, EOFError) as exc:
-        raise ValueError(f"not a WAV file: {exc}") from exc
-    if not frames:
-        raise ValueError("the WAV file has no samples")
-    samples: Audio = (np.frombuffer(frames, dtype="<i2").astype(np.float32) / 32768.0).astype(np.float32)
-    return samples
-
-
 _CACHE: dict[tuple[str, str, str | None, tuple[str, ...], str | None], Transcript] = {}
 _CACHE_LOCK = threading.Lock()
 
@@ -106,127 +84,62 @@ class LocalRecognizer:
         return cached
 
 
-@dataclass(frozen=True)
-class Fault:
-    """One scripted answer to one request, in place of the real one."""
-
-    status: int = 500
-    body: bytes = b'{"error": "Internal server error"}'
-    headers: tuple[tuple[str, str], ...] = (("content-type", "application/json"),)
-    drop: bool = False
-    """Start a response and close the connection before its body is complete."""
-
-    @classmethod
-    def not_json(cls) -> Fault:
-        return cls(200, b"<html><body>502 Bad Gateway</body></html>", (("content-type", "text/html"),))
-
-    @classmethod
-    def dropped(cls) -> Fault:
-        return cls(200, b'{"id": ', drop=True)
-
-    async def send(self, send: Send) -> None:
-        length = len(self.body) + (1000 if self.drop else 0)
-        headers = [(k.encode(), v.encode()) for k, v in self.headers]
-        headers.append((b"content-length", str(length).encode()))
-        await send({"type": "http.response.start", "status": self.status, "headers": headers})
-        await send({"type": "http.response.body", "body": self.body, "more_body": False})
-
-
 @dataclass
-class FaultPlan:
-    """Scripted faults per route, taken in order, and every request's route, recorded."""
+class Job:
+    """One transcription job: ``queued``, ``processing`` as it is polled, then ``completed`` or ``error``."""
 
-    route: Callable[[str, str], str]
-    """(method, path) → the route's name (``"upload"``, ``"poll"``, ...)."""
-    faults: dict[str, list[Fault]] = field(default_factory=lambda: defaultdict(list))
-    calls: list[str] = field(default_factory=list)
-
-    def take(self, name: str) -> Fault | None:
-        queue = self.faults.get(name)
-        return queue.pop(0) if queue else None
-
-    def reset(self) -> None:
-        self.faults.clear()
-        self.calls.clear()
-
-
-class FaultMiddleware:
-    """ASGI middleware: record each request's route, answer with its next scripted fault if it has one."""
-
-    def __init__(self, app: ASGIApp, plan: FaultPlan) -> None:
-        self.app = app
-        self.plan = plan
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            name = self.plan.route(scope["method"], scope["path"])
-            self.plan.calls.append(name)
-            fault = self.plan.take(name)
-            if fault is not None:
-                await fault.send(send)
-                return
-        await self.app(scope, receive, send)
-
-
-# -- the fake AssemblyAI --------------------------------------------------------------------------------------------
-
-
-def _route(method: str, path: str) -> str:
-    if method == "POST" and path == "/v2/upload":
-        return "upload"
-    if method == "POST" and path == "/v2/transcript":
-        return "create"
-    if method == "GET" and re.fullmatch(r"/v2/transcript/[^/]+", path):
-        return "poll"
-    return f"{method} {path}"
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status_code=status)
-
-
-def _strings(value: object) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
-
-
-@dataclass
-class _Job:
     id: str
     body: dict[str, Any]
     wav: bytes
     future: Future[Transcript] | None
+    created_at: str = field(default_factory=timestamp)
     polls: int = 0
+    status: str = "queued"
+    transcript: Transcript | None = None
+    error: str | None = None
 
 
-class FakeAssemblyAI:
-    """The fake vendor. Serve :attr:`app` (e.g. with ``LiveServer``); :meth:`close` stops its background work."""
+class JobVendor(Scripted, ABC):
+    """A fake async-job API: uploads, a job created from one, polled until done, transcribed in the background by
+    ``engine`` (through a :class:`LocalRecognizer`). Serve :attr:`app` (e.g. with ``LiveServer``); :meth:`close` stops
+    its background work.
 
-    def __init__(self, recognize: LocalRecognizer, *, api_key: str = API_KEY, polls_to_complete: int = 2) -> None:
-        self.recognize = recognize
-        self.api_key = api_key
+    Every request passes :class:`~tests.engines.fake_vendors.Recorder` (recorded, its route's scripted fault played),
+    then the key check, then the vendor's handlers: its upload route and what else it has (:meth:`routes`), and the
+    job routes all such vendors share — ``POST {jobs_path}`` (checked by :meth:`check`, recorded in :attr:`created`)
+    and ``GET {jobs_path}/{id}`` (the job as :meth:`view` shows it)."""
+
+    name: ClassVar[str]
+    routes_named: ClassVar[tuple[tuple[str, str, str], ...]]
+    """``(method, path pattern, name)`` of each of the vendor's routes: what a request's route is called."""
+    jobs_path: ClassVar[str]
+    created_status: ClassVar[int] = 200
+    upload_field: ClassVar[str]
+    """The field of a job request naming its upload."""
+    not_found: ClassVar[str]
+    unauthorized: ClassVar[str]
+
+    def __init__(self, engine: Engine, *, api_key: str, polls_to_complete: int = 2) -> None:
+        super().__init__(api_key=api_key)
+        self.recognize = LocalRecognizer(engine)
         self.polls_to_complete = polls_to_complete
-        self.plan = FaultPlan(_route)
         self.uploads: dict[str, bytes] = {}
-        self.jobs: dict[str, _Job] = {}
+        """Uploads not deleted yet."""
+        self.jobs: dict[str, Job] = {}
+        """Jobs not deleted yet."""
         self.created: list[dict[str, Any]] = []
-        """Every accepted ``POST /v2/transcript`` body, in order."""
+        """Every accepted job request's body, in order."""
         self.job_error: str | None = None
         """When set, jobs end with ``status: "error"`` and this message."""
         self.stall = False
         """When set, jobs stay ``processing`` for ever."""
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fake-assemblyai")
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"fake-{self.name}")
         self.app = self._build()
 
-    @property
-    def calls(self) -> list[str]:
-        return self.plan.calls
-
-    def fail(self, route: str, *faults: Fault) -> None:
-        """Answer the next requests to ``route`` (``upload``, ``create``, ``poll``) with ``faults``, in order."""
-        self.plan.faults[route].extend(faults)
-
     def reset(self) -> None:
-        self.plan.reset()
+        super().reset()
+        self.uploads.clear()
+        self.jobs.clear()
         self.created.clear()
         self.job_error = None
         self.stall = False
@@ -234,69 +147,149 @@ class FakeAssemblyAI:
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    # -- the app --------------------------------------------------------------------------------------------------
+    # -- what a vendor fills in -------------------------------------------------------------------------------------
+
+    @abstractmethod
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        """The vendor's error body."""
+
+    @abstractmethod
+    def authorized(self, authorization: str | None) -> bool:
+        """Whether this ``Authorization`` header carries the key."""
+
+    @abstractmethod
+    def check(self, body: object) -> str | None:
+        """What the vendor would refuse in a job request, or None."""
+
+    @abstractmethod
+    def hears(self, body: dict[str, Any]) -> tuple[str | None, tuple[str, ...], str | None]:
+        """The language, key terms and prompt a job request asks the recogniser for."""
+
+    @abstractmethod
+    def view(self, job: Job) -> dict[str, Any]:
+        """The job as the vendor shows it."""
+
+    @abstractmethod
+    def routes(self, app: FastAPI) -> None:
+        """Add the vendor's own routes (the upload, ...)."""
+
+    # -- the app ----------------------------------------------------------------------------------------------------
+
+    def route(self, method: str, path: str) -> str:
+        """The name of a request's route (``upload``, ``create``, ``poll``, ...)."""
+        named = (name for m, pattern, name in self.routes_named if m == method and re.fullmatch(pattern, path))
+        return next(named, f"{method} {path}")
+
+    def refuse(self, status: int, message: str) -> JSONResponse:
+        return JSONResponse(self.error_body(status, message), status_code=status)
 
     def _build(self) -> FastAPI:
         app = FastAPI()
 
         @app.middleware("http")
         async def authenticate(request: Request, call_next: Any) -> Any:
-            if request.headers.get("authorization") != self.api_key:
-                return _error(401, "Authentication error, API token missing/invalid")
+            if not self.authorized(request.headers.get("authorization")):
+                return self.refuse(401, self.unauthorized)
             return await call_next(request)
 
-        app.add_middleware(FaultMiddleware, plan=self.plan)  # outermost: sees every request, before auth
+        app.add_middleware(Recorder, vendor=self, route=self.route, error_body=self.error_body)
 
+        @app.post(self.jobs_path, status_code=self.created_status)
+        async def create(request: Request) -> JSONResponse:
+            try:
+                body = await request.json()
+            except ValueError:
+                return self.refuse(400, "Request body is not valid JSON")
+            problem = self.check(body)
+            if problem:
+                return self.refuse(400, problem)
+            self.created.append(body)
+            job = Job(str(uuid.uuid4()), body, self.uploads[body[self.upload_field]], None)
+            if not self.stall and self.job_error is None:
+                job.future = self._executor.submit(self.recognize, job.wav, *self.hears(body))
+            self.jobs[job.id] = job
+            return JSONResponse(self.view(job), status_code=self.created_status)
+
+        @app.get(self.jobs_path + "/{job_id}")
+        async def poll(job_id: str) -> JSONResponse:
+            job = self.jobs.get(job_id)
+            if job is None:
+                return self.refuse(404, self.not_found)
+            self._advance(job)
+            return JSONResponse(self.view(job))
+
+        self.routes(app)
+        return app
+
+    def _advance(self, job: Job) -> None:
+        """One poll's worth of progress: queued → processing → completed / error."""
+        job.polls += 1
+        if job.status not in ("queued", "processing"):
+            return
+        job.status = "processing"
+        if self.stall or job.polls <= self.polls_to_complete:
+            return
+        if self.job_error is not None:
+            job.status, job.error = "error", self.job_error
+            return
+        assert job.future is not None
+        if not job.future.done():
+            return
+        try:
+            job.transcript = job.future.result()
+            job.status = "completed"
+        except VoxgateError as exc:
+            job.status, job.error = "error", f"Transcription failed: {exc.message}"
+
+
+# -- the fake AssemblyAI --------------------------------------------------------------------------------------------
+
+
+def error_body(status: int, message: str) -> dict[str, Any]:
+    if status == 429:
+        message = "Too many requests"
+    elif status >= 500:
+        message = "Service unavailable" if status == 503 else "Internal server error"
+    return {"error": message}
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+
+
+class FakeAssemblyAI(JobVendor):
+    """The fake vendor."""
+
+    name = "assemblyai"
+    routes_named = (
+        ("POST", "/v2/upload", "upload"),
+        ("POST", "/v2/transcript", "create"),
+        ("GET", "/v2/transcript/[^/]+", "poll"),
+    )
+    jobs_path = "/v2/transcript"
+    upload_field = "audio_url"
+    not_found = "Transcript not found"
+    unauthorized = "Authentication error, API token missing/invalid"
+
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return error_body(status, message)
+
+    def authorized(self, authorization: str | None) -> bool:
+        return authorization == self.api_key
+
+    def routes(self, app: FastAPI) -> None:
         @app.post("/v2/upload")
         async def upload(request: Request) -> JSONResponse:
             data = await request.body()
             try:
                 read_wav(data)
-            except ValueError as exc:
-                return _error(422, f"Upload is not the 16 kHz mono WAV voxgate sends: {exc}")
+            except WireError as exc:
+                return self.refuse(422, f"Upload is not the 16 kHz mono WAV voxgate sends: {exc.message}")
             upload_url = f"https://cdn.assemblyai.com/upload/{uuid.uuid4()}"
             self.uploads[upload_url] = data
             return JSONResponse({"upload_url": upload_url})
 
-        @app.post("/v2/transcript")
-        async def create(request: Request) -> JSONResponse:
-            try:
-                body = await request.json()
-            except ValueError:
-                return _error(400, "Request body is not valid JSON")
-            problem = self._check(body)
-            if problem:
-                return _error(400, problem)
-            self.created.append(body)
-            job = _Job(str(uuid.uuid4()), body, self.uploads[body["audio_url"]], None)
-            if not self.stall and self.job_error is None:
-                job.future = self._executor.submit(self._transcribe, job)
-            self.jobs[job.id] = job
-            return JSONResponse(self._view(job, "queued"))
-
-        @app.get("/v2/transcript/{job_id}")
-        async def poll(job_id: str) -> JSONResponse:
-            job = self.jobs.get(job_id)
-            if job is None:
-                return _error(404, "Transcript not found")
-            job.polls += 1
-            if self.stall or job.polls <= self.polls_to_complete:
-                return JSONResponse(self._view(job, "processing"))
-            if self.job_error is not None:
-                return JSONResponse(self._view(job, "error", error=self.job_error))
-            assert job.future is not None
-            if not job.future.done():
-                return JSONResponse(self._view(job, "processing"))
-            try:
-                transcript = job.future.result()
-            except VoxgateError as exc:
-                return JSONResponse(self._view(job, "error", error=f"Transcription failed: {exc.message}"))
-            return JSONResponse(self._view(job, "completed", transcript=transcript))
-
-        return app
-
-    def _check(self, body: object) -> str | None:
-        """What the vendor would refuse in a transcript request, or None."""
+    def check(self, body: object) -> str | None:
         if not isinstance(body, dict):
             return "Request body must be a JSON object"
         unknown = sorted(set(body) - FIELDS)
@@ -335,25 +328,21 @@ class FakeAssemblyAI:
             return "boost_param must be one of low, default, high"
         return None
 
-    def _transcribe(self, job: _Job) -> Transcript:
-        body = job.body
+    def hears(self, body: dict[str, Any]) -> tuple[str | None, tuple[str, ...], str | None]:
         code = body.get("language_code")
         language = code.split("_")[0] if isinstance(code, str) and code else None
-        terms = tuple(body.get("keyterms_prompt") or body.get("word_boost") or ())
-        return self.recognize(job.wav, language, terms)
+        return language, tuple(body.get("keyterms_prompt") or body.get("word_boost") or ()), None
 
-    def _view(
-        self, job: _Job, status: str, *, transcript: Transcript | None = None, error: str | None = None
-    ) -> dict[str, Any]:
+    def view(self, job: Job) -> dict[str, Any]:
         """The transcript resource as AssemblyAI shows it."""
         body = job.body
         detect = bool(body.get("language_detection"))
         view: dict[str, Any] = {
             "id": job.id,
-            "status": status,
+            "status": job.status,
             "audio_url": body["audio_url"],
             "speech_models": body["speech_models"],
-            "speech_model_used": body["speech_models"][0] if status == "completed" else None,
+            "speech_model_used": body["speech_models"][0] if job.status == "completed" else None,
             "language_code": body.get("language_code", "en_us"),
             "language_detection": detect,
             "language_confidence": None,
@@ -366,8 +355,9 @@ class FakeAssemblyAI:
             "words": None,
             "confidence": None,
             "audio_duration": None,
-            "error": error,
+            "error": job.error,
         }
+        transcript = job.transcript
         if transcript is not None:
             words: list[dict[str, Any]] = [
                 {

@@ -18,8 +18,9 @@ received). Nothing heard for :attr:`LiveVendor.idle_timeout` seconds closes the 
 Scripted faults (:meth:`LiveVendor.script_live`, one per connection): refuse the handshake with a status, or drop
 the connection (close ``1011``) after some seconds of audio.
 
-:class:`LiveVendor`, :class:`LiveFault` and :class:`FakeLiveSession` (the audio bookkeeping and the loop that decides
-when to transcribe) are shared with the fake AssemblyAI live API.
+:class:`LiveVendor`, :class:`LiveFault`, :class:`FakeLiveSession` (the audio bookkeeping and the loop that decides
+when to transcribe) and :func:`live_app` (every connection recorded, a scripted refusal played) are shared with the
+other fake live APIs.
 """
 
 from __future__ import annotations
@@ -33,23 +34,31 @@ import time
 import uuid
 from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 from fastapi import FastAPI, WebSocket, WebSocketDisconnect
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tests.engines.fake_vendors import FakeVendor, Received, WireError, now
-from tests.engines.fake_vendors.deepgram_server import MODELS, error_body
+from tests.engines.fake_vendors import FakeVendor, Received, WireError, received_from, timestamp
+from tests.engines.fake_vendors.deepgram_server import MODELS, check_query, error_body
 from voxgate.engines.base import Engine
 from voxgate.models.catalog import WHISPER_LANGUAGES
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
-__all__ = ["FakeLiveSession", "LiveFault", "LiveVendor", "create_app", "handshake", "pause", "plain"]
+__all__ = [
+    "Connection",
+    "FakeLiveSession",
+    "LiveFault",
+    "LiveVendor",
+    "create_app",
+    "live_app",
+    "pause",
+    "plain",
+]
 
 _BOOLEANS = {"interim_results", "punctuate", "smart_format", "numerals", "diarize", "vad_events", "profanity_filter"}
 _KNOWN = _BOOLEANS | {
@@ -103,6 +112,9 @@ class LiveVendor(FakeVendor):
         """The ``type`` of every text message received, in order."""
         self.sent: list[dict[str, Any]] = []
         """Every JSON message the fake sent, in order."""
+        self.sessions: list[dict[str, Any]] = []
+        """What each accepted session was opened with, where a session opens with a message (OpenAI's session
+        update, Soniox's configuration)."""
 
     def script_live(self, *faults: LiveFault) -> None:
         self.live_faults.extend(faults)
@@ -115,6 +127,7 @@ class LiveVendor(FakeVendor):
         self.live_faults.clear()
         self.controls.clear()
         self.sent.clear()
+        self.sessions.clear()
         self.interim_every = 1.0
         self.endpoint_silence = None
         self.idle_timeout = 10.0
@@ -154,6 +167,26 @@ def pause(pcm: bytes | bytearray, start: int, end: int, length: float) -> int | 
     return None
 
 
+@dataclass(frozen=True)
+class Connection:
+    """One connection to a fake live vendor: its socket, the vendor, its handshake as recorded, its scripted fault."""
+
+    websocket: WebSocket
+    vendor: LiveVendor
+    received: Received
+    fault: LiveFault
+
+    async def deny(self, response: Response) -> None:
+        """Refuse the handshake with ``response`` (recorded as the handshake's status)."""
+        self.received.status = response.status_code
+        await self.websocket.send_denial_response(response)
+
+    async def accept(self) -> None:
+        """Accept the handshake (recorded as 101, switching protocols)."""
+        self.received.status = 101
+        await self.websocket.accept()
+
+
 class FakeLiveSession(ABC):
     """One connection to a fake live vendor: audio and control messages are received in the background while the
     session decides, in order, what to answer — a control message at the audio position it arrived at, an endpoint
@@ -163,13 +196,12 @@ class FakeLiveSession(ABC):
     endpoint_silence: float | None = None
     """Seconds of silence after speech after which this session ends an utterance by itself (None: never)."""
 
-    def __init__(
-        self, websocket: WebSocket, vendor: LiveVendor, options: TranscriptionOptions, fault: LiveFault
-    ) -> None:
-        self.websocket = websocket
-        self.vendor = vendor
+    def __init__(self, connection: Connection, options: TranscriptionOptions) -> None:
+        self.websocket = connection.websocket
+        self.vendor = connection.vendor
         self.options = options
-        self.fault = fault
+        """What the local engine is asked for."""
+        self.fault = connection.fault
         self.pcm = bytearray()
         self.final = 0
         """Samples before this are final."""
@@ -305,49 +337,38 @@ class FakeLiveSession(ABC):
                 await self.interim()
 
 
-def handshake(websocket: WebSocket, vendor: LiveVendor) -> Received:
-    return vendor.record(
-        Received(
-            at=now(),
-            method="GET",
-            path=websocket.url.path,
-            headers={k.lower(): v for k, v in websocket.headers.items()},
-            query=list(websocket.query_params.multi_items()),
-        )
-    )
+def live_app(
+    path: str,
+    vendor: LiveVendor,
+    serve: Callable[[Connection], Awaitable[None]],
+    refusal: Callable[[int, str], Response],
+) -> FastAPI:
+    """A fake live API at ``path``: each connection's handshake is recorded and, when the connection's scripted fault
+    says so, refused with the vendor's ``refusal`` of that status; the others are handed to ``serve``."""
+    app = FastAPI()
+
+    @app.websocket(path)
+    async def connect(websocket: WebSocket) -> None:
+        connection = Connection(websocket, vendor, vendor.record(received_from(websocket)), vendor.next_live_fault())
+        if connection.fault.status is not None:
+            await connection.deny(refusal(connection.fault.status, "scripted failure"))
+            return
+        await serve(connection)
+
+    return app
 
 
 # -- Deepgram -------------------------------------------------------------------------------------------------------
 
 
 def _check(query: Sequence[tuple[str, str]]) -> tuple[str, dict[str, str], list[str]]:
-    unknown = sorted({k for k, _ in query} - _KNOWN)
-    if unknown:
-        raise WireError(f"Unknown query parameter(s): {', '.join(unknown)}")
-    single = {k: v for k, v in query if k not in ("keyterm", "keywords")}
-    for name in single:
-        if sum(1 for k, _ in query if k == name) > 1:
-            raise WireError(f"'{name}' was given more than once")
-    for name in _BOOLEANS & set(single):
-        if single[name] not in ("true", "false"):
-            raise WireError(f"Invalid value for '{name}': {single[name]!r} (expected true or false)")
-    model = single.get("model", "base")
-    if model not in MODELS:
-        raise WireError("No such model/language/tier combination found.")
+    model, single, terms = check_query(query, _KNOWN, _BOOLEANS)
     # The fake decodes raw LINEAR16 16 kHz mono only (what voxgate sends); Deepgram needs all three for raw audio.
     if (single.get("encoding"), single.get("sample_rate"), single.get("channels", "1")) != ("linear16", "16000", "1"):
         raise WireError("Raw audio needs encoding=linear16, sample_rate=16000 and channels=1 here.")
-    keyterms = [v for k, v in query if k == "keyterm"]
-    keywords = [v for k, v in query if k == "keywords"]
-    if keyterms and not model.startswith("nova-3"):
-        raise WireError("Keyterm Prompting is only available with Nova-3 models. Use keywords instead.")
-    if keywords and model.startswith("nova-3"):
-        raise WireError("Keywords are not supported for Nova-3. Use keyterm instead.")
     endpointing = single.get("endpointing", "10")
     if endpointing != "false" and not endpointing.isdigit():
         raise WireError(f"Invalid value for 'endpointing': {endpointing!r} (milliseconds or false)")
-    terms = [t.strip() for t in keyterms if t.strip()]
-    terms += [v.rsplit(":", 1)[0].strip() if re.search(r":-?\d+(\.\d+)?$", v) else v.strip() for v in keywords]
     language = single.get("language", "en")
     if language == "multi":
         if not model.startswith(("nova-2", "nova-3")):
@@ -373,23 +394,16 @@ def _word(w: Word, punctuate: bool, language: str | None) -> dict[str, Any]:
 
 class DeepgramSession(FakeLiveSession):
     def __init__(
-        self,
-        websocket: WebSocket,
-        vendor: LiveVendor,
-        options: TranscriptionOptions,
-        fault: LiveFault,
-        *,
-        model: str,
-        params: dict[str, str],
+        self, connection: Connection, options: TranscriptionOptions, *, model: str, params: dict[str, str]
     ) -> None:
-        super().__init__(websocket, vendor, options, fault)
+        super().__init__(connection, options)
         self.model = model
         self.punctuate = params.get("punctuate") == "true" or params.get("smart_format") == "true"
         self.interim_results = params.get("interim_results") == "true"
         self.multi = params.get("language") == "multi"
         endpointing = params.get("endpointing")
         if endpointing is None:
-            self.endpoint_silence = vendor.endpoint_silence
+            self.endpoint_silence = connection.vendor.endpoint_silence
         elif endpointing != "false":
             self.endpoint_silence = int(endpointing) / 1000
         self.model_uuid = str(uuid.uuid5(uuid.NAMESPACE_URL, model))
@@ -445,7 +459,7 @@ class DeepgramSession(FakeLiveSession):
                     "transaction_key": "deprecated",
                     "request_id": self.session_id,
                     "sha256": hashlib.sha256(bytes(self.pcm)).hexdigest(),
-                    "created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+                    "created": timestamp(),
                     "duration": round(self.samples / SAMPLE_RATE, 6),
                     "channels": 1,
                     "models": [self.model_uuid],
@@ -480,37 +494,27 @@ class DeepgramSession(FakeLiveSession):
         )
 
 
-def create_app(vendor: LiveVendor) -> FastAPI:
-    app = FastAPI()
+def _refusal(status: int, message: str) -> JSONResponse:
+    return JSONResponse(error_body(status, message), status)
 
-    @app.websocket("/v1/listen")
-    async def listen(websocket: WebSocket) -> None:
-        received = handshake(websocket, vendor)
-        fault = vendor.next_live_fault()
-        if websocket.headers.get("authorization") != f"Token {vendor.api_key}":
-            received.status = 401
-            await websocket.send_denial_response(JSONResponse(error_body(401, "Invalid credentials."), 401))
-            return
-        if fault.status is not None:
-            received.status = fault.status
-            await websocket.send_denial_response(
-                JSONResponse(error_body(fault.status, "scripted failure"), fault.status)
-            )
+
+def create_app(vendor: LiveVendor) -> FastAPI:
+    async def listen(connection: Connection) -> None:
+        if connection.websocket.headers.get("authorization") != f"Token {vendor.api_key}":
+            await connection.deny(_refusal(401, "Invalid credentials."))
             return
         try:
-            model, params, terms = _check(received.query)
+            model, params, terms = _check(connection.received.query)
         except WireError as exc:
-            received.status = exc.status
-            await websocket.send_denial_response(JSONResponse(error_body(exc.status, exc.message), exc.status))
+            await connection.deny(_refusal(exc.status, exc.message))
             return
-        received.status = 101
         language = params.get("language", "en")
         options = TranscriptionOptions(
             language=None if language == "multi" else language.split("-")[0].lower(),
             prompts=tuple(terms),
             word_timestamps=True,
         )
-        await websocket.accept()
-        await DeepgramSession(websocket, vendor, options, fault, model=model, params=params).run()
+        await connection.accept()
+        await DeepgramSession(connection, options, model=model, params=params).run()
 
-    return app
+    return live_app("/v1/listen", vendor, listen, _refusal)

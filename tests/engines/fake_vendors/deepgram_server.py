@@ -19,19 +19,18 @@ from __future__ import annotations
 import hashlib
 import re
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from tests.engines.fake_vendors import FakeVendor, Received, WireError, faulted, now, read_wav
+from tests.engines.fake_vendors import FakeVendor, WireError, faulted, read_wav, received_from, timestamp
 from voxgate.models.catalog import WHISPER_LANGUAGES
 from voxgate.types import SAMPLE_RATE, Transcript, TranscriptionOptions, Word
 
-__all__ = ["MODELS", "create_app"]
+__all__ = ["MODELS", "check_query", "create_app", "error_body"]
 
 MODELS = {"nova-3": "2025-04-17.21547", "nova-2": "2024-01-09.29447"}
 _BOOLEANS = {"punctuate", "smart_format", "utterances", "detect_language", "diarize", "numerals", "paragraphs"}
@@ -49,15 +48,20 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"err_code": code, "err_msg": message, "request_id": str(uuid.uuid4())}
 
 
-def _check(query: Sequence[tuple[str, str]]) -> tuple[str, dict[str, str], list[str], float]:
-    unknown = sorted({k for k, _ in query} - _KNOWN)
+def check_query(
+    query: Sequence[tuple[str, str]], known: Collection[str], booleans: Collection[str]
+) -> tuple[str, dict[str, str], list[str]]:
+    """What Deepgram's batch and live APIs check alike: ``known`` parameters only, each once (but ``keyterm`` and
+    ``keywords``), ``booleans`` spelled ``true``/``false``, a known ``model``, ``keyterm`` only on Nova-3 models and
+    ``keywords`` (``TERM`` or ``TERM:INTENSIFIER``) only on the others. The model, the single parameters, the terms."""
+    unknown = sorted({k for k, _ in query} - set(known))
     if unknown:
         raise WireError(f"Unknown query parameter(s): {', '.join(unknown)}")
     single = {k: v for k, v in query if k not in ("keyterm", "keywords")}
     for name in single:
         if sum(1 for k, _ in query if k == name) > 1:
             raise WireError(f"'{name}' was given more than once")
-    for name in _BOOLEANS & set(single):
+    for name in set(booleans) & set(single):
         if single[name] not in ("true", "false"):
             raise WireError(f"Invalid value for '{name}': {single[name]!r} (expected true or false)")
     model = single.get("model", "base")
@@ -75,6 +79,11 @@ def _check(query: Sequence[tuple[str, str]]) -> tuple[str, dict[str, str], list[
         if match is None:
             raise WireError(f"Invalid keyword {value!r}: expected KEYWORD or KEYWORD:INTENSIFIER")
         terms.append(match["term"].strip())
+    return model, single, terms
+
+
+def _check(query: Sequence[tuple[str, str]]) -> tuple[str, dict[str, str], list[str], float]:
+    model, single, terms = check_query(query, _KNOWN, _BOOLEANS)
     if "language" in single and single.get("detect_language") == "true":
         raise WireError("Use either language or detect_language=true, not both.")
     language = single.get("language")
@@ -149,7 +158,7 @@ def listen_response(
             "transaction_key": "deprecated",
             "request_id": str(uuid.uuid4()),
             "sha256": hashlib.sha256(wav).hexdigest(),
-            "created": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "created": timestamp(),
             "duration": round(duration, 6),
             "channels": 1,
             "models": [model_uuid],
@@ -164,15 +173,7 @@ def create_app(vendor: FakeVendor) -> FastAPI:
 
     @app.post("/v1/listen")
     async def listen(request: Request) -> Response:
-        received = vendor.record(
-            Received(
-                at=now(),
-                method=request.method,
-                path=request.url.path,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                query=list(request.query_params.multi_items()),
-            )
-        )
+        received = vendor.record(received_from(request, "listen"))
         if request.headers.get("authorization") != f"Token {vendor.api_key}":
             received.status = 401
             return JSONResponse(error_body(401, "Invalid credentials."), 401)

@@ -6,7 +6,7 @@ error body), plus ``OpenAI-Beta: realtime=v1`` and ``intent=transcription`` (els
 ``transcription_session.created``. The first message must be ``transcription_session.update`` with known session
 fields only, ``input_audio_format: "pcm16"``, ``turn_detection: null`` (voxgate commits turns itself) and an
 ``input_audio_transcription`` object with a known model, a string prompt and a known language; a bad one is answered
-with an ``error`` event and a close. Every accepted ``session`` is kept in :attr:`OpenAILiveVendor.sessions`.
+with an ``error`` event and a close. Every accepted ``session`` is kept in :attr:`~LiveVendor.sessions`.
 
 Then it behaves like the vendor: ``input_audio_buffer.append`` carries base64 PCM16 at 24 kHz, which the fake
 resamples back to 16 kHz (soxr, one stream per buffer); ``input_audio_buffer.commit`` (refused with an ``error``
@@ -28,17 +28,16 @@ from typing import Any
 
 import numpy as np
 import soxr
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocketDisconnect
 from fastapi.responses import JSONResponse
 
-from tests.engines.fake_vendors.deepgram_live_server import FakeLiveSession, LiveFault, LiveVendor, handshake
+from tests.engines.fake_vendors.deepgram_live_server import Connection, FakeLiveSession, LiveVendor, live_app
 from tests.engines.fake_vendors.openai_server import OPENAI_MODELS, error_body
 from voxgate.audio.pcm import encode_linear16
-from voxgate.engines.base import Engine
 from voxgate.models.catalog import WHISPER_LANGUAGES
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions
 
-__all__ = ["API_KEY", "OpenAILiveVendor", "create_app"]
+__all__ = ["API_KEY", "create_app"]
 
 API_KEY = "sk-live-test-0123456789abcdef"
 RATE = 24_000
@@ -48,16 +47,6 @@ SESSION_FIELDS = frozenset(
 TRANSCRIPTION_FIELDS = frozenset({"model", "prompt", "language"})
 DELTA_PAUSE = 0.05
 """Seconds between the delta events of one transcript."""
-
-
-class OpenAILiveVendor(LiveVendor):
-    def __init__(self, engine: Engine, *, api_key: str = API_KEY) -> None:
-        super().__init__(engine, api_key=api_key)
-        self.sessions: list[dict[str, Any]] = []
-
-    def reset(self) -> None:
-        super().reset()
-        self.sessions.clear()
 
 
 def event_error(message: str, code: str | None = None, kind: str = "invalid_request_error") -> dict[str, Any]:
@@ -92,10 +81,8 @@ def check_update(update: Any) -> str | None:
 
 
 class OpenAISession(FakeLiveSession):
-    def __init__(
-        self, websocket: WebSocket, vendor: LiveVendor, options: TranscriptionOptions, fault: LiveFault
-    ) -> None:
-        super().__init__(websocket, vendor, options, fault)
+    def __init__(self, connection: Connection, options: TranscriptionOptions) -> None:
+        super().__init__(connection, options)
         self.resampler: soxr.ResampleStream | None = None
         self.buffered = 0
         """24 kHz samples appended since the last commit."""
@@ -190,32 +177,21 @@ class OpenAISession(FakeLiveSession):
         await self.close(1011, "timeout")
 
 
-def create_app(vendor: OpenAILiveVendor) -> FastAPI:
-    app = FastAPI()
+def _refusal(status: int, message: str, code: str | None = None) -> JSONResponse:
+    return JSONResponse(error_body(status, message, code), status_code=status)
 
-    @app.websocket("/v1/realtime")
-    async def realtime(websocket: WebSocket) -> None:
-        received = handshake(websocket, vendor)
-        fault = vendor.next_live_fault()
+
+def create_app(vendor: LiveVendor) -> FastAPI:
+    async def realtime(connection: Connection) -> None:
+        websocket = connection.websocket
         if websocket.headers.get("authorization") != f"Bearer {vendor.api_key}":
-            received.status = 401
-            body = error_body(401, "Incorrect API key provided.", "invalid_api_key")
-            await websocket.send_denial_response(JSONResponse(body, status_code=401))
+            await connection.deny(_refusal(401, "Incorrect API key provided.", "invalid_api_key"))
             return
-        if websocket.headers.get("openai-beta") != "realtime=v1" or websocket.query_params.get("intent") != (
-            "transcription"
-        ):
-            received.status = 400
-            body = error_body(400, "Expected OpenAI-Beta: realtime=v1 and intent=transcription.")
-            await websocket.send_denial_response(JSONResponse(body, status_code=400))
+        beta, intent = websocket.headers.get("openai-beta"), websocket.query_params.get("intent")
+        if (beta, intent) != ("realtime=v1", "transcription"):
+            await connection.deny(_refusal(400, "Expected OpenAI-Beta: realtime=v1 and intent=transcription."))
             return
-        if fault.status is not None:
-            received.status = fault.status
-            body = error_body(fault.status, "scripted failure")
-            await websocket.send_denial_response(JSONResponse(body, status_code=fault.status))
-            return
-        received.status = 101
-        await websocket.accept()
+        await connection.accept()
         created = {"type": "transcription_session.created", "session": {"id": f"sess_{uuid.uuid4().hex[:20]}"}}
         vendor.sent.append(created)
         await websocket.send_text(json.dumps(created))
@@ -239,6 +215,6 @@ def create_app(vendor: OpenAILiveVendor) -> FastAPI:
         options = TranscriptionOptions(
             language=transcription.get("language"), prompt=transcription.get("prompt") or None, word_timestamps=True
         )
-        await OpenAISession(websocket, vendor, options, fault).run()
+        await OpenAISession(connection, options).run()
 
-    return app
+    return live_app("/v1/realtime", vendor, realtime, _refusal)

@@ -27,7 +27,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from tests.engines.fake_vendors import FakeVendor, Received, WireError, faulted, now, read_wav
+from tests.engines.fake_vendors import FakeVendor, WireError, faulted, read_wav, received_from
 from voxgate.protocol.formats import LANGUAGE_NAMES
 from voxgate.types import SAMPLE_RATE, Segment, Transcript, TranscriptionOptions, Word
 
@@ -190,15 +190,7 @@ def create_app(vendor: FakeVendor, *, prefix: str = "/v1", models: Mapping[str, 
 
     @app.post(f"{prefix}/audio/transcriptions")
     async def transcriptions(request: Request) -> Response:
-        received = vendor.record(
-            Received(
-                at=now(),
-                method=request.method,
-                path=request.url.path,
-                headers={k.lower(): v for k, v in request.headers.items()},
-                query=list(request.query_params.multi_items()),
-            )
-        )
+        received = vendor.record(received_from(request, "transcriptions"))
         if request.headers.get("authorization") != f"Bearer {vendor.api_key}":
             received.status = 401
             message = "Incorrect API key provided. You can find your API key at https://platform.openai.com."

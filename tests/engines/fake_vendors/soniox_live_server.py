@@ -6,7 +6,7 @@ answered with ``{"error_code": 401, ...}`` and a close). The first message must 
 fields only, a real-time ``model``, ``audio_format: "pcm_s16le"`` with ``sample_rate: 16000`` and
 ``num_channels: 1`` (what voxgate sends; the fake decodes nothing else), ``language_hints`` a list of known codes,
 ``context`` an object of known fields; a bad one is answered with ``error_code`` 400 and a close. Every accepted
-configuration is kept in :attr:`SonioxLiveVendor.configs`.
+configuration is kept in :attr:`~LiveVendor.sessions`.
 
 Then it behaves like the vendor: binary frames are audio; ``{"type": "keepalive"}`` keeps the socket open;
 ``{"type": "finalize"}`` makes everything received before it final — its tokens are sent ``is_final: true`` in two
@@ -24,15 +24,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import FastAPI, WebSocketDisconnect
 
-from tests.engines.fake_vendors.deepgram_live_server import FakeLiveSession, LiveFault, LiveVendor, handshake
+from tests.engines.fake_vendors.deepgram_live_server import Connection, FakeLiveSession, LiveVendor, live_app
 from tests.engines.fake_vendors.soniox_server import API_KEY, soniox_error, tokens
-from voxgate.engines.base import Engine
 from voxgate.models.catalog import WHISPER_LANGUAGES
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
-__all__ = ["API_KEY", "RT_MODELS", "SonioxLiveVendor", "create_app"]
+__all__ = ["API_KEY", "RT_MODELS", "create_app"]
 
 RT_MODELS = frozenset({"stt-rt-v3", "stt-rt-v4", "stt-rt-v5", "stt-rt-preview"})
 FIELDS = frozenset(
@@ -53,16 +52,6 @@ FIELDS = frozenset(
 )
 CONTEXT_FIELDS = frozenset({"general", "text", "terms", "translation_terms"})
 _END = "!end"
-
-
-class SonioxLiveVendor(LiveVendor):
-    def __init__(self, engine: Engine, *, api_key: str = API_KEY) -> None:
-        super().__init__(engine, api_key=api_key)
-        self.configs: list[dict[str, Any]] = []
-
-    def reset(self) -> None:
-        super().reset()
-        self.configs.clear()
 
 
 def check_config(config: Any, header_auth: bool, api_key: str) -> tuple[int, str] | None:
@@ -92,20 +81,12 @@ def check_config(config: Any, header_auth: bool, api_key: str) -> tuple[int, str
 
 
 class SonioxSession(FakeLiveSession):
-    def __init__(
-        self,
-        websocket: WebSocket,
-        vendor: LiveVendor,
-        options: TranscriptionOptions,
-        fault: LiveFault,
-        *,
-        endpoint: bool,
-    ) -> None:
-        super().__init__(websocket, vendor, options, fault)
+    def __init__(self, connection: Connection, options: TranscriptionOptions, *, endpoint: bool) -> None:
+        super().__init__(connection, options)
         self.spoken = False
         """Some final word has been sent (the next token starts with a space)."""
         if endpoint:
-            self.endpoint_silence = vendor.endpoint_silence or 0.5
+            self.endpoint_silence = connection.vendor.endpoint_silence or 0.5
 
     def check_audio(self, data: bytes) -> str | None:
         if not data:
@@ -176,24 +157,14 @@ class SonioxSession(FakeLiveSession):
         await self.close(1011, "timeout")
 
 
-def create_app(vendor: SonioxLiveVendor) -> FastAPI:
-    app = FastAPI()
-
-    @app.websocket("/transcribe-websocket")
-    async def transcribe(websocket: WebSocket) -> None:
-        received = handshake(websocket, vendor)
-        fault = vendor.next_live_fault()
+def create_app(vendor: LiveVendor) -> FastAPI:
+    async def transcribe(connection: Connection) -> None:
+        websocket = connection.websocket
         authorization = websocket.headers.get("authorization")
         if authorization is not None and authorization != f"Bearer {vendor.api_key}":
-            received.status = 401
-            await websocket.send_denial_response(soniox_error(401, "unauthenticated", "Invalid API key."))
+            await connection.deny(soniox_error(401, "Invalid API key."))
             return
-        if fault.status is not None:
-            received.status = fault.status
-            await websocket.send_denial_response(soniox_error(fault.status, "scripted", "scripted failure"))
-            return
-        received.status = 101
-        await websocket.accept()
+        await connection.accept()
         try:
             first = await websocket.receive_text()
             config: Any = json.loads(first)
@@ -205,7 +176,7 @@ def create_app(vendor: SonioxLiveVendor) -> FastAPI:
             await websocket.close(1008)
             return
         assert isinstance(config, dict)
-        vendor.configs.append(config)
+        vendor.sessions.append(config)
         hints = config.get("language_hints") or []
         context = config.get("context") or {}
         options = TranscriptionOptions(
@@ -214,6 +185,6 @@ def create_app(vendor: SonioxLiveVendor) -> FastAPI:
             word_timestamps=True,
         )
         endpoint = bool(config.get("enable_endpoint_detection"))
-        await SonioxSession(websocket, vendor, options, fault, endpoint=endpoint).run()
+        await SonioxSession(connection, options, endpoint=endpoint).run()
 
-    return app
+    return live_app("/transcribe-websocket", vendor, transcribe, soniox_error)

@@ -16,8 +16,10 @@ sub-word pieces of at most four letters, the first piece of each word with a lea
 its own, times in milliseconds shared out over the pieces, and ``language`` on every token when language
 identification is on.
 
-Tests script failures per route (:meth:`FakeSoniox.fail`) and per job (:attr:`FakeSoniox.job_error`,
-:attr:`FakeSoniox.stall`).
+It is a :class:`~tests.engines.fake_vendors.assemblyai_server.JobVendor`, as the fake AssemblyAI is: tests script
+failures per route (``upload``, ``create``, ``poll``, ``transcript``, ``delete_transcription``, ``delete_file``) and
+per job (:attr:`~tests.engines.fake_vendors.assemblyai_server.JobVendor.job_error`,
+:attr:`~tests.engines.fake_vendors.assemblyai_server.JobVendor.stall`).
 """
 
 from __future__ import annotations
@@ -25,26 +27,17 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.datastructures import UploadFile
 
-from tests.engines.fake_vendors.assemblyai_server import (
-    Fault,
-    FaultMiddleware,
-    FaultPlan,
-    LocalRecognizer,
-    read_wav,
-)
-from voxgate.errors import VoxgateError
-from voxgate.types import Transcript, Word
+from tests.engines.fake_vendors import WireError, read_wav, timestamp
+from tests.engines.fake_vendors.assemblyai_server import Job, JobVendor
+from voxgate.types import Word
 
-__all__ = ["API_KEY", "FakeSoniox", "soniox_error", "tokens"]
+__all__ = ["API_KEY", "FakeSoniox", "error_body", "soniox_error", "tokens"]
 
 API_KEY = "soniox-test-key-0123456789"
 ASYNC_MODELS = frozenset({"stt-async-v3", "stt-async-v4", "stt-async-v5", "stt-async-preview"})
@@ -65,37 +58,33 @@ FIELDS = frozenset(
 CONTEXT_FIELDS = frozenset({"general", "text", "terms", "translation_terms"})
 _PIECE = 4
 _PUNCT = re.compile(r"^(.*?)([^\w'’]*)$", re.DOTALL)  # noqa: RUF001
+_ERROR_TYPES = {
+    400: "invalid_request",
+    401: "unauthenticated",
+    404: "not_found",
+    409: "invalid_state",
+    429: "rate_limit_exceeded",
+    503: "service_unavailable",
+}
 
 
-def soniox_error(status: int, error_type: str, message: str) -> JSONResponse:
-    return JSONResponse(
-        {
-            "status_code": status,
-            "error_type": error_type,
-            "message": message,
-            "validation_errors": [],
-            "request_id": str(uuid.uuid4()),
-        },
-        status_code=status,
-    )
+def error_body(status: int, message: str) -> dict[str, Any]:
+    """Soniox's error body; a 429 or 5xx says what Soniox says then, whatever ``message`` is."""
+    if status == 429:
+        message = "Too many requests."
+    elif status >= 500:
+        message = "Service unavailable." if status == 503 else "Internal error."
+    return {
+        "status_code": status,
+        "error_type": _ERROR_TYPES.get(status, "internal_error" if status >= 500 else "invalid_request"),
+        "message": message,
+        "validation_errors": [],
+        "request_id": str(uuid.uuid4()),
+    }
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _route(method: str, path: str) -> str:
-    if path == "/v1/files" and method == "POST":
-        return "upload"
-    if path == "/v1/transcriptions" and method == "POST":
-        return "create"
-    if re.fullmatch(r"/v1/transcriptions/[^/]+", path):
-        return {"GET": "poll", "DELETE": "delete_transcription"}.get(method, f"{method} {path}")
-    if method == "GET" and re.fullmatch(r"/v1/transcriptions/[^/]+/transcript", path):
-        return "transcript"
-    if method == "DELETE" and re.fullmatch(r"/v1/files/[^/]+", path):
-        return "delete_file"
-    return f"{method} {path}"
+def soniox_error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(error_body(status, message), status_code=status)
 
 
 def tokens(words: Sequence[Word], language: str | None) -> list[dict[str, Any]]:
@@ -127,121 +116,55 @@ def _token(text: str, start_ms: int, end_ms: int, confidence: float, language: s
     return token
 
 
-@dataclass
-class _Job:
-    id: str
-    body: dict[str, Any]
-    file_id: str
-    future: Future[Transcript] | None
-    created_at: str
-    polls: int = 0
-    status: str = "queued"
-    transcript: Transcript | None = None
-    error: str | None = None
+class FakeSoniox(JobVendor):
+    """The fake vendor."""
 
+    name = "soniox"
+    routes_named = (
+        ("POST", "/v1/files", "upload"),
+        ("POST", "/v1/transcriptions", "create"),
+        ("GET", "/v1/transcriptions/[^/]+", "poll"),
+        ("GET", "/v1/transcriptions/[^/]+/transcript", "transcript"),
+        ("DELETE", "/v1/transcriptions/[^/]+", "delete_transcription"),
+        ("DELETE", "/v1/files/[^/]+", "delete_file"),
+    )
+    jobs_path = "/v1/transcriptions"
+    created_status = 201
+    upload_field = "file_id"
+    not_found = "Transcription not found."
+    unauthorized = "Invalid or missing API key."
 
-class FakeSoniox:
-    """The fake vendor. Serve :attr:`app` (e.g. with ``LiveServer``); :meth:`close` stops its background work."""
+    def error_body(self, status: int, message: str) -> dict[str, Any]:
+        return error_body(status, message)
 
-    def __init__(self, recognize: LocalRecognizer, *, api_key: str = API_KEY, polls_to_complete: int = 2) -> None:
-        self.recognize = recognize
-        self.api_key = api_key
-        self.polls_to_complete = polls_to_complete
-        self.plan = FaultPlan(_route)
-        self.files: dict[str, bytes] = {}
-        """Uploaded files not deleted yet."""
-        self.transcriptions: dict[str, _Job] = {}
-        """Transcriptions not deleted yet."""
-        self.created: list[dict[str, Any]] = []
-        """Every accepted ``POST /v1/transcriptions`` body, in order."""
-        self.job_error: str | None = None
-        """When set, jobs end with ``status: "error"`` and this ``error_message``."""
-        self.stall = False
-        """When set, jobs stay ``processing`` for ever."""
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fake-soniox")
-        self.app = self._build()
+    def authorized(self, authorization: str | None) -> bool:
+        return authorization == f"Bearer {self.api_key}"
 
-    @property
-    def calls(self) -> list[str]:
-        return self.plan.calls
-
-    def fail(self, route: str, *faults: Fault) -> None:
-        """Answer the next requests to ``route`` (``upload``, ``create``, ``poll``, ``transcript``,
-        ``delete_transcription``, ``delete_file``) with ``faults``, in order."""
-        self.plan.faults[route].extend(faults)
-
-    def reset(self) -> None:
-        self.plan.reset()
-        self.created.clear()
-        self.files.clear()
-        self.transcriptions.clear()
-        self.job_error = None
-        self.stall = False
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
-
-    # -- the app --------------------------------------------------------------------------------------------------
-
-    def _build(self) -> FastAPI:
-        app = FastAPI()
-
-        @app.middleware("http")
-        async def authenticate(request: Request, call_next: Any) -> Any:
-            if request.headers.get("authorization") != f"Bearer {self.api_key}":
-                return soniox_error(401, "unauthenticated", "Invalid or missing API key.")
-            return await call_next(request)
-
-        app.add_middleware(FaultMiddleware, plan=self.plan)  # outermost: sees every request, before auth
-
+    def routes(self, app: FastAPI) -> None:
         @app.post("/v1/files", status_code=201)
         async def upload(request: Request) -> JSONResponse:
             async with request.form() as form:
                 file = form.get("file")
                 if not isinstance(file, UploadFile) or set(form) != {"file"}:
-                    return soniox_error(400, "invalid_request", "Expected one multipart field 'file' with the audio")
+                    return self.refuse(400, "Expected one multipart field 'file' with the audio")
                 data = await file.read()
                 filename = file.filename
             try:
                 read_wav(data)
-            except ValueError as exc:
-                return soniox_error(400, "invalid_request", f"Upload is not the 16 kHz mono WAV voxgate sends: {exc}")
+            except WireError as exc:
+                return self.refuse(400, f"Upload is not the 16 kHz mono WAV voxgate sends: {exc.message}")
             file_id = str(uuid.uuid4())
-            self.files[file_id] = data
-            created = {"id": file_id, "filename": filename, "size": len(data), "created_at": _now()}
+            self.uploads[file_id] = data
+            created = {"id": file_id, "filename": filename, "size": len(data), "created_at": timestamp()}
             return JSONResponse(created, status_code=201)
-
-        @app.post("/v1/transcriptions", status_code=201)
-        async def create(request: Request) -> JSONResponse:
-            try:
-                body = await request.json()
-            except ValueError:
-                return soniox_error(400, "invalid_request", "Request body is not valid JSON")
-            problem = self._check(body)
-            if problem:
-                return soniox_error(400, "invalid_request", problem)
-            self.created.append(body)
-            job = _Job(str(uuid.uuid4()), body, body["file_id"], None, _now())
-            if not self.stall and self.job_error is None:
-                job.future = self._executor.submit(self._transcribe, job)
-            self.transcriptions[job.id] = job
-            return JSONResponse(self._view(job), status_code=201)
-
-        @app.get("/v1/transcriptions/{transcription_id}")
-        async def poll(transcription_id: str) -> JSONResponse:
-            job = self.transcriptions.get(transcription_id)
-            if job is None:
-                return soniox_error(404, "not_found", "Transcription not found.")
-            self._advance(job)
-            return JSONResponse(self._view(job))
 
         @app.get("/v1/transcriptions/{transcription_id}/transcript")
         async def transcript(transcription_id: str) -> JSONResponse:
-            job = self.transcriptions.get(transcription_id)
+            job = self.jobs.get(transcription_id)
             if job is None:
-                return soniox_error(404, "not_found", "Transcription not found.")
+                return self.refuse(404, self.not_found)
             if job.status != "completed" or job.transcript is None:
-                return soniox_error(409, "invalid_state", f"Transcription is {job.status}, not completed.")
+                return self.refuse(409, f"Transcription is {job.status}, not completed.")
             identify = bool(job.body.get("enable_language_identification"))
             language = job.transcript.language if identify else None
             toks = tokens(job.transcript.words, language)
@@ -249,24 +172,21 @@ class FakeSoniox:
 
         @app.delete("/v1/transcriptions/{transcription_id}")
         async def delete_transcription(transcription_id: str) -> Response:
-            job = self.transcriptions.get(transcription_id)
+            job = self.jobs.get(transcription_id)
             if job is None:
-                return soniox_error(404, "not_found", "Transcription not found.")
+                return self.refuse(404, self.not_found)
             if job.status in ("queued", "processing"):
-                return soniox_error(409, "invalid_state", "Transcription is still processing.")
-            del self.transcriptions[transcription_id]
+                return self.refuse(409, "Transcription is still processing.")
+            del self.jobs[transcription_id]
             return Response(status_code=204)
 
         @app.delete("/v1/files/{file_id}")
         async def delete_file(file_id: str) -> Response:
-            if self.files.pop(file_id, None) is None:
-                return soniox_error(404, "not_found", "File not found.")
+            if self.uploads.pop(file_id, None) is None:
+                return self.refuse(404, "File not found.")
             return Response(status_code=204)
 
-        return app
-
-    def _check(self, body: object) -> str | None:
-        """What the vendor would refuse in a transcription request, or None."""
+    def check(self, body: object) -> str | None:
         if not isinstance(body, dict):
             return "Request body must be a JSON object"
         unknown = sorted(set(body) - FIELDS)
@@ -277,7 +197,7 @@ class FakeSoniox:
             return f"Invalid model {model!r} for async transcription; use one of {sorted(ASYNC_MODELS)}"
         if "audio_url" in body:
             return "Give either audio_url or file_id; voxgate uploads files"
-        if body.get("file_id") not in self.files:
+        if body.get("file_id") not in self.uploads:
             return f"Unknown file_id {body.get('file_id')!r}"
         hints = body.get("language_hints", [])
         if not isinstance(hints, list) or not all(isinstance(h, str) and re.fullmatch(r"[a-z]{2}", h) for h in hints):
@@ -296,34 +216,12 @@ class FakeSoniox:
                 return "context.text must be a string"
         return None
 
-    def _transcribe(self, job: _Job) -> Transcript:
-        hints = job.body.get("language_hints") or [None]
-        context = job.body.get("context") or {}
-        return self.recognize(
-            self.files[job.file_id], hints[0], tuple(context.get("terms", ())), context.get("text") or None
-        )
+    def hears(self, body: dict[str, Any]) -> tuple[str | None, tuple[str, ...], str | None]:
+        hints = body.get("language_hints") or [None]
+        context = body.get("context") or {}
+        return hints[0], tuple(context.get("terms", ())), context.get("text") or None
 
-    def _advance(self, job: _Job) -> None:
-        """One poll's worth of progress: queued → processing → completed / error."""
-        job.polls += 1
-        if job.status not in ("queued", "processing"):
-            return
-        job.status = "processing"
-        if self.stall or job.polls <= self.polls_to_complete:
-            return
-        if self.job_error is not None:
-            job.status, job.error = "error", self.job_error
-            return
-        assert job.future is not None
-        if not job.future.done():
-            return
-        try:
-            job.transcript = job.future.result()
-            job.status = "completed"
-        except VoxgateError as exc:
-            job.status, job.error = "error", f"Transcription failed: {exc.message}"
-
-    def _view(self, job: _Job) -> dict[str, Any]:
+    def view(self, job: Job) -> dict[str, Any]:
         """The transcription resource as Soniox shows it."""
         return {
             "id": job.id,
@@ -331,7 +229,7 @@ class FakeSoniox:
             "created_at": job.created_at,
             "model": job.body["model"],
             "audio_url": None,
-            "file_id": job.file_id,
+            "file_id": job.body["file_id"],
             "filename": "audio.wav",
             "language_hints": job.body.get("language_hints"),
             "enable_language_identification": bool(job.body.get("enable_language_identification")),
