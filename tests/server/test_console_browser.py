@@ -340,6 +340,15 @@ def test_talking_into_the_microphone(keyed_page: Visit, microphone: Microphone) 
     assert doc["voiceProfile"]["language"][0]["label"] == "en"
 
     keyed_page.screenshot("console-live-done.png")
+    # What the page showed, kept beside the screenshots (not asserted on: timings vary with the machine's load).
+    report = {
+        "turns": [finals.nth(i).inner_text() for i in range(finals.count())],
+        "wer": wer(microphone.reference, transcript),
+        "stats": page.inner_text("#stats"),
+        "profile_updates": int(page.get_attribute("#profile", "data-updates") or 0),
+        "audio_chunks": len(keyed_page.chunk_bytes),
+    }
+    (ARTIFACTS / "console-live.json").write_text(json.dumps(report, indent=2) + "\n")
     keyed_page.check_clean(expected_statuses=(401,))
 
 
