@@ -62,6 +62,10 @@ def serve(
 
     settings = _settings(host=host, port=port, default_model=model, api_keys=api_key or None)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    if settings.console:
+        shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+        shown = f"[{shown}]" if ":" in shown else shown
+        logging.getLogger("voxgate").info("web console: http://%s:%d/", shown, settings.port)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
 
 
