@@ -73,6 +73,23 @@ class _Word:
     language: str | None
 
 
+def recognition_fields(options: TranscriptionOptions) -> dict[str, Any]:
+    """What both Soniox APIs (async files, real-time socket) take alike: language ID and hints, and the context
+    (custom vocabulary as ``terms``, the free-text prompt as ``text``)."""
+    fields: dict[str, Any] = {"enable_language_identification": True}
+    if options.language:
+        fields["language_hints"] = [options.language]
+    context: dict[str, Any] = {}
+    terms = list(dict.fromkeys(p.strip() for p in options.prompts if p.strip()))
+    if terms:
+        context["terms"] = terms
+    if options.prompt and options.prompt.strip():
+        context["text"] = options.prompt.strip()
+    if context:
+        fields["context"] = context
+    return fields
+
+
 class SonioxEngine(RemoteEngine):
     """``soniox/<model>``: Soniox's async transcription, one uploaded file and one transcription per call."""
 
@@ -124,18 +141,7 @@ class SonioxEngine(RemoteEngine):
         return batch
 
     def _request_body(self, options: TranscriptionOptions, warnings: list[str]) -> dict[str, Any]:
-        body: dict[str, Any] = {"model": self._batch_model(warnings), "enable_language_identification": True}
-        if options.language:
-            body["language_hints"] = [options.language]
-        context: dict[str, Any] = {}
-        terms = list(dict.fromkeys(p.strip() for p in options.prompts if p.strip()))
-        if terms:
-            context["terms"] = terms
-        if options.prompt and options.prompt.strip():
-            context["text"] = options.prompt.strip()
-        if context:
-            body["context"] = context
-        return body
+        return {"model": self._batch_model(warnings), **recognition_fields(options)}
 
     # -- job ------------------------------------------------------------------------------------------------------
 

@@ -59,7 +59,7 @@ from websockets.asyncio.client import ClientConnection
 from voxgate.config import ProviderConfig
 from voxgate.engines.live import LiveResult, SocketConnection, SocketConnector, open_socket, websocket_url
 from voxgate.engines.remote import json_number
-from voxgate.engines.soniox import _words
+from voxgate.engines.soniox import _words, recognition_fields
 from voxgate.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
@@ -251,24 +251,13 @@ class SonioxLiveConnector(SocketConnector):
 
     def configuration(self, options: TranscriptionOptions) -> dict[str, Any]:
         """The first message of the socket for ``options``."""
-        body: dict[str, Any] = {
+        return {
             "model": realtime_model(self.model),
             "audio_format": "pcm_s16le",
             "sample_rate": SAMPLE_RATE,
             "num_channels": 1,
-            "enable_language_identification": True,
+            **recognition_fields(options),
         }
-        if options.language:
-            body["language_hints"] = [options.language]
-        context: dict[str, Any] = {}
-        terms = list(dict.fromkeys(p.strip() for p in options.prompts if p.strip()))
-        if terms:
-            context["terms"] = terms
-        if options.prompt and options.prompt.strip():
-            context["text"] = options.prompt.strip()
-        if context:
-            body["context"] = context
-        return body
 
     def url(self) -> str:
         return streaming_url(self.config.base_url)
