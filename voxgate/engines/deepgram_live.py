@@ -39,8 +39,6 @@ is vendor-neutral and lives in :mod:`voxgate.engines.live`.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -75,9 +73,7 @@ class DeepgramLiveConnection(SocketConnection):
     ) -> None:
         super().__init__(ws, config, model_id)
         self._language = language
-        self._keepalive: asyncio.Task[None] | None = None
-        if keepalive_interval is not None:
-            self._keepalive = asyncio.create_task(self._keep_alive(keepalive_interval))
+        self._start_keepalive({"type": "KeepAlive"}, keepalive_interval)
 
     async def send(self, pcm16: bytes) -> None:
         if pcm16:  # an empty binary frame would end Deepgram's stream
@@ -87,22 +83,7 @@ class DeepgramLiveConnection(SocketConnection):
         await self._send_json({"type": "Finalize"})
 
     async def close(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
         await self._shutdown({"type": "CloseStream"})
-
-    async def _keep_alive(self, interval: float) -> None:
-        while not self._ended.is_set() and not self._closing:
-            await asyncio.sleep(max(0.05, self._last_sent + interval - time.monotonic()))
-            if time.monotonic() - self._last_sent >= interval and not self._closing:
-                try:
-                    await self._send_json({"type": "KeepAlive"})
-                except ProviderError:
-                    return  # the reader reports the failure
-
-    def _on_end(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
 
     def _handle(self, message: dict[str, Any]) -> None:
         kind = message.get("type")

@@ -255,6 +255,7 @@ class SocketConnection(ABC):
         self._failure: ProviderError | None = None
         self._ended = asyncio.Event()
         self._last_sent = time.monotonic()
+        self._keepalive: asyncio.Task[None] | None = None
         self._reader = asyncio.create_task(self._read())
 
     # -- the vendor's part ----------------------------------------------------------------------------------------
@@ -316,9 +317,29 @@ class SocketConnection(ABC):
     async def _send_json(self, message: Mapping[str, Any]) -> None:
         await self._send_frame(json.dumps(message))
 
+    def _start_keepalive(self, message: Mapping[str, Any], interval: float | None) -> None:
+        """Send ``message`` whenever no frame has gone out for ``interval`` seconds (None: never), until the socket
+        ends or voxgate closes it; for vendors that close a socket left silent."""
+        if interval is not None:
+            self._keepalive = asyncio.create_task(self._keep_alive(message, interval))
+
+    def _stop_keepalive(self) -> None:
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+
+    async def _keep_alive(self, message: Mapping[str, Any], interval: float) -> None:
+        while not self._ended.is_set() and not self._closing:
+            await asyncio.sleep(max(0.05, self._last_sent + interval - time.monotonic()))
+            if time.monotonic() - self._last_sent >= interval and not self._closing:
+                try:
+                    await self._send_json(message)
+                except ProviderError:
+                    return  # the reader reports the failure
+
     async def _shutdown(self, goodbye: Mapping[str, Any] | None = None) -> None:
         """Send ``goodbye`` (the vendor's close message), give the vendor :attr:`close_wait` seconds to finish and
         close, then close the socket and stop the reader."""
+        self._stop_keepalive()
         if self._closing:
             return
         self._closing = True
@@ -366,6 +387,7 @@ class SocketConnection(ABC):
             raise
         except Exception as exc:  # a transport failure the library did not wrap
             end = ProviderError(f"{self._model_id}: the streaming connection failed: {exc!r}")
+        self._stop_keepalive()
         self._on_end()
         self._failure = end
         self._queue.put_nowait(end)

@@ -48,7 +48,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -128,9 +127,7 @@ class SonioxLiveConnection(SocketConnection):
         """Final tokens of a word not yet known to be complete."""
         self._settled = 0.0
         """End of the last final result (seconds)."""
-        self._keepalive: asyncio.Task[None] | None = None
-        if keepalive_interval is not None:
-            self._keepalive = asyncio.create_task(self._keep_alive(keepalive_interval))
+        self._start_keepalive({"type": "keepalive"}, keepalive_interval)
 
     async def start(self, configuration: dict[str, Any]) -> None:
         """Send the configuration message (the first one Soniox expects)."""
@@ -150,8 +147,7 @@ class SonioxLiveConnection(SocketConnection):
         await self._send_json({"type": "finalize"})
 
     async def close(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
+        self._stop_keepalive()
         if self._closing:
             return
         self._closing = True
@@ -167,19 +163,6 @@ class SonioxLiveConnection(SocketConnection):
         self._reader.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self._reader
-
-    async def _keep_alive(self, interval: float) -> None:
-        while not self._ended.is_set() and not self._closing:
-            await asyncio.sleep(max(0.05, self._last_sent + interval - time.monotonic()))
-            if time.monotonic() - self._last_sent >= interval and not self._closing:
-                try:
-                    await self._send_json({"type": "keepalive"})
-                except ProviderError:
-                    return  # the reader reports the failure
-
-    def _on_end(self) -> None:
-        if self._keepalive is not None:
-            self._keepalive.cancel()
 
     # -- messages -------------------------------------------------------------------------------------------------
 
