@@ -1,9 +1,10 @@
 """Pieces the benchmark scripts share: the data folder, MANIFEST.tsv rows, machine facts, a CPU meter, a live
-server and the WER counts. The scripts import it as ``from common import ...`` (their own folder is on sys.path
-when run as ``python bench/x.py``)."""
+server, the WER counts and the JSON report file. The scripts import it as ``from common import ...`` (their own
+folder is on sys.path when run as ``python bench/x.py``)."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -151,6 +152,22 @@ class CpuMeter:
         if self.end_load:
             out["load_average_at_end"] = loadavg()
         return out
+
+
+def describe_load(load: dict[str, Any]) -> str | None:
+    """One sentence on who used the CPU during the run (None where the meter could not tell)."""
+    if "other_processes_cores" not in load:
+        return None
+    return (
+        f"CPU: this run used {load['own_cores']:.2f} cores on average; other processes on the machine used "
+        f"{load['other_processes_cores']:.2f} of {os.cpu_count()} (shared CPUs make absolute times noisy)."
+    )
+
+
+def write_report(path: Path, report: Any, **dumps: Any) -> None:
+    """A benchmark's JSON report: UTF-8, indented, its folder created."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, ensure_ascii=False, **dumps) + "\n", encoding="utf-8")
 
 
 def _free_port() -> int:

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 import websockets
-from common import DATA, CpuMeter, LiveServer, machine_info, read_manifest
+from common import DATA, CpuMeter, LiveServer, describe_load, machine_info, read_manifest, write_report
 from rich.console import Console
 from rich.table import Table
 
@@ -546,11 +546,8 @@ def main(argv: list[str] | None = None) -> int:
     load = cpu.result()
     wall = time.perf_counter() - started
     console.print(f"total wall time {wall:.0f} s; loadavg at end {load['load_average_at_end']}")
-    if "other_processes_cores" in load:
-        console.print(
-            f"CPU: this run used {load['own_cores']:.2f} cores on average; other processes on the machine used "
-            f"{load['other_processes_cores']:.2f} of {os.cpu_count()} (shared CPUs make absolute times noisy)."
-        )
+    if (said := describe_load(load)) is not None:
+        console.print(said)
     report = {
         "benchmark": "concurrency",
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -581,8 +578,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": load,
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(args.out, report)
     console.print(f"wrote {args.out}")
     return 0
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import os
 import platform
 import resource
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import av
 import numpy as np
-from common import DATA
+from common import DATA, write_report
 
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
@@ -161,8 +160,7 @@ def main() -> int:
         f"{result['first_word_offset_seconds']['median']} s, p95 {result['first_word_offset_seconds']['p95']} s; "
         f"word starts monotonic: {monotonic}"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_report(args.out, result)
     print(f"wrote {args.out}")
     return 0
 

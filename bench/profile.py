@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import itertools
-import json
 import math
 import os
 import statistics
@@ -47,7 +46,7 @@ from typing import Any
 
 import anyio
 import numpy as np
-from common import DATA, busy_seconds, machine_info, own_cpu_seconds, read_manifest
+from common import DATA, busy_seconds, machine_info, own_cpu_seconds, read_manifest, write_report
 from rich.console import Console
 from rich.table import Table
 
@@ -836,8 +835,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         "segment_profiles": segment_results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=float) + "\n", encoding="utf-8")
+    write_report(args.out, report, default=float)
     console.print(f"wrote {args.out}")
     return 0
 

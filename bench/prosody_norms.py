@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import math
 import os
 import platform
@@ -34,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DATA, version
+from common import DATA, version, write_report
 from rich.console import Console
 from rich.table import Table
 
@@ -280,8 +279,7 @@ def main(argv: list[str] | None = None) -> int:
         "summary_vad": summarise(rows, "features_vad"),
         "clips": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+    write_report(args.out, report)
     console.print(f"wrote {args.out}")
     return 0
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
-import json
 import os
 import resource
 import statistics
@@ -30,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import DATA, CpuMeter, LiveServer, machine_info, read_manifest
+from common import DATA, CpuMeter, LiveServer, describe_load, machine_info, read_manifest, write_report
 from fastapi import FastAPI
 from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 from rich.console import Console
@@ -368,11 +367,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(table)
     console.print(LEGEND)
     load = cpu.result()
-    if "other_processes_cores" in load:
-        console.print(
-            f"CPU: this run used {load['own_cores']:.2f} cores on average; other processes on the machine used "
-            f"{load['other_processes_cores']:.2f} of {os.cpu_count()} (shared CPUs make absolute times noisy)."
-        )
+    if (said := describe_load(load)) is not None:
+        console.print(said)
 
     report = {
         "benchmark": "speed",
@@ -394,8 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         "files": [{k: f[k] for k in ("path", "kind", "duration_s")} for f in files],
         "models": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(args.out, report)
     console.print(f"wrote {args.out}")
     return 0
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import time
 import wave
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DATA, machine_info
+from common import DATA, machine_info, write_report
 
 from voxgate.analysis.turn import TurnDetector, log_mel_features, model_window
 from voxgate.analysis.vad import FRAME_SAMPLES, SileroVad
@@ -147,8 +146,7 @@ def main() -> None:
         f"{timing['turn_onnx']:.1f}); VAD {timing['vad_per_32ms_frame']:.3f} ms per 32 ms frame, "
         f"{timing['vad_per_100ms_chunk']:.3f} ms per 100 ms chunk"
     )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    write_report(args.out, results)
     print(f"wrote {args.out}")
 
 

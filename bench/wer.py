@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import sys
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import jiwer
-from common import DATA, CpuMeter, machine_info, read_manifest, word_counts
+from common import DATA, CpuMeter, machine_info, read_manifest, word_counts, write_report
 from rich.console import Console
 from rich.table import Table
 from whisper_normalizer.english import EnglishTextNormalizer
@@ -238,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         "models": results,
         "vocabulary": vocabulary if args.vocabulary else None,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_report(args.out, report)
     console.print(f"wrote {args.out}")
     return 0
 
