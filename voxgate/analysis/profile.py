@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +110,20 @@ class VoiceProfile:
     speech_seconds: float = 0.0
     """How much speech this profile rests on."""
 
+    @classmethod
+    def of(cls, dimensions: Mapping[str, Labels], features: VoiceFeatures, speech_seconds: float) -> VoiceProfile:
+        """A profile from one label list per dimension, keyed as :meth:`dimensions` keys them."""
+        return cls(
+            language=dimensions["language"],
+            age=dimensions["age"],
+            emotion=dimensions["emotion"],
+            pitch=dimensions["pitch"],
+            vocal_style=dimensions["vocalStyle"],
+            accent=dimensions["accent"],
+            features=features,
+            speech_seconds=speech_seconds,
+        )
+
     def dimensions(self) -> dict[str, Labels]:
         return {
             "language": self.language,
@@ -122,15 +136,8 @@ class VoiceProfile:
 
     def top(self, n: int) -> VoiceProfile:
         """Each dimension cut to its ``n`` most confident labels."""
-        return replace(
-            self,
-            language=self.language[:n],
-            age=self.age[:n],
-            emotion=self.emotion[:n],
-            pitch=self.pitch[:n],
-            vocal_style=self.vocal_style[:n],
-            accent=self.accent[:n],
-        )
+        cut = {dimension: labels[:n] for dimension, labels in self.dimensions().items()}
+        return VoiceProfile.of(cut, self.features, self.speech_seconds)
 
 
 class OnnxClassifier:
@@ -222,16 +229,7 @@ class ProfileAnalyzer:
         }
         for dimension, classifier in self.overrides.items():
             dims[dimension] = classifier.predict(audio)
-        return VoiceProfile(
-            language=dims["language"],
-            age=dims["age"],
-            emotion=dims["emotion"],
-            pitch=dims["pitch"],
-            vocal_style=dims["vocalStyle"],
-            accent=dims["accent"],
-            features=features,
-            speech_seconds=float(features.speech_s or 0.0),
-        )
+        return VoiceProfile.of(dims, features, float(features.speech_s or 0.0))
 
     def _emotion(self, features: VoiceFeatures, text: str, language: str | None) -> Labels:
         arousal, arousal_weight = _arousal(features)
@@ -322,16 +320,7 @@ class ProfileSmoother:
             if commit:
                 self._state[dimension] = merged
             smoothed[dimension] = _sorted(merged)
-        return VoiceProfile(
-            language=smoothed["language"],
-            age=smoothed["age"],
-            emotion=smoothed["emotion"],
-            pitch=smoothed["pitch"],
-            vocal_style=smoothed["vocalStyle"],
-            accent=smoothed["accent"],
-            features=profile.features,
-            speech_seconds=profile.speech_seconds,
-        )
+        return VoiceProfile.of(smoothed, profile.features, profile.speech_seconds)
 
 
 def load_overrides(config: Mapping[str, Any]) -> dict[str, OnnxClassifier]:
@@ -363,13 +352,4 @@ def merge_profiles(profiles: Sequence[VoiceProfile]) -> VoiceProfile | None:
             values[f.name] = sum(v for v, _ in known) if known else None
         else:
             values[f.name] = sum(v * w for v, w in known) / sum(w for _, w in known) if known else None
-    return VoiceProfile(
-        language=merged["language"],
-        age=merged["age"],
-        emotion=merged["emotion"],
-        pitch=merged["pitch"],
-        vocal_style=merged["vocalStyle"],
-        accent=merged["accent"],
-        features=VoiceFeatures(**values),
-        speech_seconds=total,
-    )
+    return VoiceProfile.of(merged, VoiceFeatures(**values), total)
