@@ -4,6 +4,7 @@ folder is on sys.path when run as ``python bench/x.py``)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import platform
@@ -162,6 +163,16 @@ def describe_load(load: dict[str, Any]) -> str | None:
         f"CPU: this run used {load['own_cores']:.2f} cores on average; other processes on the machine used "
         f"{load['other_processes_cores']:.2f} of {os.cpu_count()} (shared CPUs make absolute times noisy)."
     )
+
+
+def report_head(benchmark: str, wall: float, data: Path) -> dict[str, Any]:
+    """The keys every JSON report starts with: which benchmark, when, how long it ran, on which data."""
+    return {
+        "benchmark": benchmark,
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "wall_seconds": round(wall, 1),
+        "data": str(data),
+    }
 
 
 def write_report(path: Path, report: Any, **dumps: Any) -> None:

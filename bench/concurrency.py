@@ -41,7 +41,6 @@ import argparse
 import asyncio
 import base64
 import contextlib
-import datetime as dt
 import json
 import logging
 import math
@@ -55,7 +54,7 @@ from typing import Any
 
 import numpy as np
 import websockets
-from common import DATA, CpuMeter, LiveServer, describe_load, machine_info, read_manifest, write_report
+from common import DATA, CpuMeter, LiveServer, describe_load, machine_info, read_manifest, report_head, write_report
 from rich.console import Console
 from rich.table import Table
 
@@ -549,10 +548,7 @@ def main(argv: list[str] | None = None) -> int:
     if (said := describe_load(load)) is not None:
         console.print(said)
     report = {
-        "benchmark": "concurrency",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 1),
-        "data": str(args.data),
+        **report_head("concurrency", wall, args.data),
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "pass_rule": {
             "p95_final_from_turn_end_below_s": THRESHOLD_S,

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import datetime as dt
 import json
 import logging
 import math
@@ -56,6 +55,7 @@ from common import (
     loadavg,
     machine_info,
     read_manifest,
+    report_head,
     word_counts,
     write_report,
 )
@@ -635,10 +635,7 @@ def main(argv: list[str] | None = None) -> int:
     if (said := describe_load(load)) is not None:
         console.print(said)
     report = {
-        "benchmark": "latency",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 1),
-        "data": str(args.data),
+        **report_head("latency", wall, args.data),
         "arguments": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "options": asdict(TranscriptionOptions()),
         "definitions": {

@@ -20,7 +20,6 @@ of ``multilingual/`` (split at 29.8 s, in the silence between the two readings),
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import math
 import os
 import platform
@@ -33,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import DATA, version, write_report
+from common import DATA, report_head, version, write_report
 from rich.console import Console
 from rich.table import Table
 
@@ -261,10 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     report = {
-        "benchmark": "prosody_norms",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "data": str(args.data),
+        **report_head("prosody_norms", time.perf_counter() - started, args.data),
         "words_model": args.model if args.words else None,
         "machine": {
             "platform": platform.platform(),

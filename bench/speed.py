@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import datetime as dt
 import os
 import resource
 import statistics
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import DATA, CpuMeter, LiveServer, describe_load, machine_info, read_manifest, write_report
+from common import DATA, CpuMeter, LiveServer, describe_load, machine_info, read_manifest, report_head, write_report
 from fastapi import FastAPI
 from faster_whisper import BatchedInferencePipeline, WhisperModel, decode_audio
 from rich.console import Console
@@ -371,10 +370,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(said)
 
     report = {
-        "benchmark": "speed",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "data": str(args.data),
+        **report_head("speed", time.perf_counter() - started, args.data),
         "repeat": args.repeat,
         "target_ratio": TARGET_RATIO,
         "order": "per file, both paths back to back; direct first in repetitions 1, 3, ..., rest first in 2, 4, ...",

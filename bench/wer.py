@@ -11,7 +11,6 @@ normalised with Whisper's ``EnglishTextNormalizer``; the corpus WER is total err
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import jiwer
-from common import DATA, CpuMeter, machine_info, read_manifest, word_counts, write_report
+from common import DATA, CpuMeter, machine_info, read_manifest, report_head, word_counts, write_report
 from rich.console import Console
 from rich.table import Table
 from whisper_normalizer.english import EnglishTextNormalizer
@@ -216,10 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     report = {
-        "benchmark": "wer",
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "wall_seconds": round(time.perf_counter() - started, 1),
-        "data": str(args.data),
+        **report_head("wer", time.perf_counter() - started, args.data),
         "manifest": "en/MANIFEST.tsv",
         "path": "voxgate.service.Service.transcribe_sync",
         "normalizer": "whisper_normalizer.english.EnglishTextNormalizer",
