@@ -83,14 +83,7 @@ def build_config(
     enable_voice_profile: bool = False,
 ) -> TranscribeConfig:
     """The request's ``transcribeConfig``; options left at None are not sent, so the server's defaults apply."""
-    fields: dict[str, Any] = {}
-    if model_id is not None:
-        fields["model_id"] = model_id
-    if language is not None:
-        fields["language"] = language
-    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
-    if prompt_list:
-        fields["prompts"] = prompt_list
+    fields = shared_fields(model_id, language, prompts, enable_voice_profile)
     if word_timestamps is not None:
         fields["include_word_timestamps"] = word_timestamps
     if audio_encoding is not None:
@@ -99,9 +92,24 @@ def build_config(
         fields["sample_rate_hertz"] = sample_rate
     if channels is not None:
         fields["number_of_channels"] = channels
+    return TranscribeConfig.model_validate(fields)
+
+
+def shared_fields(
+    model_id: str | None, language: str | None, prompts: Iterable[str], enable_voice_profile: bool
+) -> dict[str, Any]:
+    """The ``transcribeConfig`` fields files and streams share (snake_case, for the config models); None: unset."""
+    fields: dict[str, Any] = {}
+    if model_id is not None:
+        fields["model_id"] = model_id
+    if language is not None:
+        fields["language"] = language
+    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
+    if prompt_list:
+        fields["prompts"] = prompt_list
     if enable_voice_profile:
         fields["voice_profile_config"] = VoiceProfileConfig(enable_voice_profile=True)
-    return TranscribeConfig.model_validate(fields)
+    return fields
 
 
 def _request_kwargs(data: bytes, name: str, config: TranscribeConfig, multipart: bool) -> dict[str, Any]:

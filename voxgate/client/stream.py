@@ -40,7 +40,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from voxgate.audio.decode import iter_decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.client.errors import VoxgateClientError, VoxgateConnectionError
-from voxgate.protocol.http import VoiceProfileConfig
+from voxgate.client.rest import shared_fields
 from voxgate.protocol.ws import (
     AudioChunk,
     AudioContent,
@@ -160,20 +160,12 @@ def build_config(
         "audio_encoding": StreamEncoding(encoding.upper() if isinstance(encoding, str) else encoding),
         "sample_rate_hertz": sample_rate,
         "number_of_channels": channels,
+        **shared_fields(model_id, language, prompts, enable_voice_profile),
     }
-    if model_id is not None:
-        fields["model_id"] = model_id
-    if language is not None:
-        fields["language"] = language
-    prompt_list = [prompts] if isinstance(prompts, str) else list(prompts)
-    if prompt_list:
-        fields["prompts"] = prompt_list
     if turn_detection is not None:
         fields["turn_detection"] = _turn_detection(turn_detection)
     if partial_interval_ms is not None:
         fields["partial_interval_ms"] = partial_interval_ms
-    if enable_voice_profile:
-        fields["voice_profile_config"] = VoiceProfileConfig(enable_voice_profile=True)
     return StreamTranscribeConfig.model_validate(fields)
 
 
