@@ -13,6 +13,7 @@ export class Timeline {
     this.canvas = canvas;
     this.span = span;
     this.running = false;
+    this.colors = null;
     this.reset();
     new ResizeObserver(() => this.draw()).observe(canvas);
   }
@@ -94,7 +95,8 @@ export class Timeline {
     g.setTransform(ratio, 0, 0, ratio, 0, 0);
     g.clearRect(0, 0, width, height);
 
-    const colors = {
+    // the stylesheet's colours, read once: getComputedStyle on every frame would restyle for nothing
+    this.colors ??= {
       grid: css("--line") || "#2a313b",
       muted: css("--muted") || "#8b95a3",
       level: css("--level") || "#5b6b80",
@@ -103,6 +105,7 @@ export class Timeline {
       turn: css("--turn") || "#7c9cff",
       marker: css("--marker") || "#fbbf24",
     };
+    const colors = this.colors;
     const end = Math.max(this.now, this.span);
     const begin = end - this.span;
     const axis = 18;
