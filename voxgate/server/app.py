@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxgate import __version__
@@ -68,20 +69,22 @@ class BodyLimit:
 class Observe:
     """Count requests by route and status and time them (outermost, so refusals by :class:`BodyLimit` count too).
 
-    The route label is one of the app's own paths, ``/console/*`` for the console's files, or ``unmatched``: never
-    the raw path, which a client could vary without end to grow the metrics.
+    The route label is one of the app's own paths, ``<mount>/*`` for files under a mounted app (the console's), or
+    ``unmatched``: never the raw path, which a client could vary without end to grow the metrics.
     """
 
-    def __init__(self, app: ASGIApp, metrics: Metrics, routes: frozenset[str]) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics, routes: frozenset[str], mounts: tuple[str, ...] = ()) -> None:
         self.app = app
         self.metrics = metrics
         self.routes = routes
+        self.mounts = mounts
 
     def label(self, path: str) -> str:
         if path in self.routes:
             return path
-        if path.startswith("/console/"):
-            return "/console/*"
+        for mount in self.mounts:
+            if path.startswith(mount + "/"):
+                return mount + "/*"
         return "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -183,5 +186,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
     routers = (http.router, openai.router, console.router) if settings.console else (http.router, openai.router)
     routes = frozenset(r.path for router in routers for r in router.routes if isinstance(r, APIRoute))
-    app.add_middleware(Observe, metrics=svc.metrics, routes=routes)
+    mounts = tuple(r.path for r in app.routes if isinstance(r, Mount))
+    app.add_middleware(Observe, metrics=svc.metrics, routes=routes, mounts=mounts)
     return app
