@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import csv
+import io
 import re
+import wave
 from pathlib import Path
 
 import jiwer
+import numpy as np
+import numpy.typing as npt
 
-__all__ = ["normalise", "reference", "wer"]
+from voxgate.audio.decode import decode
+from voxgate.audio.pcm import encode_linear16
+from voxgate.types import SAMPLE_RATE
+
+__all__ = ["Turn", "conversation", "normalise", "reference", "speaker_accuracy", "wav_bytes", "wer"]
 
 
 def normalise(text: str) -> str:
@@ -30,3 +38,52 @@ def reference(data: Path, relpath: str) -> str:
             if row["path"] == name:
                 return row["reference"]
     raise KeyError(f"{name} is not listed in {manifest}")
+
+
+Turn = tuple[float, float, str]
+"""Where one clip sits in a conversation: start and end seconds, and the speaker (the clip's name up to ``_``)."""
+
+
+def conversation(data: Path, clips: list[str], gap: float = 0.8) -> tuple[npt.NDArray[np.float32], list[Turn]]:
+    """Real clips (``folder/file``) one after another with ``gap`` seconds of silence: a conversation whose turns are
+    known. The speaker of ``en/spk1_snt2.wav`` is ``spk1``; of ``en/jfk.flac``, ``jfk``."""
+    pieces: list[npt.NDArray[np.float32]] = []
+    turns: list[Turn] = []
+    at = 0
+    silence = np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)
+    for clip in clips:
+        audio = decode(data / clip)
+        speaker = clip.split("/")[-1].split(".")[0].split("_")[0]
+        turns.append((at / SAMPLE_RATE, (at + len(audio)) / SAMPLE_RATE, speaker))
+        pieces += [audio, silence]
+        at += len(audio) + len(silence)
+    return np.concatenate(pieces), turns
+
+
+def speaker_accuracy(turns: list[Turn], words: list[tuple[float, float, int]]) -> float:
+    """Share of words (start, end, speaker tag) whose tag is their turn's speaker, under the best one-to-one mapping
+    of tags to speakers (greedy by count, which is optimal for the few speakers here)."""
+    votes: dict[tuple[int, str], int] = {}
+    truth = []
+    for start, end, tag in words:
+        middle = (start + end) / 2
+        speaker = min(turns, key=lambda t: 0 if t[0] <= middle <= t[1] else min(abs(middle - t[0]), abs(middle - t[1])))
+        truth.append((tag, speaker[2]))
+        votes[(tag, speaker[2])] = votes.get((tag, speaker[2]), 0) + 1
+    mapping: dict[int, str] = {}
+    for (tag, speaker), _ in sorted(votes.items(), key=lambda kv: -kv[1]):
+        if tag not in mapping and speaker not in mapping.values():
+            mapping[tag] = speaker
+    right = sum(1 for tag, speaker in truth if mapping.get(tag) == speaker)
+    return right / len(truth) if truth else 0.0
+
+
+def wav_bytes(audio: npt.NDArray[np.float32]) -> bytes:
+    """16 kHz mono audio as a 16-bit WAV file."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(encode_linear16(audio))
+    return buf.getvalue()

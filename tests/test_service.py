@@ -6,10 +6,13 @@ import av
 import numpy as np
 import pytest
 
+from tests.speech import conversation, speaker_accuracy
+from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.audio.decode import decode
+from voxgate.audio.pcm import PcmEncoding, encode_linear16
 from voxgate.config import Settings
 from voxgate.errors import EmptyAudio, ModelNotFound
-from voxgate.service import Service, merge_windows
+from voxgate.service import RawAudio, Service, merge_windows
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions
 
 
@@ -126,3 +129,46 @@ async def test_a_profiled_file_identifies_each_segment_language_once(
         assert segment.language_scores[0].code == segment.language
         assert profile.language[0].label == segment.language
     assert {s.language for s in segments} == {"en", "de"}
+
+
+# -- diarization --------------------------------------------------------------------------------------------------
+
+_TALK = ["en/spk1_snt1.wav", "en/spk2_snt1.wav", "en/spk1_snt2.wav", "en/spk2_snt2.wav", "en/spk1_snt3.wav"]
+
+
+async def test_diarization_tells_two_real_voices_apart(service: Service, data: Path) -> None:
+    """Five Harvard sentences, two speakers taking turns (real recordings, 0.8 s apart)."""
+    audio, turns = conversation(data, _TALK)
+    source = RawAudio(encode_linear16(audio), PcmEncoding.LINEAR16, SAMPLE_RATE)
+    result = await service.transcribe_file(
+        source, TranscriptionOptions(language="en"), "whisper/tiny.en", diarize=DiarizationOptions()
+    )
+    who = result.speakers
+    assert who is not None
+    words = result.transcript.words
+    assert len(who.words) == len(words) > 30
+    assert who.count == 2
+    assert who.words[0] == 1  # numbered by first appearance
+    accuracy = speaker_accuracy(turns, [(w.start, w.end, k) for w, k in zip(words, who.words, strict=True)])
+    assert accuracy >= 0.95, accuracy
+    # A segment (up to 30 s of speech for faster-whisper) may hold both voices: it takes the one heard longest.
+    assert len(who.segments) == len(result.transcript.segments)
+    assert set(who.segments) <= {1, 2}
+
+
+async def test_diarization_can_be_told_how_many_speakers(service: Service, data: Path) -> None:
+    audio, _ = conversation(data, _TALK[:4])
+    source = RawAudio(encode_linear16(audio), PcmEncoding.LINEAR16, SAMPLE_RATE)
+    options = TranscriptionOptions(language="en")
+    one = await service.transcribe_file(source, options, "whisper/tiny.en", diarize=DiarizationOptions(max_speakers=1))
+    assert one.speakers is not None
+    assert set(one.speakers.words) == {1}
+    three = DiarizationOptions(min_speakers=3, max_speakers=3)
+    forced = await service.transcribe_file(source, options, "whisper/tiny.en", diarize=three)
+    assert forced.speakers is not None
+    assert forced.speakers.count == 3
+
+
+async def test_diarization_is_off_unless_asked(service: Service, data: Path) -> None:
+    result = await service.transcribe_file(data / "en" / "spk1_snt1.wav", TranscriptionOptions(), "whisper/tiny.en")
+    assert result.speakers is None

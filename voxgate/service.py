@@ -12,8 +12,12 @@ from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import numpy as np
+import numpy.typing as npt
 
+from voxgate.analysis.diarize import Chunk, DiarizationOptions, Speakers, assign, chunks_of, clip_of, cluster
 from voxgate.analysis.profile import OnnxClassifier, ProfileAnalyzer, VoiceProfile, merge_profiles
+from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import SileroVad
 from voxgate.audio.decode import iter_decode, probe
@@ -94,6 +98,7 @@ class Service:
         self._load_lock = threading.Lock()
         self._vad: SileroVad | None = None
         self._turn: TurnDetector | None = None
+        self._speaker_encoder: SpeakerEncoder | None = None
         self._small_models: anyio.CapacityLimiter | None = None
         self._profiler: ProfileAnalyzer | None = None
         self._remote_calls: anyio.CapacityLimiter | None = None
@@ -220,6 +225,20 @@ class Service:
                 self._turn = TurnDetector.load()
             return self._turn
 
+    def speaker_encoder(self) -> SpeakerEncoder:
+        """The shared speaker encoder (diarization)."""
+        with self._load_lock:
+            if self._speaker_encoder is None:
+                self._speaker_encoder = SpeakerEncoder.load()
+            return self._speaker_encoder
+
+    def _window_voices(self, audio: Audio, result: Transcript) -> tuple[list[Chunk], npt.NDArray[np.float32]]:
+        """A window's chunks of one voice and their speaker embeddings (blocking; run it on the scheduler)."""
+        chunks = chunks_of(result.segments)
+        if not chunks:
+            return [], np.zeros((0, SpeakerEncoder.size), dtype=np.float32)
+        return chunks, self.speaker_encoder().embed([clip_of(audio, c) for c in chunks])
+
     # -- streams --------------------------------------------------------------------------------------------------
 
     async def open_stream(
@@ -250,6 +269,7 @@ class Service:
             if config.profile:
                 await anyio.to_thread.run_sync(self.profile_analyzer)
                 await self.load(self.settings.language_id_model)
+            encoder = await anyio.to_thread.run_sync(self.speaker_encoder) if config.diarize else None
         except BaseException:
             self.active_streams -= 1
             self.metrics.streams.set(self.active_streams)
@@ -274,6 +294,7 @@ class Service:
             small_models=self._small_models,
             batching=self.settings.stream_batching,
             profiler=self.profile if config.profile else None,
+            speaker_encoder=encoder,
             on_close=closed,
         )
         try:
@@ -352,14 +373,33 @@ class Service:
         progress: ProgressCallback | None = None,
     ) -> Transcript:
         """Transcribe a whole file in this thread (the CLI's path)."""
+        return self.transcribe_file_sync(source, options, model_id, progress).transcript
+
+    def transcribe_file_sync(
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        model_id: str | None = None,
+        progress: ProgressCallback | None = None,
+        *,
+        diarize: DiarizationOptions | None = None,
+    ) -> FileResult:
+        """:meth:`transcribe_sync`, with who spoke each word and segment when ``diarize`` is given."""
         engine = self.engine(model_id)
+        if diarize is not None:
+            options = replace(options, word_timestamps=True)
         total = self.duration_hint(source)
         parts = []
+        voices = []
         for offset, audio in self.windows(source):
-            parts.append((offset, self._run_window(engine, audio, options), ()))
+            result = self._run_window(engine, audio, options)
+            if diarize is not None:
+                voices.append(self._window_voices(audio, result))
+            parts.append((offset, result, ()))
             if progress is not None:
                 progress((offset + len(audio)) / SAMPLE_RATE, total)
-        return merge_windows(parts, engine.model_id).transcript
+        merged = merge_windows(parts, engine.model_id)
+        return merged if diarize is None else replace(merged, speakers=_who_spoke(parts, voices, diarize))
 
     async def transcribe(
         self, source: AudioSource, options: TranscriptionOptions, model_id: str | None = None
@@ -374,8 +414,10 @@ class Service:
         model_id: str | Sequence[str] | None = None,
         *,
         profile: bool = False,
+        diarize: DiarizationOptions | None = None,
     ) -> FileResult:
-        """:meth:`transcribe`, with a voice profile for the file and each segment when ``profile`` is set.
+        """:meth:`transcribe`, with a voice profile for the file and each segment when ``profile`` is set, and who
+        spoke each word and segment when ``diarize`` is given.
 
         ``model_id`` may be an ordered list: when a model fails (a provider error or timeout, a missing key, an
         engine failure), the next one is tried, and the result says so in its warnings.
@@ -386,7 +428,7 @@ class Service:
         notes: list[str] = []
         for i, candidate in enumerate(candidates):
             try:
-                result = await self._transcribe_file(source, options, candidate, profile)
+                result = await self._transcribe_file(source, options, candidate, profile, diarize)
             except (EngineError, ModelUnavailable, Timeout) as exc:
                 if i == len(candidates) - 1:
                     raise
@@ -400,13 +442,22 @@ class Service:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _transcribe_file(
-        self, source: AudioSource, options: TranscriptionOptions, model_id: str | None, profile: bool
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        model_id: str | None,
+        profile: bool,
+        diarize: DiarizationOptions | None,
     ) -> FileResult:
         engine = await self.load(model_id)
         if profile:
             await self.load(self.settings.language_id_model)
+        if diarize is not None:
+            await anyio.to_thread.run_sync(self.speaker_encoder)
+            options = replace(options, word_timestamps=True)  # chunks follow the words; the caller may drop them
         windows = self.windows(source)
         parts = []
+        voices: list[tuple[list[Chunk], npt.NDArray[np.float32]]] = []
         while (item := await anyio.to_thread.run_sync(next, windows, None)) is not None:
             offset, audio = item
             work = functools.partial(self._run_window, engine, audio, options)
@@ -420,8 +471,31 @@ class Service:
             if profile:
                 work_profiles = functools.partial(self._window_profiles, audio, result, options.language)
                 profiles = await self.scheduler.run(work_profiles)
+            if diarize is not None:
+                voices.append(await self.scheduler.run(functools.partial(self._window_voices, audio, result)))
             parts.append((offset, result, profiles))
-        return merge_windows(parts, engine.model_id)
+        merged = merge_windows(parts, engine.model_id)
+        if diarize is None:
+            return merged
+        return replace(merged, speakers=_who_spoke(parts, voices, diarize))
+
+
+def _who_spoke(
+    parts: Sequence[tuple[int, Transcript, tuple[VoiceProfile | None, ...]]],
+    voices: Sequence[tuple[list[Chunk], npt.NDArray[np.float32]]],
+    options: DiarizationOptions,
+) -> Speakers:
+    """Cluster every window's chunks together and hand the speakers to the merged transcript's words and segments."""
+    chunks: list[Chunk] = []
+    words = segments = 0
+    for (offset, part, _), (window_chunks, _) in zip(parts, voices, strict=True):
+        chunks.extend(c.shifted(offset / SAMPLE_RATE, segments, words) for c in window_chunks)
+        words += len(part.words)
+        segments += len(part.segments)
+    vectors = [v for _, v in voices if len(v)]
+    embeddings = np.concatenate(vectors) if vectors else np.zeros((0, SpeakerEncoder.size), dtype=np.float32)
+    speakers = cluster(embeddings, [c.seconds for c in chunks], options)
+    return assign(chunks, speakers, words=words, segments=segments)
 
 
 def _answer(scores: tuple[LanguageScore, ...]) -> Callable[[Audio], Sequence[LanguageScore]]:
@@ -440,6 +514,8 @@ class FileResult:
     """The whole file's voice profile (segments merged, weighted by speech)."""
     segment_profiles: tuple[VoiceProfile | None, ...] = ()
     """One per segment of the transcript, in order (None for segments too short to measure)."""
+    speakers: Speakers | None = None
+    """Who spoke each word and segment, when diarization was asked for."""
 
 
 def merge_windows(

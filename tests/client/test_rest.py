@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from tests.client import TINY, closed_port_url
 from tests.conftest import LiveServer
-from tests.speech import reference, wer
+from tests.speech import conversation, reference, wer
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.client import (
@@ -75,6 +75,21 @@ async def test_async_multipart_with_prompts(live_server: LiveServer, data: Path)
     assert response.usage.transcribed_audio_ms == 11000
     assert response.segments
     assert TINY in {m["id"] for m in models}
+
+
+def test_diarization_without_word_timestamps(live_server: LiveServer, data: Path) -> None:
+    """Speakers are found from the words even when the caller does not want them back."""
+    audio, _ = conversation(data, ["en/spk2_snt5.wav", "en/spk1_snt6.wav"])
+    with Client(live_server.url) as client:
+        response = client.transcribe(
+            encode_linear16(audio), model_id=TINY, audio_encoding="LINEAR16", sample_rate=16000,
+            word_timestamps=False, diarize=True,
+        )  # fmt: skip
+    assert response.transcription.word_timestamps == []
+    assert response.utterances is not None
+    assert [u.speaker_tag for u in response.utterances] == [1, 2]
+    assert wer(reference(data, "en/spk2_snt5.wav"), response.utterances[0].transcript) <= 0.2
+    assert wer(reference(data, "en/spk1_snt6.wav"), response.utterances[1].transcript) <= 0.2
 
 
 def test_transcribe_file_helper(live_server: LiveServer, data: Path) -> None:

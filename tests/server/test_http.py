@@ -17,7 +17,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.speech import normalise, reference, wer
+from tests.speech import conversation, normalise, reference, speaker_accuracy, wav_bytes, wer
 from voxgate import __version__
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_linear16, pcm_to_float, resample
@@ -439,6 +439,33 @@ def test_voice_profile_in_the_response(client: TestClient, short_wav: bytes) -> 
     assert out["warnings"] == []
 
 
+def test_diarization_in_the_response(client: TestClient, data: Path) -> None:
+    audio, turns = conversation(data, ["en/spk1_snt4.wav", "en/spk2_snt4.wav", "en/spk1_snt5.wav", "en/jfk.flac"])
+    config = {"enableSpeakerDiarization": True, "maxSpeakerCount": 4}
+    body = request_body(wav_bytes(audio), modelId=TINY, language="en", diarizationConfig=config)
+    response = client.post(URL, json=body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    words = out["transcription"]["wordTimestamps"]
+    assert all(isinstance(w["speakerTag"], int) for w in words)
+    tagged = [(w["startTimeSeconds"], w["endTimeSeconds"], w["speakerTag"]) for w in words]
+    assert speaker_accuracy(turns, tagged) >= 0.95
+    assert {w["speakerTag"] for w in words} == {1, 2, 3}
+    assert all(seg["speakerTag"] in (1, 2, 3) for seg in out["segments"])
+    utterances = out["utterances"]
+    assert [u["speakerTag"] for u in utterances][:3] == [1, 2, 1]
+    assert utterances[-1]["transcript"].lower().startswith("and so my fellow americans")
+    assert all(u["startTimeSeconds"] < u["endTimeSeconds"] for u in utterances)
+    joined = " ".join(u["transcript"] for u in utterances)
+    assert normalise(joined) == normalise(" ".join(w["word"] for w in words))
+
+
+def test_no_speaker_fields_without_diarization(jfk_response: dict[str, Any]) -> None:
+    assert "utterances" not in jfk_response
+    assert all("speakerTag" not in w for w in jfk_response["transcription"]["wordTimestamps"])
+    assert all("speakerTag" not in seg for seg in jfk_response["segments"])
+
+
 # -- errors -------------------------------------------------------------------------------------------------------
 
 Kwargs = dict[str, Any]
@@ -494,6 +521,18 @@ ERROR_CASES: list[tuple[str, Callable[[], Kwargs], int, str]] = [
     ("unknown-whisper-model", _json(PCM, modelId="whisper/does-not-exist"), 404, "model_not_found"),
     ("model-id-without-provider", _json(PCM, modelId="tiny.en"), 404, "model_not_found"),
     ("english-model-german", _json(WAV, modelId=TINY, language="de"), 400, "invalid_argument"),
+    (
+        "diarization-min-over-max",
+        _json(WAV, modelId=TINY, diarizationConfig={"minSpeakerCount": 3, "maxSpeakerCount": 2}),
+        400,
+        "invalid_argument",
+    ),
+    (
+        "diarization-no-speakers",
+        _json(WAV, modelId=TINY, diarizationConfig={"maxSpeakerCount": 0}),
+        400,
+        "invalid_argument",
+    ),
     (
         "malformed-json",
         lambda: {"content": b'{"audioData": {"content": ', "headers": {"content-type": "application/json"}},

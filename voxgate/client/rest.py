@@ -29,6 +29,7 @@ from voxgate.client.errors import VoxgateClientError, VoxgateConnectionError, er
 from voxgate.protocol.http import (
     AudioData,
     AudioEncoding,
+    DiarizationConfig,
     TranscribeConfig,
     TranscribeRequest,
     TranscribeResponse,
@@ -81,9 +82,10 @@ def build_config(
     sample_rate: int | None = None,
     channels: int | None = None,
     enable_voice_profile: bool = False,
+    diarize: bool = False,
 ) -> TranscribeConfig:
     """The request's ``transcribeConfig``; options left at None are not sent, so the server's defaults apply."""
-    fields = shared_fields(model_id, language, prompts, enable_voice_profile)
+    fields = shared_fields(model_id, language, prompts, enable_voice_profile, diarize)
     if word_timestamps is not None:
         fields["include_word_timestamps"] = word_timestamps
     if audio_encoding is not None:
@@ -96,7 +98,7 @@ def build_config(
 
 
 def shared_fields(
-    model_id: str | None, language: str | None, prompts: Iterable[str], enable_voice_profile: bool
+    model_id: str | None, language: str | None, prompts: Iterable[str], enable_voice_profile: bool, diarize: bool
 ) -> dict[str, Any]:
     """The ``transcribeConfig`` fields files and streams share (snake_case, for the config models); None: unset."""
     fields: dict[str, Any] = {}
@@ -109,6 +111,8 @@ def shared_fields(
         fields["prompts"] = prompt_list
     if enable_voice_profile:
         fields["voice_profile_config"] = VoiceProfileConfig(enable_voice_profile=True)
+    if diarize:
+        fields["diarization_config"] = DiarizationConfig(enable_speaker_diarization=True)
     return fields
 
 
@@ -199,6 +203,7 @@ class Client:
         sample_rate: int | None = None,
         channels: int | None = None,
         enable_voice_profile: bool = False,
+        diarize: bool = False,
         multipart: bool = False,
     ) -> TranscribeResponse:
         """Transcribe a whole file (a path or its bytes); the parsed response.
@@ -216,6 +221,7 @@ class Client:
             sample_rate=sample_rate,
             channels=channels,
             enable_voice_profile=enable_voice_profile,
+            diarize=diarize,
         )
         target = self.url + TRANSCRIBE_PATH
         kwargs = _request_kwargs(data, name, config, multipart)
@@ -277,6 +283,7 @@ class AsyncClient:
         sample_rate: int | None = None,
         channels: int | None = None,
         enable_voice_profile: bool = False,
+        diarize: bool = False,
         multipart: bool = False,
     ) -> TranscribeResponse:
         """Transcribe a whole file (a path or its bytes); the parsed response. See :meth:`Client.transcribe`."""
@@ -294,6 +301,7 @@ class AsyncClient:
             sample_rate=sample_rate,
             channels=channels,
             enable_voice_profile=enable_voice_profile,
+            diarize=diarize,
         )
         target = self.url + TRANSCRIBE_PATH
         kwargs = _request_kwargs(data, name, config, multipart)

@@ -151,6 +151,7 @@ def build_config(
     turn_detection: TurnDetection | Mapping[str, Any] | None = None,
     partial_interval_ms: int | None = None,
     enable_voice_profile: bool = False,
+    diarize: bool = False,
 ) -> StreamTranscribeConfig:
     """The ``transcribeConfig`` for these options (validated here, so a bad value fails before connecting).
 
@@ -160,7 +161,7 @@ def build_config(
         "audio_encoding": StreamEncoding(encoding.upper() if isinstance(encoding, str) else encoding),
         "sample_rate_hertz": sample_rate,
         "number_of_channels": channels,
-        **shared_fields(model_id, language, prompts, enable_voice_profile),
+        **shared_fields(model_id, language, prompts, enable_voice_profile, diarize),
     }
     if turn_detection is not None:
         fields["turn_detection"] = _turn_detection(turn_detection)
@@ -329,6 +330,7 @@ async def connect(
     turn_detection: TurnDetection | Mapping[str, Any] | None = None,
     partial_interval_ms: int | None = None,
     enable_voice_profile: bool = False,
+    diarize: bool = False,
     open_timeout: float = 10.0,
 ) -> AsyncIterator[AsyncStream]:
     """Open a stream to the voxgate (or reference API) server at ``url`` and send its ``transcribeConfig``.
@@ -347,6 +349,7 @@ async def connect(
         turn_detection=turn_detection,
         partial_interval_ms=partial_interval_ms,
         enable_voice_profile=enable_voice_profile,
+        diarize=diarize,
     )
     endpoint = stream_url(url)
     headers = {"Authorization": f"Basic {api_key}"} if api_key else None
@@ -388,6 +391,7 @@ async def stream_file(
     turn_detection: TurnDetection | Mapping[str, Any] | None = None,
     partial_interval_ms: int | None = None,
     enable_voice_profile: bool = False,
+    diarize: bool = False,
     on_progress: Callable[[float], None] | None = None,
 ) -> AsyncGenerator[StreamResult, None]:
     """Stream a whole audio file (any format :mod:`voxgate.audio.decode` reads) and yield messages as they arrive.
@@ -416,6 +420,7 @@ async def stream_file(
         turn_detection=turn_detection,
         partial_interval_ms=partial_interval_ms,
         enable_voice_profile=enable_voice_profile,
+        diarize=diarize,
     ) as stream:
 
         async def send_all() -> None:

@@ -11,9 +11,10 @@ from collections.abc import Container, Iterable, Mapping
 from enum import StrEnum
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
+from voxgate.analysis.diarize import DiarizationOptions, Speakers
 from voxgate.analysis.profile import VoiceProfile
 from voxgate.types import Segment, Transcript, Word
 
@@ -21,12 +22,14 @@ __all__ = [
     "AudioData",
     "AudioEncoding",
     "CamelModel",
+    "DiarizationConfig",
     "SegmentOut",
     "TranscribeConfig",
     "TranscribeRequest",
     "TranscribeResponse",
     "Transcription",
     "Usage",
+    "Utterance",
     "VoiceProfileConfig",
     "VoiceProfileOut",
     "WordTimestamp",
@@ -57,6 +60,36 @@ class VoiceProfileConfig(CamelModel):
     top_n: int = Field(default=3, ge=1, le=20)
 
 
+class DiarizationConfig(CamelModel):
+    """Who spoke when (Google's field names): a ``speakerTag`` per word and segment, and ``utterances``."""
+
+    enable_speaker_diarization: bool = False
+    min_speaker_count: int = Field(default=1, ge=1, le=20)
+    max_speaker_count: int = Field(default=8, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Self:
+        if self.min_speaker_count > self.max_speaker_count:
+            raise ValueError("minSpeakerCount must not exceed maxSpeakerCount")
+        return self
+
+    def options(self) -> DiarizationOptions | None:
+        """What the service takes, or None when diarization is off."""
+        if not self.enable_speaker_diarization:
+            return None
+        return DiarizationOptions(min_speakers=self.min_speaker_count, max_speakers=self.max_speaker_count)
+
+
+def _is_none(value: object) -> bool:
+    return value is None
+
+
+class OmitsNoSpeaker(CamelModel):
+    """Leaves ``speakerTag`` out of the JSON when there is none (no diarization): reference clients see no change."""
+
+    speaker_tag: int | None = Field(default=None, exclude_if=_is_none)
+
+
 class TranscribeConfig(CamelModel):
     model_id: str | list[str] | None = None
     """One model id, or an ordered list to fall back along when a model fails."""
@@ -67,6 +100,7 @@ class TranscribeConfig(CamelModel):
     include_word_timestamps: bool = True
     prompts: list[str] = Field(default_factory=list, max_length=200)
     voice_profile_config: VoiceProfileConfig | None = None
+    diarization_config: DiarizationConfig | None = None
 
     @field_validator("audio_encoding", mode="before")
     @classmethod
@@ -83,16 +117,22 @@ class TranscribeRequest(CamelModel):
     audio_data: AudioData
 
 
-class WordTimestamp(CamelModel):
+class WordTimestamp(OmitsNoSpeaker):
     word: str
     start_time_seconds: float
     end_time_seconds: float
     confidence: float
 
     @classmethod
-    def of(cls, w: Word) -> WordTimestamp:
+    def of(cls, w: Word, speaker: int | None = None) -> WordTimestamp:
         """The reference API's words are bare (``"Hey"`` for ``"Hey,"``): edge punctuation is in the transcript only."""
-        return cls(word=bare_word(w.word), start_time_seconds=w.start, end_time_seconds=w.end, confidence=w.confidence)
+        return cls(
+            word=bare_word(w.word),
+            start_time_seconds=w.start,
+            end_time_seconds=w.end,
+            confidence=w.confidence,
+            speaker_tag=speaker,
+        )
 
 
 class LanguageCandidate(CamelModel):
@@ -108,7 +148,7 @@ class Transcription(CamelModel):
     language_probability: float | None = None
 
 
-class SegmentOut(CamelModel):
+class SegmentOut(OmitsNoSpeaker):
     text: str
     start_time_seconds: float
     end_time_seconds: float
@@ -157,6 +197,44 @@ class VoiceProfileOut(CamelModel):
         )
 
 
+class Utterance(CamelModel):
+    """A stretch of one speaker's words, in time order (diarization only)."""
+
+    speaker_tag: int
+    transcript: str
+    start_time_seconds: float
+    end_time_seconds: float
+
+    @classmethod
+    def runs(cls, t: Transcript, speakers: Speakers) -> list[Utterance]:
+        """Consecutive words of one speaker joined (segments without words stand for themselves)."""
+        spans: list[tuple[int, list[str], float, float]] = []
+        n = 0
+        for s, segment in enumerate(t.segments):
+            items = (
+                [(speakers.words[n + i], w.word, w.start, w.end) for i, w in enumerate(segment.words)]
+                if segment.words
+                else [(speakers.segments[s] or 0, segment.text.strip(), segment.start, segment.end)]
+            )
+            n += len(segment.words)
+            for speaker, text, start, end in items:
+                if spans and spans[-1][0] == speaker:
+                    spans[-1][1].append(text)
+                    spans[-1] = (speaker, spans[-1][1], spans[-1][2], end)
+                else:
+                    spans.append((speaker, [text], start, end))
+        glue = "" if t.language in _UNSPACED else " "
+        return [
+            cls(speaker_tag=k, transcript=glue.join(x for x in texts if x), start_time_seconds=a, end_time_seconds=b)
+            for k, texts, a, b in spans
+            if k
+        ]
+
+
+_UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "km", "yue", "bo"})
+"""Languages written without spaces between words."""
+
+
 class Usage(CamelModel):
     transcribed_audio_ms: int
     model_id: str
@@ -168,7 +246,22 @@ class TranscribeResponse(CamelModel):
     language_candidates: list[LanguageCandidate] = Field(default_factory=list)
     segments: list[SegmentOut] = Field(default_factory=list)
     voice_profile: VoiceProfileOut | None = None
+    utterances: list[Utterance] | None = Field(default=None, exclude_if=_is_none)
+    """Who spoke when: present only when diarization was asked for."""
     warnings: list[str] = Field(default_factory=list)
+
+    def add_speakers(self, t: Transcript, speakers: Speakers) -> None:
+        """Tag every word and segment with its speaker and list the utterances."""
+        tags = iter(speakers.words)
+        for segment, out, tag in zip(t.segments, self.segments, speakers.segments, strict=True):
+            out.speaker_tag = tag
+            segment_tags = [next(tags) for _ in segment.words]
+            for word, word_tag in zip(out.word_timestamps, segment_tags, strict=False):
+                word.speaker_tag = word_tag
+        if self.transcription.word_timestamps:
+            for word, tag in zip(self.transcription.word_timestamps, speakers.words, strict=True):
+                word.speaker_tag = tag
+        self.utterances = Utterance.runs(t, speakers)
 
     @classmethod
     def of(cls, t: Transcript, *, model_id: str, words: bool) -> TranscribeResponse:

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
+from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.audio.pcm import PcmEncoding, check_sample_rate
 from voxgate.errors import EmptyAudio, InvalidBase64, InvalidRequest, PayloadTooLarge, Timeout
 from voxgate.protocol.http import (
@@ -75,11 +76,12 @@ async def run_transcription(
     model_id: str | Sequence[str] | None,
     *,
     profile: bool = False,
+    diarize: DiarizationOptions | None = None,
 ) -> FileResult:
     """Transcribe with the configured deadline; a request that runs past it gets a ``timeout`` error."""
     limit = service.settings.request_timeout_seconds
     with anyio.move_on_after(limit):
-        return await service.transcribe_file(source, options, model_id, profile=profile)
+        return await service.transcribe_file(source, options, model_id, profile=profile, diarize=diarize)
     raise Timeout(f"transcription took longer than {limit:.0f} s (VOXGATE_REQUEST_TIMEOUT_SECONDS)")
 
 
@@ -141,7 +143,10 @@ async def transcribe(request: Request) -> TranscribeResponse:
     source = audio_source(data, config, request.app.state.settings.max_upload_bytes)
     profile = config.voice_profile_config
     wanted = profile is not None and profile.enable_voice_profile
-    result = await run_transcription(service, source, options_of(config), config.model_id, profile=wanted)
+    diarize = config.diarization_config.options() if config.diarization_config else None
+    result = await run_transcription(
+        service, source, options_of(config), config.model_id, profile=wanted, diarize=diarize
+    )
     transcript = result.transcript
     # The reference echoes the requested modelId; with a fallback list, the model that did the work.
     echoed = config.model_id if isinstance(config.model_id, str) else transcript.model_id
@@ -153,6 +158,8 @@ async def transcribe(request: Request) -> TranscribeResponse:
             out.voice_profile = VoiceProfileOut.of(segment_profile, top_n) if segment_profile else None
         if result.profile is None:
             response.warnings.append("voiceProfileConfig: no speech long enough to profile")
+    if result.speakers is not None:
+        response.add_speakers(transcript, result.speakers)
     return response
 
 
