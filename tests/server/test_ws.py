@@ -162,6 +162,26 @@ async def test_two_turns_in_one_stream(live_server: LiveServer, data: Path) -> N
     assert ends[0]["timeSeconds"] < ends[1]["timeSeconds"]
 
 
+async def test_diarized_stream_tags_each_final_with_its_speaker(live_server: LiveServer, data: Path) -> None:
+    clips = [speech(data, name) for name in ("spk1_snt2.wav", "spk2_snt3.wav", "spk1_snt4.wav")]
+    async with open_stream(live_server) as ws:
+        await ws.send(
+            config_frame(
+                turnDetection={"mode": "vad", "silenceMs": 700}, diarizationConfig={"enableSpeakerDiarization": True}
+            )
+        )
+        await send_pcm(ws, pcm16(*(part for c in clips for part in (c, silence(1.5)))))
+        await ws.send(CLOSE_STREAM)
+        got = await drain(ws)
+
+    assert got.close_code == 1000, got.messages
+    assert not got.errors, got.errors
+    assert [f["speakerTag"] for f in got.finals] == [1, 2, 1]
+    for final in got.finals:
+        assert {w["speakerTag"] for w in final["wordTimestamps"]} == {final["speakerTag"]}
+    assert all("speakerTag" not in p for p in got.partials)
+
+
 async def test_partials_grow_with_a_stable_prefix(live_server: LiveServer, data: Path) -> None:
     jfk = speech(data, "jfk.flac")
     async with open_stream(live_server) as ws:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import SileroVad, VadStream
 from voxgate.audio.decode import decode
@@ -22,6 +23,7 @@ from voxgate.streaming.events import (
     Job,
     Output,
     ProfileJob,
+    SpeakerJob,
     TranscriptEvent,
     TurnCheckJob,
 )
@@ -70,6 +72,8 @@ class Driver:
     turn: TurnDetector | None
     profiler: object = None
     """``Service.profile`` (or anything with its signature) when the session builds voice profiles."""
+    encoder: SpeakerEncoder | None = None
+    """The speaker encoder, when the session diarizes."""
     auto: bool = True
     """Run jobs as soon as they are asked for (an infinitely fast server); else queue them for :meth:`run_jobs`."""
     events: list[Event] = field(default_factory=list)
@@ -78,7 +82,7 @@ class Driver:
 
     def _take(self, outputs: list[Output]) -> list[Output]:
         for out in outputs:
-            if isinstance(out, DecodeJob | TurnCheckJob | ProfileJob):
+            if isinstance(out, DecodeJob | TurnCheckJob | ProfileJob | SpeakerJob):
                 self.jobs.append(out)
                 self.queue.append(out)
             else:
@@ -94,6 +98,9 @@ class Driver:
                 assert callable(self.profiler)
                 profile = self.profiler(job.audio, text=job.text, words=job.words, language=job.language)
                 self._take(self.session.profiled(job, profile))
+            elif isinstance(job, SpeakerJob):
+                assert self.encoder is not None
+                self._take(self.session.voiced(job, self.encoder.embed([job.audio])[0]))
             elif isinstance(job, TurnCheckJob):
                 assert self.turn is not None
                 self._take(self.session.turn_checked(job, self.turn.predict(job.audio)))

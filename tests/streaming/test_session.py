@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import itertools
 import re
+from dataclasses import replace
 
 import jiwer
 import numpy as np
 import pytest
 
+from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.errors import ProtocolViolation
 from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
 from voxgate.streaming.events import (
     DecodeJob,
     DecodeKind,
     ProfileEvent,
+    SpeakerJob,
     SpeechEnded,
     SpeechStarted,
     StreamClosed,
@@ -221,3 +224,47 @@ def test_voice_profile_updates_during_a_turn_and_for_the_turn(vad_model, tiny, c
     assert isinstance(d.events[-1], StreamClosed)  # ... and the stream closes only after it
     assert turn_profiles[0].profile.features.word_count > 10  # the final's words fed the rate measures
     assert turn_profiles[0].profile.features.speaking_rate_wpm is not None
+
+
+def test_diarized_finals_carry_their_speaker(vad_model, tiny, clip, service) -> None:
+    """Three turns by two real voices: each final waits for its turn's voice and is tagged with it."""
+    cfg = SessionConfig(
+        options=TranscriptionOptions(language="en"), turn=TurnDetection(mode=TurnMode.VAD), diarize=DiarizationOptions()
+    )
+    cfg = replace(cfg, profile=True)
+    d = Driver(
+        StreamSession(cfg), vad_model.stream(), tiny, None, profiler=service.profile, encoder=service.speaker_encoder()
+    )
+    for name in ("spk1_snt1.wav", "spk2_snt2.wav", "spk1_snt3.wav"):
+        d.feed(np.concatenate([clip(name), silence(1.5)]))
+    d.close()
+    finals = d.finals()
+    assert [f.speaker for f in finals] == [1, 2, 1]
+    assert sum(isinstance(j, SpeakerJob) for j in d.jobs) == 3
+    # Each turn's own profile names the turn's speaker; the stream's running profile does not.
+    turn_profiles = [e for e in d.events if isinstance(e, ProfileEvent) and e.scope == "turn"]
+    assert [p.speaker for p in turn_profiles] == [1, 2, 1]
+    assert {e.speaker for e in d.events if isinstance(e, ProfileEvent) and e.scope == "stream"} == {None}
+    assert isinstance(d.events[-1], StreamClosed)
+
+
+def test_a_final_is_held_until_its_voice_is_known(vad_model, tiny, clip, service) -> None:
+    cfg = SessionConfig(
+        options=TranscriptionOptions(language="en"),
+        turn=TurnDetection(mode=TurnMode.MANUAL),
+        diarize=DiarizationOptions(),
+    )
+    d = Driver(StreamSession(cfg), vad_model.stream(), tiny, None, encoder=service.speaker_encoder(), auto=False)
+    d.feed(clip("spk2_snt1.wav"))
+    d.run_jobs()
+    d.close()
+    while not any(isinstance(j, SpeakerJob) for j in d.queue):
+        job = d.queue.popleft()
+        assert isinstance(job, DecodeJob)
+        d._take(d.session.decoded(job, tiny.transcribe_utterance(job.audio, job.options)))
+    assert d.finals() == []  # decoded, but not out before its speaker
+    assert not any(isinstance(e, StreamClosed) for e in d.events)
+    d.run_jobs()
+    (final,) = d.finals()
+    assert final.speaker == 1
+    assert isinstance(d.events[-1], StreamClosed)

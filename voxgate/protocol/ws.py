@@ -23,7 +23,14 @@ from typing import Any
 from pydantic import Field, TypeAdapter, ValidationError, field_validator
 
 from voxgate.errors import ProtocolViolation
-from voxgate.protocol.http import CamelModel, VoiceProfileConfig, VoiceProfileOut, WordTimestamp, describe_errors
+from voxgate.protocol.http import (
+    CamelModel,
+    DiarizationConfig,
+    VoiceProfileConfig,
+    VoiceProfileOut,
+    WordTimestamp,
+    describe_errors,
+)
 
 __all__ = [
     "AudioChunk",
@@ -97,6 +104,8 @@ class StreamTranscribeConfig(CamelModel):
     prompts: list[str] = Field(default_factory=list, max_length=200)
     include_word_timestamps: bool = True
     voice_profile_config: VoiceProfileConfig | None = None
+    diarization_config: DiarizationConfig | None = None
+    """Tag each final with its speaker (``minSpeakerCount`` does not apply: a stream decides turn by turn)."""
     turn_detection: TurnDetection = Field(default_factory=TurnDetection)
     profile_interval_ms: int = Field(default=1000, ge=250, le=30_000)
     """Voice profile cadence: an update after about this much new speech (when the profile is enabled)."""
@@ -185,6 +194,8 @@ class StreamTranscription(CamelModel):
     end_time_seconds: float
     stable_word_count: int | None = None
     """Partials only: the first N words are confirmed (LocalAgreement-2) and will not change in later partials."""
+    speaker_tag: int | None = None
+    """Finals of a diarized stream: the turn's speaker, 1, 2, ... in order of first appearance."""
 
 
 class TranscriptionResult(CamelModel):
@@ -200,6 +211,8 @@ class StreamVoiceProfile(VoiceProfileOut):
     time_seconds: float
     scope: str
     """``stream``: smoothed over the whole stream so far (sent as speech accumulates); ``turn``: one finished turn."""
+    speaker_tag: int | None = None
+    """A turn's profile in a diarized stream: whose voice it describes (the ``speakerTag`` of the turn's final)."""
 
 
 class VoiceProfileResult(CamelModel):

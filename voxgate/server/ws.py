@@ -81,13 +81,14 @@ def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
                 transcription=StreamTranscription(
                     transcript=event.text,
                     is_final=event.is_final,
-                    word_timestamps=[WordTimestamp.of(w) for w in event.words],
+                    word_timestamps=[WordTimestamp.of(w, event.speaker) for w in event.words],
                     language=event.language,
                     language_probability=event.language_probability,
                     turn_index=event.turn,
                     start_time_seconds=event.start,
                     end_time_seconds=event.end,
                     stable_word_count=event.stable_words,
+                    speaker_tag=event.speaker,
                 )
             )
         )
@@ -96,7 +97,11 @@ def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
         message = VoiceProfileMessage(
             result=VoiceProfileResult(
                 voice_profile=StreamVoiceProfile(
-                    **out.model_dump(), turn_index=event.turn, time_seconds=event.time, scope=event.scope
+                    **out.model_dump(),
+                    turn_index=event.turn,
+                    time_seconds=event.time,
+                    scope=event.scope,
+                    speaker_tag=event.speaker,
                 )
             )
         )
@@ -133,6 +138,7 @@ def _session_config(cfg: StreamTranscribeConfig) -> SessionConfig:
         partials=cfg.enable_partials,
         profile=cfg.voice_profile_config is not None and cfg.voice_profile_config.enable_voice_profile,
         profile_interval=cfg.profile_interval_ms / 1000,
+        diarize=cfg.diarization_config.options() if cfg.diarization_config else None,
     )
 
 

@@ -20,6 +20,7 @@ __all__ = [
     "Output",
     "ProfileEvent",
     "ProfileJob",
+    "SpeakerJob",
     "SpeechEnded",
     "SpeechStarted",
     "StreamClosed",
@@ -60,6 +61,8 @@ class TranscriptEvent:
     language: str | None = None
     language_probability: float | None = None
     stable_words: int | None = None
+    speaker: int | None = None
+    """Finals of a diarized stream: who spoke the turn (1, 2, ... in order of first appearance)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +72,8 @@ class ProfileEvent:
     profile: VoiceProfile
     scope: str
     """``stream`` (smoothed across the stream) or ``turn`` (one finished turn alone)."""
+    speaker: int | None = None
+    """A turn's profile in a diarized stream: the turn's speaker."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,5 +125,13 @@ class ProfileJob:
     """The profile of a finished turn (never dropped), rather than an update during one."""
 
 
-Job = DecodeJob | TurnCheckJob | ProfileJob
+@dataclass(frozen=True, slots=True, eq=False)
+class SpeakerJob:
+    """Embed a finished turn's voice; its final waits for the answer (:meth:`StreamSession.voiced`)."""
+
+    turn: int
+    audio: Audio
+
+
+Job = DecodeJob | TurnCheckJob | ProfileJob | SpeakerJob
 Output = Event | Job

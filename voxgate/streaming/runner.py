@@ -3,8 +3,8 @@
 The runner turns client audio bytes into 16 kHz samples and VAD probabilities, hands them to the session, and
 executes the jobs the session asks for — Whisper decodes through the shared :class:`Scheduler` (partials batched
 across every stream of the same model and droppable under load; speculative decodes and finals never dropped), turn
-checks on the small-model thread pool — feeding each answer back. Events for the client come out of
-:attr:`events` in order. Nothing here knows about WebSockets.
+checks and speaker embeddings on the small-model thread pool — feeding each answer back. Events for the client come
+out of :attr:`events` in order. Nothing here knows about WebSockets.
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any, Protocol
 import anyio.to_thread
 import numpy as np
 
+from voxgate.analysis.diarize import CHUNK_SECONDS
 from voxgate.analysis.profile import VoiceProfile
+from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import VadStream
 from voxgate.audio.pcm import PcmEncoding, StreamResampler, encode_linear16, pcm_to_float
@@ -28,7 +30,7 @@ from voxgate.engines.live import LiveConnector, LiveDecoder
 from voxgate.errors import EngineError, VoxgateError
 from voxgate.protocol.ws import EndTurnReason
 from voxgate.scheduler import Scheduler, Skipped, wait
-from voxgate.streaming.events import DecodeJob, DecodeKind, Event, Output, ProfileJob, TurnCheckJob
+from voxgate.streaming.events import DecodeJob, DecodeKind, Event, Output, ProfileJob, SpeakerJob, TurnCheckJob
 from voxgate.streaming.session import SessionConfig, StreamSession
 from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions, Word
 
@@ -72,6 +74,7 @@ class StreamRunner:
         small_models: anyio.CapacityLimiter,
         batching: bool = True,
         profiler: Profiler | None = None,
+        speaker_encoder: SpeakerEncoder | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.session = StreamSession(config)
@@ -88,6 +91,7 @@ class StreamRunner:
         self._small = small_models
         self._batching = batching
         self._profiler = profiler
+        self._speaker_encoder = speaker_encoder
         self._tasks: set[asyncio.Task[None]] = set()
         self._live: LiveDecoder | None = None
         """The vendor's real-time socket, when the current engine streams natively."""
@@ -187,6 +191,8 @@ class StreamRunner:
                 self._spawn(self._check_turn(output))
             elif isinstance(output, ProfileJob):
                 self._spawn(self._profile(output))
+            elif isinstance(output, SpeakerJob):
+                self._spawn(self._voice(output))
             else:
                 self.events.put_nowait(output)
 
@@ -295,6 +301,22 @@ class StreamRunner:
                 return
         if not self._closed:
             self._dispatch(self.session.profiled(job, profile))
+
+    async def _voice(self, job: SpeakerJob) -> None:
+        embedding: Audio | None = None
+        if self._speaker_encoder is not None:
+            # Pieces as long as a file's chunks, so that one distance threshold serves both.
+            work = functools.partial(
+                self._speaker_encoder.embed_utterances, [job.audio], window=CHUNK_SECONDS, hop=CHUNK_SECONDS / 2
+            )
+            try:
+                embedding = (await anyio.to_thread.run_sync(work, limiter=self._small))[0]
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the final still goes out, untagged, rather than be lost
+                log.exception("speaker embedding failed")
+        if not self._closed:
+            self._dispatch(self.session.voiced(job, embedding))
 
     async def _check_turn(self, job: TurnCheckJob) -> None:
         if self._turn is None:

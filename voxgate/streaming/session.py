@@ -17,12 +17,14 @@ is the final, so the final costs no decode of its own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import numpy as np
 
+from voxgate.analysis.diarize import DiarizationOptions, OnlineSpeakers
 from voxgate.analysis.profile import ProfileSmoother, VoiceProfile
+from voxgate.analysis.speaker import MIN_SAMPLES
 from voxgate.analysis.vad import SpeechSegmenter
 from voxgate.audio.buffer import SampleBuffer
 from voxgate.errors import ProtocolViolation
@@ -34,6 +36,7 @@ from voxgate.streaming.events import (
     Output,
     ProfileEvent,
     ProfileJob,
+    SpeakerJob,
     SpeechEnded,
     SpeechStarted,
     StreamClosed,
@@ -77,6 +80,8 @@ class SessionConfig:
     """Seconds of new speech between two profile updates."""
     profile_context: float = 15.0
     """Seconds of a turn's most recent audio a profile update looks at."""
+    diarize: DiarizationOptions | None = None
+    """Tag every final with its speaker (its turn's voice, compared with the voices heard before in the stream)."""
 
 
 def _seconds(samples: int) -> float:
@@ -124,6 +129,11 @@ class StreamSession:
         self._smoother = ProfileSmoother()
         self._profiling: set[int] = set()
         """Finished turns whose profile is still being computed."""
+        self._speakers = OnlineSpeakers(config.diarize) if config.diarize is not None else None
+        self._voicing: dict[int, list[Output]] = {}
+        """Finished turns waiting for their speaker: what goes out once it is known (the final first)."""
+        self._speaker_of: dict[int, int] = {}
+        """Finished turns' speakers, until their profile (which names it) is out."""
 
     # -- inspection ------------------------------------------------------------------------------------------------
 
@@ -231,14 +241,28 @@ class StreamSession:
         if profile is None or self.state is SessionState.CLOSED:
             if job.final:
                 self._profiling.discard(job.turn)
+                self._speaker_of.pop(job.turn, None)
                 return self._maybe_closed()
             return []
         now = _seconds(self._samples)
         if job.final:
             self._profiling.discard(job.turn)
             self._smoother.update(profile)
-            return [ProfileEvent(job.turn, now, profile, "turn"), *self._maybe_closed()]
+            speaker = self._speaker_of.pop(job.turn, None)
+            return [ProfileEvent(job.turn, now, profile, "turn", speaker), *self._maybe_closed()]
         return [ProfileEvent(job.turn, now, self._smoother.peek(profile), "stream")]
+
+    def voiced(self, job: SpeakerJob, embedding: Audio | None) -> list[Output]:
+        """A finished turn's speaker embedding (``None`` if it could not be computed): its final goes out, tagged."""
+        held = self._voicing.pop(job.turn, None)
+        if held is None or self.state is SessionState.CLOSED:
+            return []
+        if embedding is not None and self._speakers is not None:
+            speaker = self._speakers.assign(embedding, len(job.audio) / SAMPLE_RATE)
+            if any(isinstance(o, ProfileJob) for o in held):
+                self._speaker_of[job.turn] = speaker
+            held = [replace(o, speaker=speaker) if isinstance(o, TranscriptEvent) else o for o in held]
+        return [*held, *self._maybe_closed()]
 
     def turn_checked(self, job: TurnCheckJob, probability: float) -> list[Output]:
         """The turn model's answer: probability that the speaker has finished."""
@@ -430,11 +454,14 @@ class StreamSession:
             # The turn's profile comes after its final; the stream closes only once it is out too.
             self._profiling.add(turn.index)
             out.append(final_profile)
+        if self._speakers is not None and len(job.audio) >= MIN_SAMPLES:
+            self._voicing[turn.index] = out
+            return [SpeakerJob(turn.index, job.audio)]
         out.extend(self._maybe_closed())
         return out
 
     def _maybe_closed(self) -> list[Output]:
-        if self.state is SessionState.CLOSING and not self._ending and not self._profiling:
+        if self.state is SessionState.CLOSING and not self._ending and not self._profiling and not self._voicing:
             self.state = SessionState.CLOSED
             return [StreamClosed()]
         return []
