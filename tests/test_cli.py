@@ -5,6 +5,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from tests.speech import conversation, wav_bytes
 from voxgate.cli import app
 
 runner = CliRunner()
@@ -43,6 +44,23 @@ def test_transcribe_to_stdout_with_vocabulary(data: Path, settings_env: dict[str
     )
     assert result.exit_code == 0, result.output
     assert "ComfyUI" in result.stdout
+
+
+def test_transcribe_tells_speakers_apart(tmp_path: Path, data: Path, settings_env: dict[str, str]) -> None:
+    audio, _ = conversation(data, ["en/spk1_snt2.wav", "en/spk2_snt6.wav", "en/spk1_snt5.wav"])
+    path = tmp_path / "talk.wav"
+    path.write_bytes(wav_bytes(audio))
+    result = runner.invoke(app, ["transcribe", str(path), "--model", "whisper/tiny.en", "--diarize"], env=settings_env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["Speaker 1", "Speaker 2", "Speaker 1"]
+    assert "2 speakers" in result.output
+    known = runner.invoke(
+        app, ["transcribe", str(path), "--model", "whisper/tiny.en", "--speakers", "2", "-f", "json"], env=settings_env
+    )
+    assert known.exit_code == 0, known.output
+    body = json.loads(known.stdout)
+    assert [u["speakerTag"] for u in body["utterances"]] == [1, 2, 1]
 
 
 def test_bad_inputs_fail_cleanly(tmp_path: Path, data: Path, settings_env: dict[str, str]) -> None:

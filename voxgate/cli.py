@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from voxgate.analysis.diarize import DiarizationOptions, Speakers
 from voxgate.config import Settings
 from voxgate.errors import VoxgateError
 from voxgate.protocol.formats import to_srt, to_text, to_vtt
@@ -88,11 +89,13 @@ def models() -> None:
     out.print(table)
 
 
-def _render(transcript: Transcript, fmt: OutputFormat, model_id: str) -> str:
+def _render(transcript: Transcript, fmt: OutputFormat, model_id: str, speakers: Speakers | None = None) -> str:
     if fmt is OutputFormat.JSON:
         body = TranscribeResponse.of(transcript, model_id=model_id, words=True)
+        if speakers is not None:
+            body.add_speakers(transcript, speakers)
         return json.dumps(body.model_dump(by_alias=True), ensure_ascii=False, indent=2) + "\n"
-    return {OutputFormat.TXT: to_text, OutputFormat.SRT: to_srt, OutputFormat.VTT: to_vtt}[fmt](transcript)
+    return {OutputFormat.TXT: to_text, OutputFormat.SRT: to_srt, OutputFormat.VTT: to_vtt}[fmt](transcript, speakers)
 
 
 @app.command()
@@ -105,9 +108,19 @@ def transcribe(
     ] = None,
     fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.TXT,
     output_dir: Annotated[Path | None, typer.Option(help="Write FILE.<format> here instead of stdout.")] = None,
+    diarize: Annotated[bool, typer.Option("--diarize", help="Tell the speakers apart (Speaker 1, 2, ...).")] = False,
+    speakers: Annotated[
+        int | None, typer.Option(min=1, max=20, help="How many speakers there are, when you know (implies --diarize).")
+    ] = None,
 ) -> None:
     """Transcribe complete files, with a progress bar and a real-time-factor summary."""
     from voxgate.service import Service
+
+    who: DiarizationOptions | None = None
+    if speakers is not None:
+        who = DiarizationOptions(min_speakers=speakers, max_speakers=speakers)
+    elif diarize:
+        who = DiarizationOptions()
 
     service = Service(_settings(default_model=model, preload=[]))
     options = TranscriptionOptions(language=normalize_language(language), prompts=tuple(prompt or ()))
@@ -127,13 +140,14 @@ def transcribe(
                     progress.update(task, completed=done, total=total or None)
 
                 try:
-                    transcript = service.transcribe_sync(path, options, model, progress=report)
+                    result = service.transcribe_file_sync(path, options, model, progress=report, diarize=who)
                 except VoxgateError as exc:
                     err.print(f"[red]{path}: {exc.code}: {exc.message}[/red)")
                     failures += 1
                     continue
             wall = time.perf_counter() - started
-            text = _render(transcript, fmt, transcript.model_id)
+            transcript = result.transcript
+            text = _render(transcript, fmt, transcript.model_id, result.speakers)
             if output_dir is not None:
                 output_dir.mkdir(parents=True, exist_ok=True)
                 target = output_dir / f"{path.stem}.{fmt.value}"
@@ -144,6 +158,8 @@ def transcribe(
                 sys.stdout.flush()
             rtf = wall / transcript.duration if transcript.duration else 0.0
             lang = f", language {transcript.language} ({transcript.language_probability or 0:.2f})"
+            if result.speakers is not None:
+                lang += f", {result.speakers.count} speaker{'s' if result.speakers.count != 1 else ''}"
             err.print(
                 f"[dim]{path.name}: {transcript.duration:.1f} s audio in {wall:.1f} s wall, "
                 f"real-time factor {rtf:.3f}{lang}[/dim]"

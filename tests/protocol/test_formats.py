@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from voxgate.analysis.diarize import Speakers
 from voxgate.protocol.formats import (
     LANGUAGE_NAMES,
     ResponseFormat,
@@ -64,6 +65,19 @@ def test_vtt() -> None:
         "WEBVTT\n\n00:00:00.000 --> 00:00:01.500\nHello there.\n\n01:02:05.500 --> 01:02:07.042\nA very late line.\n"
     )
     assert render(TRANSCRIPT, ResponseFormat.VTT) == to_vtt(TRANSCRIPT)
+
+
+# Two speakers: "Hello" by 1, "there." by 2, the late line by 1 again.
+SPEAKERS = Speakers(words=(1, 2, 1, 1, 1), segments=(1, 1), count=2)
+
+
+def test_speakers_in_text_srt_and_vtt() -> None:
+    assert to_text(TRANSCRIPT, SPEAKERS) == "Speaker 1: Hello\nSpeaker 2: there.\nSpeaker 1: A very late\n"
+    srt = to_srt(TRANSCRIPT, SPEAKERS)
+    assert srt.startswith("1\n00:00:00,000 --> 00:00:00,600\nSpeaker 1: Hello\n\n2\n00:00:00,700 --> 00:00:01,500\n")
+    assert srt.endswith("3\n01:02:05,500 --> 01:02:06,400\nSpeaker 1: A very late\n")
+    vtt = to_vtt(TRANSCRIPT, SPEAKERS)
+    assert "00:00:00.700 --> 00:00:01.500\n<v Speaker 2>there.\n" in vtt
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
+from voxgate.analysis.diarize import Speakers
+from voxgate.protocol.http import Utterance
 from voxgate.types import Transcript
 
 __all__ = ["LANGUAGE_NAMES", "ResponseFormat", "render", "to_openai_json", "to_srt", "to_text", "to_vtt"]
@@ -39,20 +41,35 @@ def _clock(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def to_text(t: Transcript) -> str:
-    return t.text + "\n"
+def _parts(t: Transcript, speakers: Speakers | None) -> list[tuple[float, float, str, int | None]]:
+    """What to show, in order: the segments, or with speakers, each speaker's turns (start, end, text, speaker)."""
+    if speakers is None:
+        return [(s.start, s.end, s.text.strip(), None) for s in t.segments if s.text.strip()]
+    return [
+        (u.start_time_seconds, u.end_time_seconds, u.transcript, u.speaker_tag) for u in Utterance.runs(t, speakers)
+    ]
 
 
-def to_srt(t: Transcript) -> str:
+def to_text(t: Transcript, speakers: Speakers | None = None) -> str:
+    if speakers is None:
+        return t.text + "\n"
+    return "".join(f"Speaker {k}: {text}\n" for _, _, text, k in _parts(t, speakers))
+
+
+def to_srt(t: Transcript, speakers: Speakers | None = None) -> str:
     cues = [
-        f"{i}\n{_clock(s.start, ',')} --> {_clock(s.end, ',')}\n{s.text.strip()}\n"
-        for i, s in enumerate(t.segments, start=1)
+        f"{i}\n{_clock(a, ',')} --> {_clock(b, ',')}\n{f'Speaker {k}: ' if k else ''}{text}\n"
+        for i, (a, b, text, k) in enumerate(_parts(t, speakers), start=1)
     ]
     return "\n".join(cues)
 
 
-def to_vtt(t: Transcript) -> str:
-    cues = [f"{_clock(s.start, '.')} --> {_clock(s.end, '.')}\n{s.text.strip()}\n" for s in t.segments]
+def to_vtt(t: Transcript, speakers: Speakers | None = None) -> str:
+    """WebVTT; a speaker is named with a voice span (``<v Speaker 2>``), which players show or style."""
+    cues = [
+        f"{_clock(a, '.')} --> {_clock(b, '.')}\n{f'<v Speaker {k}>' if k else ''}{text}\n"
+        for a, b, text, k in _parts(t, speakers)
+    ]
     return "WEBVTT\n\n" + "\n".join(cues)
 
 
