@@ -25,7 +25,7 @@ from pydantic import SecretStr
 
 from tests.conftest import LiveServer
 from tests.server.wsutil import clip
-from tests.speech import reference, wer
+from tests.speech import conversation, reference, wav_bytes, wer
 from voxgate.config import Settings
 from voxgate.server.app import create_app
 from voxgate.service import Service
@@ -398,6 +398,7 @@ def test_a_file_plays_back_with_its_words_highlighted(open_page: Visit, data: Pa
     transcript = page.inner_text("#file-transcript .segment-text")
     assert wer(expected, transcript) <= 0.1, transcript
     assert transcript.endswith("country.")  # shown with the transcript's punctuation (the timed words are bare)
+    assert page.locator("#file-transcript .speaker").count() == 0  # "Speakers" is off by default
     stats = page.inner_text("#stats")
     assert TINY in stats
     assert "real time" in stats
@@ -440,6 +441,41 @@ def test_a_file_plays_back_with_its_words_highlighted(open_page: Visit, data: Pa
     doc = json.loads(raw)
     assert doc["source"] == "jfk.flac"
     assert doc["response"]["usage"]["modelId"] == TINY
+    open_page.check_clean()
+
+
+def test_a_conversation_is_shown_by_speaker(open_page: Visit, data: Path, tmp_path: Path) -> None:
+    """Speakers on: the file view shows one paragraph per speaker turn with its chip, and downloads name them."""
+    clips = ["en/spk1_snt1.wav", "en/spk2_snt2.wav", "en/spk1_snt3.wav"]
+    audio, _ = conversation(data, clips)
+    path = tmp_path / "talk.wav"
+    path.write_bytes(wav_bytes(audio))
+    page = open_page.page
+    page.wait_for_selector("body.ready")
+    page.click("#tab-file")
+    page.select_option("#model", TINY)
+    page.check("#speakers-toggle", force=True)
+    page.set_input_files("#file-input", str(path))
+    page.wait_for_selector("#file-transcript .speaker")  # the server tags speakers only when the config asks
+    paragraphs = page.locator("#file-transcript .segment")
+    assert paragraphs.count() == 3
+    for i, (name, tag) in enumerate(zip(clips, [1, 2, 1], strict=True)):
+        assert paragraphs.nth(i).locator(".speaker").inner_text() == f"Speaker {tag}"
+        assert wer(reference(data, name), paragraphs.nth(i).locator(".segment-text").inner_text()) <= 0.2
+    stats = page.evaluate(
+        "() => Object.fromEntries([...document.querySelectorAll('#stats dt')]"
+        ".map(dt => [dt.textContent, dt.nextElementSibling.textContent]))"
+    )
+    assert stats["Speakers"] == "2", stats
+    open_page.screenshot("console-speakers.png")
+
+    _, text = fetch_download(page, "#view-file [data-download=txt]")
+    assert [line.split(":")[0] for line in text.strip().splitlines()] == ["Speaker 1", "Speaker 2", "Speaker 1"]
+    _, vtt = fetch_download(page, "#view-file [data-download=vtt]")
+    assert "<v Speaker 2>" in vtt
+    _, srt = fetch_download(page, "#view-file [data-download=srt]")
+    assert all(len(line) <= 42 or "-->" in line for line in srt.splitlines()), srt
+    assert "Speaker 2: " in srt
     open_page.check_clean()
 
 

@@ -117,12 +117,17 @@ function bindSettings() {
     });
   }
   $("#mode-help").textContent = MODES[settings.mode];
-  const profile = $("#profile-toggle");
-  profile.checked = settings.profile;
-  profile.addEventListener("change", () => {
-    settings.profile = profile.checked;
-    saveSettings();
-  });
+  for (const [selector, key] of [
+    ["#profile-toggle", "profile"],
+    ["#speakers-toggle", "speakers"],
+  ]) {
+    const toggle = $(selector);
+    toggle.checked = settings[key];
+    toggle.addEventListener("change", () => {
+      settings[key] = toggle.checked;
+      saveSettings();
+    });
+  }
   const words = $("#vocabulary");
   words.value = settings.vocabulary;
   words.addEventListener("input", () => {

@@ -2,7 +2,7 @@
 
 import { transcribeFile } from "./api.js";
 import { $, baseConfig, clearErrors, setProfile, setStats, showError, showNotice, transcriptChanged } from "./page.js";
-import { FileTranscript } from "./transcript.js";
+import { FileTranscript, speakerTurns } from "./transcript.js";
 import { formatTime, languageName } from "./ui.js";
 
 const fileState = { file: null, url: null, response: null, controller: null };
@@ -69,6 +69,9 @@ async function transcribeChosen() {
       ["Language", language],
       ["Words", String((t.wordTimestamps || []).length)],
       ["Segments", String((response.segments || []).length)],
+      ...(response.utterances
+        ? [["Speakers", String(new Set(response.utterances.map((u) => u.speakerTag)).size)]]
+        : []),
       ["Processing", `${seconds.toFixed(2)} s`],
       ["Speed", seconds > 0 ? `${(audio / seconds).toFixed(1)}× real time` : "—"],
     ]);
@@ -95,11 +98,13 @@ export function fileDocument() {
   if (!r) {
     return null;
   }
-  const segments = (r.segments && r.segments.length ? r.segments : []).map((s) => ({
+  const parts = r.utterances ? speakerTurns(r) : r.segments && r.segments.length ? r.segments : [];
+  const segments = parts.map((s) => ({
     start: s.startTimeSeconds,
     end: s.endTimeSeconds,
     text: s.text.trim(),
     language: s.language || null,
+    speaker: s.speakerTag || null,
     words: s.wordTimestamps || [],
   }));
   if (!segments.length && r.transcription.transcript) {

@@ -1,7 +1,7 @@
 // Transcript downloads: plain text, JSON, SubRip (SRT) and WebVTT, from one document shape shared by the live
 // session and file results:
 //   {source, modelId, language, durationSeconds, createdAt,
-//    segments: [{start, end, text, words: [{word, startTimeSeconds, endTimeSeconds, confidence}], ...}],
+//    segments: [{start, end, text, speaker, words: [{word, startTimeSeconds, endTimeSeconds, confidence}], ...}],
 //    voiceProfile, ...}
 
 const CUE_MAX_CHARS = 84; // two lines of 42, the common subtitle limit
@@ -87,8 +87,9 @@ export function cues(doc) {
       continue;
     }
     const words = segment.words || [];
+    const speaker = segment.speaker || null;
     if (words.length === 0 || (text.length <= CUE_MAX_CHARS && segment.end - segment.start <= CUE_MAX_SECONDS)) {
-      out.push({ start: segment.start, end: segment.end, text });
+      out.push({ start: segment.start, end: segment.end, text, speaker });
       continue;
     }
     let current = null;
@@ -111,7 +112,7 @@ export function cues(doc) {
         current.text += space ? ` ${word}` : word;
         current.end = w.endTimeSeconds;
       } else {
-        current = { start: w.startTimeSeconds, end: w.endTimeSeconds, text: word };
+        current = { start: w.startTimeSeconds, end: w.endTimeSeconds, text: word, speaker };
       }
     }
     if (current) {
@@ -128,22 +129,37 @@ export function cues(doc) {
   return out;
 }
 
+/** "Speaker 2" for a tagged segment or cue, else null. */
+function speakerName(part) {
+  return part.speaker ? `Speaker ${part.speaker}` : null;
+}
+
 export function toText(doc) {
   return doc.segments
-    .map((s) => s.text.trim())
-    .filter(Boolean)
+    .filter((s) => s.text.trim())
+    .map((s) => (speakerName(s) ? `${speakerName(s)}: ${s.text.trim()}` : s.text.trim()))
     .join("\n") + "\n";
 }
 
 export function toSrt(doc) {
   return cues(doc)
-    .map((c, i) => `${i + 1}\n${clock(c.start, ",")} --> ${clock(c.end, ",")}\n${wrapLines(c.text).join("\n")}\n`)
+    .map((c, i) => {
+      const lines = wrapLines(speakerName(c) ? `${speakerName(c)}: ${c.text}` : c.text);
+      return `${i + 1}\n${clock(c.start, ",")} --> ${clock(c.end, ",")}\n${lines.join("\n")}\n`;
+    })
     .join("\n");
 }
 
 export function toVtt(doc) {
+  // WebVTT names the speaker with a voice span: <v Speaker 2>text
   const body = cues(doc)
-    .map((c) => `${clock(c.start, ".")} --> ${clock(c.end, ".")}\n${wrapLines(c.text).join("\n")}\n`)
+    .map((c) => {
+      const lines = wrapLines(c.text);
+      if (speakerName(c)) {
+        lines[0] = `<v ${speakerName(c)}>${lines[0]}`;
+      }
+      return `${clock(c.start, ".")} --> ${clock(c.end, ".")}\n${lines.join("\n")}\n`;
+    })
     .join("\n");
   return `WEBVTT\n\n${body}`;
 }

@@ -267,6 +267,7 @@ export function liveDocument() {
       end: t.endTimeSeconds,
       text: t.transcript,
       language: t.language || null,
+      speaker: t.speakerTag || null,
       words: t.wordTimestamps || [],
     })),
     voiceProfile: profileOf("live"),

@@ -92,6 +92,7 @@ export const settings = {
   language: "",
   mode: "semantic",
   profile: true,
+  speakers: false,
   vocabulary: "",
   ...savedSettings(),
 };
@@ -112,6 +113,9 @@ export function baseConfig() {
     includeWordTimestamps: true,
     voiceProfileConfig: { enableVoiceProfile: settings.profile, topN: 3 },
   };
+  if (settings.speakers) {
+    config.diarizationConfig = { enableSpeakerDiarization: true };
+  }
   if (settings.model) {
     config.modelId = settings.model;
   }

@@ -2,7 +2,7 @@
 // audio player word by word.
 
 import { alignWords } from "./formats.js";
-import { h, formatTime, formatLatency, languageName } from "./ui.js";
+import { h, formatTime, formatLatency, languageName, speakerChip } from "./ui.js";
 
 function wordTitle(word) {
   const confidence = Math.round(word.confidence * 100);
@@ -115,7 +115,7 @@ export class LiveTranscript {
     item.element.classList.add("final");
     item.element.dataset.final = "true";
     item.text.replaceChildren(...wordSpans(t.transcript, t.wordTimestamps || []));
-    const meta = [h("span", { class: "turn-index" }, `Turn ${t.turnIndex + 1}`)];
+    const meta = [speakerChip(t.speakerTag), h("span", { class: "turn-index" }, `Turn ${t.turnIndex + 1}`)];
     meta.push(h("span", {}, `${formatTime(t.startTimeSeconds)} – ${formatTime(t.endTimeSeconds)}`));
     if (t.language) {
       const p = t.languageProbability != null ? ` ${Math.round(t.languageProbability * 100)}%` : "";
@@ -156,6 +156,23 @@ export class LiveTranscript {
   }
 }
 
+/** A diarized response's utterances as segments: each with its own words (those of its speaker inside its span). */
+export function speakerTurns(response) {
+  const words = response.transcription.wordTimestamps || [];
+  return response.utterances.map((u) => ({
+    text: u.transcript,
+    speakerTag: u.speakerTag,
+    startTimeSeconds: u.startTimeSeconds,
+    endTimeSeconds: u.endTimeSeconds,
+    wordTimestamps: words.filter(
+      (w) =>
+        w.speakerTag === u.speakerTag &&
+        w.startTimeSeconds >= u.startTimeSeconds - 1e-6 &&
+        w.endTimeSeconds <= u.endTimeSeconds + 1e-6,
+    ),
+  }));
+}
+
 export class FileTranscript {
   /** @param {HTMLElement} root @param {HTMLAudioElement} player */
   constructor(root, player) {
@@ -180,10 +197,12 @@ export class FileTranscript {
     this.current = -1;
   }
 
-  /** Show a POST /stt/v1/transcribe response. */
+  /** Show a POST /stt/v1/transcribe response: by speaker turn when it was diarized, else by segment. */
   show(response) {
     this.clear();
-    const segments = response.segments && response.segments.length
+    const segments = response.utterances
+      ? speakerTurns(response)
+      : response.segments && response.segments.length
       ? response.segments
       : [
           {
@@ -203,7 +222,12 @@ export class FileTranscript {
         formatTime(segment.startTimeSeconds),
       );
       const spans = wordSpans(segment.text.trim(), segment.wordTimestamps || []);
-      const paragraph = h("p", { class: "segment" }, stamp, h("span", { class: "segment-text" }, ...spans));
+      const paragraph = h(
+        "p",
+        { class: "segment" },
+        h("span", { class: "segment-head" }, stamp, speakerChip(segment.speakerTag)),
+        h("span", { class: "segment-text" }, ...spans),
+      );
       if (segment.language && response.transcription.language && segment.language !== response.transcription.language) {
         paragraph.append(h("span", { class: "badge segment-language" }, languageName(segment.language)));
       }

@@ -23,6 +23,14 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
+/** A speaker's chip ("Speaker 2"), coloured by its tag; null when there is no tag. */
+export function speakerChip(tag) {
+  if (!tag) {
+    return null;
+  }
+  return h("span", { class: `speaker speaker-${((tag - 1) % 8) + 1}`, "data-speaker": tag }, `Speaker ${tag}`);
+}
+
 /** 83.4 → "1:23.4" */
 export function formatTime(seconds) {
   const tenths = Math.max(0, Math.round(seconds * 10));
