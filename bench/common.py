@@ -14,10 +14,15 @@ import subprocess
 import sys
 import threading
 import time
+import wave
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from voxgate.types import SAMPLE_RATE, Audio
 
 if TYPE_CHECKING:
     import jiwer
@@ -114,6 +119,17 @@ def machine_info(
         raise KeyError(key)
 
     return {key: value(key) for key in MACHINE_KEYS if key in keys}
+
+
+def stereo_channels(path: Path) -> list[Audio]:
+    """Each channel of a 16-bit 16 kHz stereo WAV as float32 mono."""
+    with wave.open(str(path)) as w:
+        channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
+        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+    if (channels, width, rate) != (2, 2, SAMPLE_RATE):
+        raise SystemExit(f"{path}: expected 16-bit 16 kHz stereo, got {channels} ch, {8 * width} bit, {rate} Hz")
+    frames = pcm.reshape(-1, 2)
+    return [(frames[:, c].astype(np.float32) / 32768.0).astype(np.float32) for c in range(2)]
 
 
 def busy_seconds() -> float | None:

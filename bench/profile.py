@@ -37,7 +37,6 @@ import os
 import statistics
 import sys
 import time
-import wave
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -45,8 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import numpy as np
-from common import DATA, busy_seconds, machine_info, own_cpu_seconds, read_manifest, write_report
+from common import DATA, busy_seconds, machine_info, own_cpu_seconds, read_manifest, stereo_channels, write_report
 from rich.console import Console
 from rich.table import Table
 
@@ -91,16 +89,6 @@ class Item:
     @property
     def seconds(self) -> float:
         return len(self.audio) / SAMPLE_RATE
-
-
-def stereo_channels(path: Path) -> list[Audio]:
-    with wave.open(str(path)) as w:
-        channels, width, rate = w.getnchannels(), w.getsampwidth(), w.getframerate()
-        pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    if (channels, width, rate) != (2, 2, SAMPLE_RATE):
-        raise SystemExit(f"{path}: expected 16-bit 16 kHz stereo, got {channels} ch, {8 * width} bit, {rate} Hz")
-    frames = pcm.reshape(-1, 2)
-    return [(frames[:, c].astype(np.float32) / 32768.0).astype(np.float32) for c in range(2)]
 
 
 def clip_items(data: Path) -> list[Item]:
