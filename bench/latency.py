@@ -17,6 +17,8 @@ Per model a live server (the real app, uvicorn on a loopback port in a backgroun
     the client sent the chunk holding the reference end of speech (offline last word end, or the server's
     ``speechEnded.timeSeconds``: both are reported). Once the turn has ended after the speech and its final is in,
     the rest of the silence is not sent.
+  - ``vad-speakers``: ``vad`` with ``diarizationConfig`` on, interleaved with ``vad`` clip by clip: what holding
+    each final for its turn's speaker embedding costs.
 
   Every run also gives speech start -> first partial (from the chunk holding the offline first word start, or the
   server's ``speechStarted.timeSeconds``).
@@ -73,7 +75,8 @@ from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
 MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "websockets", "jiwer")
 OUT = Path(__file__).resolve().parent / "results" / "latency.json"
 MODELS = ("whisper/tiny.en", "whisper/base")
-MODES = ("manual", "manual-cut", "semantic", "vad")
+MODES = ("manual", "manual-cut", "semantic", "vad", "vad-speakers")
+"""``vad-speakers``: ``vad`` with diarization on (each final waits for its turn's speaker embedding)."""
 ENDPOINT = "/stt/v1/transcribe:streamBidirectional"
 TARGET_RATIO = 0.5
 """endTurn -> final over the offline decode time of the same utterance."""
@@ -199,6 +202,7 @@ async def stream_clip(
     end_turn: bool,
     chunk_s: float,
     stop_after: float | None = None,
+    diarize: bool = False,
 ) -> dict[str, Any]:
     """Stream ``audio`` in real time; return what was sent when and what arrived when.
 
@@ -214,6 +218,7 @@ async def stream_clip(
             "sampleRateHertz": SAMPLE_RATE,
             "turnDetection": {"mode": mode},
             "enablePartials": True,
+            **({"diarizationConfig": {"enableSpeakerDiarization": True}} if diarize else {}),
         }
     }
     received: list[Received] = []
@@ -398,7 +403,7 @@ async def stream_all(
             if mode == "manual-cut" and clip.name not in contrast:
                 continue
             audio = clip.audio if mode == "manual-cut" else np.concatenate([clip.audio, silence])
-            server_mode = "manual" if mode.startswith("manual") else mode
+            server_mode = "manual" if mode.startswith("manual") else mode.removesuffix("-speakers")
             run_meter = CpuMeter(end_load=True)
             raw = await stream_clip(
                 url,
@@ -408,6 +413,7 @@ async def stream_all(
                 end_turn=server_mode == "manual",
                 chunk_s=args.chunk_ms / 1000,
                 stop_after=None if server_mode == "manual" else clip.speech_end,
+                diarize=mode.endswith("-speakers"),
             )
             row = {**analyse(raw, clip, mode), "cpu": run_meter.result()}
             runs[mode].append(row)
@@ -493,7 +499,7 @@ def print_model(result: dict[str, Any]) -> None:
     for mode in ("manual", "manual-cut"):
         if mode in modes:
             rows.append(("endTurn -> final", mode, modes[mode]["end_turn_to_final"]))
-    for mode in ("semantic", "vad"):
+    for mode in ("semantic", "vad", "vad-speakers"):
         if mode in modes:
             rows.append(("end of speech (last word) -> final", mode, modes[mode]["eos_to_final_word"]))
             rows.append(("end of speech (VAD speechEnded) -> final", mode, modes[mode]["eos_to_final_vad"]))
@@ -535,7 +541,7 @@ def print_model(result: dict[str, Any]) -> None:
     for mode, s in modes.items():
         for error in s["server_errors"]:
             console.print(f"  [red]{mode}: server error in the stream of {error}[/red]")
-    for mode in ("semantic", "vad"):
+    for mode in ("semantic", "vad", "vad-speakers"):
         if mode in modes:
             s = modes[mode]
             console.print(

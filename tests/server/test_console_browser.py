@@ -371,6 +371,7 @@ def test_manual_turns_end_only_on_end_turn(open_page: Visit) -> None:
     page.wait_for_selector("body.ready")
     page.select_option("#model", TINY)
     page.check("input[name=turn-mode][value=manual]")
+    page.check("#speakers-toggle", force=True)
     page.click("#mic-start")
     page.wait_for_selector("body[data-live=live]")
     # "And so, my fellow Americans," then a pause that would end a turn in the other modes
@@ -380,10 +381,12 @@ def test_manual_turns_end_only_on_end_turn(open_page: Visit) -> None:
     final = page.wait_for_selector("#turns .turn.final", timeout=15_000)
     assert "americans" in final.inner_text().lower()
     assert re.search(r"\d+( ms|\.\d+ s) after End turn", final.inner_text()), final.inner_text()
+    assert final.query_selector(".turn-meta .speaker").inner_text() == "Speaker 1"  # the first voice heard
     page.click("#mic-stop")
     page.wait_for_selector("body[data-live=idle]")
     assert {"endTurn": {}} in open_page.sent
     assert open_page.sent[0]["transcribeConfig"]["turnDetection"] == {"mode": "manual"}
+    assert open_page.sent[0]["transcribeConfig"]["diarizationConfig"] == {"enableSpeakerDiarization": True}
     open_page.check_clean()
 
 
