@@ -36,6 +36,25 @@ def test_earliest_deadline_runs_first(scheduler: Scheduler) -> None:
     assert order == ["urgent", "normal", "background"]
 
 
+def test_urgent_work_goes_before_earlier_deadlines(scheduler: Scheduler) -> None:
+    """A final queued now overtakes drafts queued before it, although their deadlines come first."""
+    gate = threading.Event()
+    order: list[str] = []
+    blocker = scheduler.submit(gate.wait)
+    time.sleep(0.05)
+    drafts = [
+        scheduler.submit_batched(("draft", i), i, lambda items: [order.append(f"draft {i}") for i in items],
+                                 max_batch=1, deadline_in=-1.0 + i)
+        for i in range(3)
+    ]  # fmt: skip
+    final = scheduler.submit(lambda: order.append("final"), deadline_in=0.0, urgent=True)
+    second = scheduler.submit(lambda: order.append("second final"), deadline_in=0.0, urgent=True)
+    gate.set()
+    for f in (blocker, *drafts, final, second):
+        f.result(timeout=5)
+    assert order == ["final", "second final", "draft 0", "draft 1", "draft 2"]  # urgent first, then by deadline
+
+
 def test_exceptions_reach_the_caller_and_the_worker_survives(scheduler: Scheduler) -> None:
     def boom() -> None:
         raise ValueError("engine exploded")

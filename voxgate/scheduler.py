@@ -2,7 +2,10 @@
 
 Work items are queued with a deadline and run by a small pool of worker threads, earliest deadline first, so the
 event loop never blocks and urgent work (a stream's final) overtakes background work (a long file's next window).
-CTranslate2 already spreads one decode over every core, so one worker is the right default on a CPU.
+Work marked ``urgent`` (a result somebody is waiting on now: a stream's final) goes before all other queued work
+whatever its deadline: under load, drafts queued earlier have earlier deadlines than a final queued now, and plain
+EDF would make the final wait behind every one of them. CTranslate2 already spreads one decode over every core, so
+one worker is the right default on a CPU. Nothing is preempted: a final still waits for the job already running.
 
 Batchable items (streaming partials) carry a key: when the worker takes one, it takes every other queued item with
 the same key too (up to the batch limit) and runs them in one call, so N streams share one encoder/decoder pass.
@@ -36,6 +39,8 @@ class Skipped(Exception):
 
 @dataclass(order=True)
 class _Job:
+    rank: int
+    """0 for urgent work, 1 for the rest: compared before the deadline."""
     deadline: float
     seq: int
     fn: Callable[[], Any] | None = field(compare=False)
@@ -65,10 +70,11 @@ class Scheduler:
         with self._cond:
             return len(self._heap)
 
-    def submit(self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND) -> Future[T]:
-        """Queue ``fn`` to run no later than ``deadline_in`` seconds from now (a priority, not a guarantee)."""
+    def submit(self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND, urgent: bool = False) -> Future[T]:
+        """Queue ``fn`` to run no later than ``deadline_in`` seconds from now (a priority, not a guarantee); ``urgent``
+        puts it before every queued job that is not."""
         future: Future[T] = Future()
-        self._push(_Job(time.monotonic() + deadline_in, next(self._seq), fn, future))
+        self._push(_Job(_rank(urgent), time.monotonic() + deadline_in, next(self._seq), fn, future))
         return future
 
     def submit_batched(
@@ -80,6 +86,7 @@ class Scheduler:
         max_batch: int,
         deadline_in: float,
         drop_after: float | None = None,
+        urgent: bool = False,
     ) -> Future[T]:
         """Queue ``item`` to be run by ``batch_fn`` together with other queued items of the same ``key``.
 
@@ -88,7 +95,10 @@ class Scheduler:
         """
         future: Future[T] = Future()
         deadline = time.monotonic() + deadline_in
-        self._push(_Job(deadline, next(self._seq), None, future, key, item, batch_fn, max(1, max_batch), drop_after))
+        job = _Job(
+            _rank(urgent), deadline, next(self._seq), None, future, key, item, batch_fn, max(1, max_batch), drop_after
+        )
+        self._push(job)
         return future
 
     def _push(self, job: _Job) -> None:
@@ -98,9 +108,9 @@ class Scheduler:
             heapq.heappush(self._heap, job)
             self._cond.notify()
 
-    async def run(self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND) -> T:
+    async def run(self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND, urgent: bool = False) -> T:
         """Run ``fn`` on a worker and await its result. Cancelling the caller drops the job if it has not started."""
-        return await wait(self.submit(fn, deadline_in=deadline_in))
+        return await wait(self.submit(fn, deadline_in=deadline_in, urgent=urgent))
 
     def _take(self) -> list[_Job] | None:
         """Pop the most urgent job, plus its batch mates; None once closed and drained."""
@@ -157,6 +167,10 @@ class Scheduler:
             self._cond.notify_all()
         for t in self._threads:
             t.join()
+
+
+def _rank(urgent: bool) -> int:
+    return 0 if urgent else 1
 
 
 async def wait(future: Future[T]) -> T:

@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 # How soon each kind of decode should run (seconds from its request): the scheduler's priorities.
 _DEADLINES = {DecodeKind.FINAL: 0.0, DecodeKind.SPECULATIVE: 0.1, DecodeKind.PARTIAL: 0.5, DecodeKind.ROLL: 1.0}
+_TURN_RESULTS = frozenset({DecodeKind.FINAL, DecodeKind.SPECULATIVE})
+"""Decodes whose result is (or is about to be) a turn's final: urgent on the scheduler, ahead of every draft."""
 _PARTIAL_DROP_AFTER = 1.0
 _PROFILE_DEADLINE = 2.0
 """Voice-profile work comes after partials; an update still queued 2 s past this is skipped."""
@@ -268,7 +270,8 @@ class StreamRunner:
             )
         else:
             work = functools.partial(engine.transcribe_utterance, job.audio, job.options)
-            future = self._scheduler.submit(work, deadline_in=_DEADLINES[job.kind])
+            urgent = job.kind in _TURN_RESULTS  # a final (or its speculative decode) goes before queued drafts
+            future = self._scheduler.submit(work, deadline_in=_DEADLINES[job.kind], urgent=urgent)
         return await wait(future)
 
     @staticmethod
