@@ -7,10 +7,12 @@ protocol, so it works against any server that does.
 """
 
 from voxgate.client.errors import VoxgateClientError, VoxgateConnectionError
-from voxgate.client.rest import DEFAULT_URL, AsyncClient, Client, transcribe_file
+from voxgate.client.rest import DEFAULT_URL, AsyncClient, Client, FileOptions, transcribe_file
 from voxgate.client.stream import (
     STREAM_PATH,
     AsyncStream,
+    StreamFileOptions,
+    StreamOptions,
     StreamResult,
     connect,
     parse_server_message,
@@ -37,9 +39,12 @@ __all__ = [
     "Client",
     "EndOfTurnMessage",
     "ErrorMessage",
+    "FileOptions",
     "ResultMessage",
     "SpeechEndedMessage",
     "SpeechStartedMessage",
+    "StreamFileOptions",
+    "StreamOptions",
     "StreamResult",
     "StreamTranscription",
     "TranscribeResponse",

@@ -19,7 +19,7 @@ import base64
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypedDict, Unpack
 
 import anyio
 import httpx
@@ -36,7 +36,7 @@ from voxgate.protocol.http import (
     VoiceProfileConfig,
 )
 
-__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "transcribe_file"]
+__all__ = ["DEFAULT_URL", "AsyncClient", "Client", "FileOptions", "transcribe_file"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TRANSCRIBE_PATH = "/stt/v1/transcribe"
@@ -70,6 +70,24 @@ def _read(audio: AudioInput) -> tuple[bytes, str]:
         return bytes(audio), "audio"
     path = Path(audio)
     return path.read_bytes(), path.name
+
+
+class FileOptions(TypedDict, total=False):
+    """What a file transcription may ask for (keyword arguments of ``transcribe``; unset: the server's default).
+
+    ``audio_encoding``/``sample_rate``/``channels`` are only needed for headerless PCM; a container file's format is
+    detected. ``word_timestamps`` None leaves the server's default (on).
+    """
+
+    model_id: str | None
+    language: str | None
+    prompts: Iterable[str]
+    word_timestamps: bool | None
+    audio_encoding: AudioEncoding | str | None
+    sample_rate: int | None
+    channels: int | None
+    enable_voice_profile: bool
+    diarize: bool
 
 
 def build_config(
@@ -116,19 +134,23 @@ def shared_fields(
     return fields
 
 
-def _request_kwargs(data: bytes, name: str, config: TranscribeConfig, multipart: bool) -> dict[str, Any]:
+def _request_kwargs(
+    data: bytes, name: str, options: FileOptions, multipart: bool, headers: dict[str, str]
+) -> dict[str, Any]:
     """httpx keyword arguments for the transcribe request: the reference JSON body, or a multipart upload."""
+    config = build_config(**options)
     if multipart:
         return {
             "files": {"file": (name, data, "application/octet-stream")},
             "data": {"transcribeConfig": config.model_dump_json(by_alias=True, exclude_unset=True)},
+            "headers": headers,
         }
     body = TranscribeRequest(
         transcribe_config=config, audio_data=AudioData(content=base64.b64encode(data).decode("ascii"))
     )
     return {
         "content": body.model_dump_json(by_alias=True, exclude_unset=True),
-        "headers": {"Content-Type": "application/json"},
+        "headers": {**headers, "Content-Type": "application/json"},
     }
 
 
@@ -195,37 +217,12 @@ class Client:
         self,
         audio: AudioInput,
         *,
-        model_id: str | None = None,
-        language: str | None = None,
-        prompts: Iterable[str] = (),
-        word_timestamps: bool | None = None,
-        audio_encoding: AudioEncoding | str | None = None,
-        sample_rate: int | None = None,
-        channels: int | None = None,
-        enable_voice_profile: bool = False,
-        diarize: bool = False,
         multipart: bool = False,
+        **options: Unpack[FileOptions],
     ) -> TranscribeResponse:
-        """Transcribe a whole file (a path or its bytes); the parsed response.
-
-        ``audio_encoding``/``sample_rate``/``channels`` are only needed for headerless PCM; a container file's
-        format is detected. ``word_timestamps`` None leaves the server's default (on).
-        """
+        """Transcribe a whole file (a path or its bytes) with the :class:`FileOptions` given; the parsed response."""
         data, name = _read(audio)
-        config = build_config(
-            model_id=model_id,
-            language=language,
-            prompts=prompts,
-            word_timestamps=word_timestamps,
-            audio_encoding=audio_encoding,
-            sample_rate=sample_rate,
-            channels=channels,
-            enable_voice_profile=enable_voice_profile,
-            diarize=diarize,
-        )
-        target = self.url + TRANSCRIBE_PATH
-        kwargs = _request_kwargs(data, name, config, multipart)
-        kwargs["headers"] = {**self._headers, **kwargs.get("headers", {})}
+        target, kwargs = self.url + TRANSCRIBE_PATH, _request_kwargs(data, name, options, multipart, self._headers)
         try:
             response = self._http.post(target, **kwargs)
         except httpx.TransportError as exc:
@@ -275,16 +272,8 @@ class AsyncClient:
         self,
         audio: AudioInput,
         *,
-        model_id: str | None = None,
-        language: str | None = None,
-        prompts: Iterable[str] = (),
-        word_timestamps: bool | None = None,
-        audio_encoding: AudioEncoding | str | None = None,
-        sample_rate: int | None = None,
-        channels: int | None = None,
-        enable_voice_profile: bool = False,
-        diarize: bool = False,
         multipart: bool = False,
+        **options: Unpack[FileOptions],
     ) -> TranscribeResponse:
         """Transcribe a whole file (a path or its bytes); the parsed response. See :meth:`Client.transcribe`."""
         if isinstance(audio, bytes | bytearray | memoryview):
@@ -292,20 +281,7 @@ class AsyncClient:
         else:
             path = Path(audio)
             data, name = await _read_path(path), path.name
-        config = build_config(
-            model_id=model_id,
-            language=language,
-            prompts=prompts,
-            word_timestamps=word_timestamps,
-            audio_encoding=audio_encoding,
-            sample_rate=sample_rate,
-            channels=channels,
-            enable_voice_profile=enable_voice_profile,
-            diarize=diarize,
-        )
-        target = self.url + TRANSCRIBE_PATH
-        kwargs = _request_kwargs(data, name, config, multipart)
-        kwargs["headers"] = {**self._headers, **kwargs.get("headers", {})}
+        target, kwargs = self.url + TRANSCRIBE_PATH, _request_kwargs(data, name, options, multipart, self._headers)
         try:
             response = await self._http.post(target, **kwargs)
         except httpx.TransportError as exc:
@@ -344,20 +320,10 @@ def transcribe_file(
     *,
     url: str = DEFAULT_URL,
     api_key: str | None = None,
-    model_id: str | None = None,
-    language: str | None = None,
-    prompts: Iterable[str] = (),
-    word_timestamps: bool | None = None,
     multipart: bool = False,
     timeout: float = _DEFAULT_TIMEOUT,
+    **options: Unpack[FileOptions],
 ) -> TranscribeResponse:
-    """Transcribe one file with a one-off :class:`Client`; the parsed response."""
+    """Transcribe one file with a one-off :class:`Client` (any :class:`FileOptions`); the parsed response."""
     with Client(url, api_key, timeout=timeout) as client:
-        return client.transcribe(
-            path,
-            model_id=model_id,
-            language=language,
-            prompts=prompts,
-            word_timestamps=word_timestamps,
-            multipart=multipart,
-        )
+        return client.transcribe(path, multipart=multipart, **options)

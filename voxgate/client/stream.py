@@ -28,7 +28,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import numpy as np
 import numpy.typing as npt
@@ -64,6 +64,8 @@ from voxgate.types import SAMPLE_RATE
 __all__ = [
     "STREAM_PATH",
     "AsyncStream",
+    "StreamFileOptions",
+    "StreamOptions",
     "StreamResult",
     "build_config",
     "connect",
@@ -138,6 +140,26 @@ def parse_server_message(raw: str | bytes) -> ServerMessage | None:
 
 def _turn_detection(value: TurnDetection | Mapping[str, Any]) -> TurnDetection:
     return value if isinstance(value, TurnDetection) else TurnDetection.model_validate(dict(value))
+
+
+class StreamFileOptions(TypedDict, total=False):
+    """What a stream may ask for besides its audio format (keyword arguments; unset: the server's default)."""
+
+    model_id: str | None
+    language: str | None
+    prompts: Iterable[str]
+    turn_detection: TurnDetection | Mapping[str, Any] | None
+    partial_interval_ms: int | None
+    enable_voice_profile: bool
+    diarize: bool
+
+
+class StreamOptions(StreamFileOptions, total=False):
+    """:class:`StreamFileOptions` plus the format of the audio the caller will send."""
+
+    sample_rate: int
+    encoding: StreamEncoding | str
+    channels: int
 
 
 def build_config(
@@ -321,36 +343,17 @@ async def connect(
     url: str,
     api_key: str | None = None,
     *,
-    model_id: str | None = None,
-    language: str | None = None,
-    sample_rate: int = SAMPLE_RATE,
-    encoding: StreamEncoding | str = StreamEncoding.LINEAR16,
-    channels: int = 1,
-    prompts: Iterable[str] = (),
-    turn_detection: TurnDetection | Mapping[str, Any] | None = None,
-    partial_interval_ms: int | None = None,
-    enable_voice_profile: bool = False,
-    diarize: bool = False,
     open_timeout: float = 10.0,
+    **options: Unpack[StreamOptions],
 ) -> AsyncIterator[AsyncStream]:
     """Open a stream to the voxgate (or reference API) server at ``url`` and send its ``transcribeConfig``.
 
     ``url`` is the server's base URL (``http://``, ``https://``, ``ws://`` or ``wss://``) or the endpoint's full URL.
     ``api_key`` goes in ``Authorization: Basic <key>``. Raises :class:`VoxgateConnectionError` when the server
     cannot be reached; a config the server refuses shows up as an error raised by the first receive (or send).
+    ``options``: :class:`StreamOptions` (the audio's format defaults to 16 kHz mono LINEAR16).
     """
-    config = build_config(
-        model_id=model_id,
-        language=language,
-        sample_rate=sample_rate,
-        encoding=encoding,
-        channels=channels,
-        prompts=prompts,
-        turn_detection=turn_detection,
-        partial_interval_ms=partial_interval_ms,
-        enable_voice_profile=enable_voice_profile,
-        diarize=diarize,
-    )
+    config = build_config(**options)
     endpoint = stream_url(url)
     headers = {"Authorization": f"Basic {api_key}"} if api_key else None
     try:
@@ -385,14 +388,8 @@ async def stream_file(
     realtime: bool,
     chunk_ms: int = 100,
     api_key: str | None = None,
-    model_id: str | None = None,
-    language: str | None = None,
-    prompts: Iterable[str] = (),
-    turn_detection: TurnDetection | Mapping[str, Any] | None = None,
-    partial_interval_ms: int | None = None,
-    enable_voice_profile: bool = False,
-    diarize: bool = False,
     on_progress: Callable[[float], None] | None = None,
+    **options: Unpack[StreamFileOptions],
 ) -> AsyncGenerator[StreamResult, None]:
     """Stream a whole audio file (any format :mod:`voxgate.audio.decode` reads) and yield messages as they arrive.
 
@@ -409,19 +406,7 @@ async def stream_file(
     chunks = _chunks(Path(path), chunk_samples)
     first = await asyncio.to_thread(next, chunks, None)  # a file that does not decode fails before connecting
 
-    async with connect(
-        url,
-        api_key,
-        model_id=model_id,
-        language=language,
-        sample_rate=SAMPLE_RATE,
-        encoding=StreamEncoding.LINEAR16,
-        prompts=prompts,
-        turn_detection=turn_detection,
-        partial_interval_ms=partial_interval_ms,
-        enable_voice_profile=enable_voice_profile,
-        diarize=diarize,
-    ) as stream:
+    async with connect(url, api_key, sample_rate=SAMPLE_RATE, encoding=StreamEncoding.LINEAR16, **options) as stream:
 
         async def send_all() -> None:
             sent = 0
