@@ -172,3 +172,19 @@ async def test_diarization_can_be_told_how_many_speakers(service: Service, data:
 async def test_diarization_is_off_unless_asked(service: Service, data: Path) -> None:
     result = await service.transcribe_file(data / "en" / "spk1_snt1.wav", TranscriptionOptions(), "whisper/tiny.en")
     assert result.speakers is None
+
+
+async def test_channels_transcribed_separately_keep_their_profiles_in_order(service: Service, data: Path) -> None:
+    stereo = data / "two-speakers" / "stereo-two-speakers.wav"
+    options = TranscriptionOptions(language="en")
+    result = await service.transcribe_file(stereo, options, "whisper/tiny.en", profile=True, separate_channels=True)
+    segments = result.transcript.segments
+    assert {s.channel for s in segments} == {1, 2}
+    assert [s.start for s in segments] == sorted(s.start for s in segments)
+    assert len(result.segment_profiles) == len(segments)  # reordered with their segments
+    assert all(p is not None for p in result.segment_profiles)
+    assert result.profile is not None
+    # Each segment's profile measured its own channel: the right channel's speech is ~2.4 s of the 5 s.
+    right = next(p for s, p in zip(segments, result.segment_profiles, strict=True) if s.channel == 2)
+    assert right is not None
+    assert right.speech_seconds < 3.0

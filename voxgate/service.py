@@ -326,14 +326,19 @@ class Service:
         except (AudioDecodeError, EmptyAudio):
             return 0.0  # decoding proper reports the problem
 
-    def windows(self, source: AudioSource) -> Iterator[tuple[int, Audio]]:
-        """Decode ``source`` lazily into 16 kHz windows cut at quiet points."""
+    def windows(self, source: AudioSource, channel: int | None = None) -> Iterator[tuple[int, Audio]]:
+        """Decode ``source`` lazily into 16 kHz windows cut at quiet points (its downmix, or one 0-based channel)."""
         chunks: Iterator[Audio]
         if isinstance(source, RawAudio):
-            chunks = iter([decode_pcm(source.data, source.encoding, source.sample_rate, source.channels)])
+            chunks = iter([decode_pcm(source.data, source.encoding, source.sample_rate, source.channels, channel)])
         else:
-            chunks = iter_decode(source, chunk_seconds=_DECODE_CHUNK_SECONDS)
+            chunks = iter_decode(source, chunk_seconds=_DECODE_CHUNK_SECONDS, channel=channel)
         return iter_windows(chunks, window_seconds=self.settings.window_seconds)
+
+    @staticmethod
+    def channel_count(source: AudioSource) -> int:
+        """How many channels ``source`` has (its header's word for a container)."""
+        return source.channels if isinstance(source, RawAudio) else probe(source).channels
 
     def _run_window(self, engine: Engine, audio: Audio, options: TranscriptionOptions) -> Transcript:
         started = time.perf_counter()
@@ -415,9 +420,11 @@ class Service:
         *,
         profile: bool = False,
         diarize: DiarizationOptions | None = None,
+        separate_channels: bool = False,
     ) -> FileResult:
         """:meth:`transcribe`, with a voice profile for the file and each segment when ``profile`` is set, and who
-        spoke each word and segment when ``diarize`` is given.
+        spoke each word and segment when ``diarize`` is given. ``separate_channels``: every channel of a multichannel
+        file is transcribed on its own, its segments tagged with their channel and merged in time order.
 
         ``model_id`` may be an ordered list: when a model fails (a provider error or timeout, a missing key, an
         engine failure), the next one is tried, and the result says so in its warnings.
@@ -428,7 +435,10 @@ class Service:
         notes: list[str] = []
         for i, candidate in enumerate(candidates):
             try:
-                result = await self._transcribe_file(source, options, candidate, profile, diarize)
+                if separate_channels:
+                    result = await self._transcribe_channels(source, options, candidate, profile)
+                else:
+                    result = await self._transcribe_file(source, options, candidate, profile, diarize)
             except (EngineError, ModelUnavailable, Timeout) as exc:
                 if i == len(candidates) - 1:
                     raise
@@ -441,6 +451,15 @@ class Service:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
+    async def _transcribe_channels(
+        self, source: AudioSource, options: TranscriptionOptions, model_id: str | None, profile: bool
+    ) -> FileResult:
+        count = await anyio.to_thread.run_sync(self.channel_count, source)
+        results = [
+            await self._transcribe_file(source, options, model_id, profile, None, channel) for channel in range(count)
+        ]
+        return merge_channels(results)
+
     async def _transcribe_file(
         self,
         source: AudioSource,
@@ -448,6 +467,7 @@ class Service:
         model_id: str | None,
         profile: bool,
         diarize: DiarizationOptions | None,
+        channel: int | None = None,
     ) -> FileResult:
         engine = await self.load(model_id)
         if profile:
@@ -455,7 +475,7 @@ class Service:
         if diarize is not None:
             await anyio.to_thread.run_sync(self.speaker_encoder)
             options = replace(options, word_timestamps=True)  # chunks follow the words; the caller may drop them
-        windows = self.windows(source)
+        windows = self.windows(source, channel)
         parts = []
         voices: list[tuple[list[Chunk], npt.NDArray[np.float32]]] = []
         while (item := await anyio.to_thread.run_sync(next, windows, None)) is not None:
@@ -475,6 +495,9 @@ class Service:
                 voices.append(await self.scheduler.run(functools.partial(self._window_voices, audio, result)))
             parts.append((offset, result, profiles))
         merged = merge_windows(parts, engine.model_id)
+        if channel is not None:
+            segments = tuple(replace(s, channel=channel + 1) for s in merged.transcript.segments)
+            merged = replace(merged, transcript=replace(merged.transcript, segments=segments))
         if diarize is None:
             return merged
         return replace(merged, speakers=_who_spoke(parts, voices, diarize))
@@ -516,6 +539,30 @@ class FileResult:
     """One per segment of the transcript, in order (None for segments too short to measure)."""
     speakers: Speakers | None = None
     """Who spoke each word and segment, when diarization was asked for."""
+
+
+def merge_channels(results: Sequence[FileResult]) -> FileResult:
+    """One result from each channel's (segments tagged with their channel): segments in time order, the language of
+    the channel that spoke most, the longest duration, every channel's warnings."""
+    ordered = sorted(
+        ((s, p) for r in results for s, p in zip(r.transcript.segments, r.segment_profiles or _nones(r), strict=True)),
+        key=lambda sp: (sp[0].start, sp[0].channel or 0),
+    )
+    main = max(results, key=lambda r: sum(s.end - s.start for s in r.transcript.segments)).transcript
+    transcript = replace(
+        main,
+        segments=tuple(s for s, _ in ordered),
+        duration=max(r.transcript.duration for r in results),
+        warnings=tuple(dict.fromkeys(w for r in results for w in r.transcript.warnings)),
+    )
+    profiles = tuple(p for _, p in ordered)
+    if not any(r.segment_profiles for r in results):
+        return FileResult(transcript)
+    return FileResult(transcript, merge_profiles([p for p in profiles if p is not None]), profiles)
+
+
+def _nones(result: FileResult) -> tuple[None, ...]:
+    return (None,) * len(result.transcript.segments)
 
 
 def merge_windows(

@@ -55,6 +55,8 @@ class Segment:
     no_speech_prob: float | None = None
     language_scores: tuple[LanguageScore, ...] = ()
     """Language-ID scores over this segment's audio, most likely first, when the engine identified it on its own."""
+    channel: int | None = None
+    """1-based channel of a multichannel file transcribed channel by channel (None: the channels mixed down)."""
 
     def shifted(self, offset: float) -> Segment:
         """The same segment with every time moved by ``offset`` seconds."""

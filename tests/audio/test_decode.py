@@ -111,6 +111,10 @@ def test_resampled_44k_flac_matches_an_independent_resampler(jfk: Audio) -> None
     assert corr > 0.999
 
 
+def decode_channel(source: Path, channel: int) -> Audio:
+    return np.concatenate(list(iter_decode(source, channel=channel)))
+
+
 def test_stereo_without_channel_mask_is_the_average_of_its_channels() -> None:
     audio = decode(STEREO_WAV)
     with av.open(str(STEREO_WAV)) as container:
@@ -120,6 +124,23 @@ def test_stereo_without_channel_mask_is_the_average_of_its_channels() -> None:
     # Both speakers are in the mix.
     for channel in channels.T:
         assert np.corrcoef(audio, channel)[0, 1] > 0.5
+
+
+def test_one_channel_alone(tmp_path: Path) -> None:
+    """Separate recognition per channel: each channel comes out on its own, named layout or not."""
+    with av.open(str(STEREO_WAV)) as container:
+        pcm = np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+    channels = pcm.reshape(-1, 2).astype(np.float32) / 32768
+    for index in (0, 1):
+        np.testing.assert_allclose(decode_channel(STEREO_WAV, index), channels[:, index], atol=1e-6)
+    x, y = tone(300, 44_100, amplitude=0.5), tone(700, 44_100, amplitude=0.2)
+    path = tmp_path / "two.flac"
+    write_audio(path, np.stack([x, y]), 44_100, fmt="flac", codec="flac", layout="stereo")
+    right = decode_channel(path, 1)
+    assert len(right) == pytest.approx(SAMPLE_RATE, abs=2)
+    np.testing.assert_allclose(right[1000:-1000], resample(y, 44_100)[1000:-1000], atol=2e-3)  # resampled, unmixed
+    with pytest.raises(AudioDecodeError, match="no channel 3"):
+        decode_channel(path, 2)
 
 
 def test_stereo_layout_downmix_keeps_level(tmp_path: Path) -> None:

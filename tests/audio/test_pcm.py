@@ -131,6 +131,14 @@ def test_interleaved_stereo_is_averaged() -> None:
     np.testing.assert_allclose(audio, (left + right) / 2, atol=1 / 32768)
 
 
+def test_one_interleaved_channel_alone() -> None:
+    left, right = tone(300, 8000), tone(500, 8000, amplitude=0.25)
+    pcm = encode_linear16(np.stack([left, right], axis=1).reshape(-1))
+    np.testing.assert_allclose(pcm_to_float(pcm, PcmEncoding.LINEAR16, 2, channel=1), right, atol=1 / 32768)
+    with pytest.raises(InvalidRequest, match="no channel 3"):
+        pcm_to_float(pcm, PcmEncoding.LINEAR16, 2, channel=2)
+
+
 def test_g711_channels_are_averaged() -> None:
     # Two channels, two frames: (+8, -8) and (+32256, +24).
     audio = pcm_to_float(bytes([0xD5, 0x55, 0xAA, 0xD4]), PcmEncoding.ALAW, channels=2)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -352,6 +353,45 @@ def test_stereo_raw_linear16_with_two_channels(client: TestClient, data: Path) -
     assert abs(result["usage"]["transcribedAudioMs"] - 5000) <= 50
 
 
+def stereo_references(data: Path) -> list[str]:
+    """The left and right channels' sentences, from the manifest's description of the stereo file."""
+    return re.findall(r'(?:Left|Right): "([^"]+)"', reference(data, "two-speakers/stereo-two-speakers.wav"))
+
+
+def test_each_channel_recognised_on_its_own(client: TestClient, data: Path) -> None:
+    """Two people talking at once, one per channel: mixed down the words blur, channel by channel each is clean."""
+    wav = (data / "two-speakers" / "stereo-two-speakers.wav").read_bytes()
+    left, right = stereo_references(data)
+    mixed = client.post(URL, json=request_body(wav, modelId=TINY, language="en")).json()
+    body = request_body(wav, modelId=TINY, language="en", enableSeparateRecognitionPerChannel=True)
+    response = client.post(URL, json=body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    by_channel = {tag: " ".join(seg["text"] for seg in out["segments"] if seg["channelTag"] == tag) for tag in (1, 2)}
+    assert wer(left, by_channel[1]) <= 0.1, by_channel
+    assert wer(right, by_channel[2]) <= 0.1, by_channel
+    assert wer(left, mixed["transcription"]["transcript"]) > wer(left, by_channel[1])  # what the flag is for
+    starts = [seg["startTimeSeconds"] for seg in out["segments"]]
+    assert starts == sorted(starts)  # the channels' segments interleaved in time
+    words = out["transcription"]["wordTimestamps"]
+    assert {w["channelTag"] for w in words} == {1, 2}
+    assert abs(out["usage"]["transcribedAudioMs"] - 5000) <= 50
+    assert "channelTag" not in mixed["segments"][0]
+
+
+def test_raw_pcm_channels_recognised_on_their_own(client: TestClient, data: Path) -> None:
+    with wave.open(str(data / "two-speakers" / "stereo-two-speakers.wav"), "rb") as w:
+        rate, frames = w.getframerate(), w.readframes(w.getnframes())
+    body = request_body(
+        frames, modelId=TINY, audioEncoding="LINEAR16", sampleRateHertz=rate, numberOfChannels=2,
+        enableSeparateRecognitionPerChannel=True,
+    )  # fmt: skip
+    response = client.post(URL, json=body)
+    assert response.status_code == 200, response.text
+    right = " ".join(seg["text"] for seg in response.json()["segments"] if seg["channelTag"] == 2)
+    assert wer(stereo_references(data)[1], right) <= 0.1
+
+
 # -- multipart ----------------------------------------------------------------------------------------------------
 
 
@@ -485,6 +525,9 @@ def _wav(pcm: bytes, rate: int = 16000) -> bytes:
 WAV = _wav(PCM)
 
 
+DIARIZE = {"enableSpeakerDiarization": True}
+
+
 def _json(content: bytes | str, **config: Any) -> Callable[[], Kwargs]:
     return lambda: {"json": request_body(content, **config)}
 
@@ -524,6 +567,12 @@ ERROR_CASES: list[tuple[str, Callable[[], Kwargs], int, str]] = [
     (
         "diarization-min-over-max",
         _json(WAV, modelId=TINY, diarizationConfig={"minSpeakerCount": 3, "maxSpeakerCount": 2}),
+        400,
+        "invalid_argument",
+    ),
+    (
+        "channels-and-diarization",
+        _json(WAV, modelId=TINY, enableSeparateRecognitionPerChannel=True, diarizationConfig=DIARIZE),
         400,
         "invalid_argument",
     ),

@@ -1,4 +1,5 @@
-"""Decode any common audio file (wav, flac, mp3, ogg/opus, m4a/aac, webm, aiff, ...) to float32 mono 16 kHz.
+"""Decode any common audio file (wav, flac, mp3, ogg/opus, m4a/aac, webm, aiff, ...) to float32 mono 16 kHz: all
+channels mixed down, or one channel alone (for separate recognition per channel).
 
 Decoding streams: frames go through libswresample as they come out of the decoder, and samples leave in fixed-size
 chunks, so memory stays bounded by one chunk whatever the length of the input.
@@ -67,16 +68,19 @@ def probe(source: bytes | Path) -> AudioInfo:
         )
 
 
-def iter_decode(source: bytes | Path, *, chunk_seconds: float = 30.0) -> Iterator[Audio]:
-    """Stream-decode ``source`` to float32 mono 16 kHz chunks of exactly ``chunk_seconds`` (the last may be shorter).
+def iter_decode(source: bytes | Path, *, chunk_seconds: float = 30.0, channel: int | None = None) -> Iterator[Audio]:
+    """Stream-decode ``source`` to float32 mono 16 kHz chunks of exactly ``chunk_seconds`` (the last may be shorter):
+    every channel mixed down, or only ``channel`` (0-based) when given.
 
-    Raises :class:`AudioDecodeError` when the input is not decodable audio and :class:`EmptyAudio` when it decodes
-    to no samples at all. Errors surface while iterating, as the input is read.
+    Raises :class:`AudioDecodeError` when the input is not decodable audio (or has no such channel) and
+    :class:`EmptyAudio` when it decodes to no samples at all. Errors surface while iterating, as the input is read.
     """
     chunk_size = round(chunk_seconds * SAMPLE_RATE) if math.isfinite(chunk_seconds) else 0
     if chunk_size < 1:
         raise ValueError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
-    return _iter_decode(source, chunk_size)
+    if channel is not None and channel < 0:
+        raise ValueError(f"channel must be 0 or more, got {channel}")
+    return _iter_decode(source, chunk_size, channel)
 
 
 def decode(source: bytes | Path) -> Audio:
@@ -85,7 +89,7 @@ def decode(source: bytes | Path) -> Audio:
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
-def _iter_decode(source: bytes | Path, chunk_size: int) -> Iterator[Audio]:
+def _iter_decode(source: bytes | Path, chunk_size: int, channel: int | None) -> Iterator[Audio]:
     chunker = _Chunker(chunk_size)
     with _open(source) as container:
         stream = _first_audio_stream(container)
@@ -98,7 +102,7 @@ def _iter_decode(source: bytes | Path, chunk_size: int) -> Iterator[Audio]:
                 yield from chunker.add_all(converter.flush())
                 converter = None
             if converter is None:
-                converter = _Converter(frame)
+                converter = _Converter(frame, channel)
             yield from chunker.add_all(converter.feed(frame))
         if converter is not None:
             yield from chunker.add_all(converter.flush())
@@ -174,17 +178,25 @@ def _has_unknown_channels(layout: AudioLayout) -> bool:
 
 
 class _Converter:
-    """libswresample for one input (sample format, channel layout, rate): frames in, float32 mono 16 kHz out."""
+    """libswresample for one input (sample format, channel layout, rate): frames in, float32 mono 16 kHz out (the
+    downmix, or one channel)."""
 
-    def __init__(self, frame: AudioFrame) -> None:
+    def __init__(self, frame: AudioFrame, channel: int | None = None) -> None:
+        self._channel = channel
         self._setup(frame)
 
     def _setup(self, frame: AudioFrame) -> None:
         self._signature = _signature(frame)
+        if self._channel is not None and self._channel >= frame.layout.nb_channels:
+            count = frame.layout.nb_channels
+            raise AudioDecodeError(
+                f"the audio has {count} channel{'s' if count != 1 else ''}, no channel {self._channel + 1}"
+            )
         # A layout with unnamed channels (a WAV without channel mask) gives libswresample nothing to build a downmix
         # matrix from, and its guess can drop channels: resample every channel and average them with equal weight.
+        # One channel alone: resample every channel (planar), keep that one.
         self._average = _has_unknown_channels(frame.layout)
-        if self._average:
+        if self._average or self._channel is not None:
             self._resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
         else:
             self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE, options=_DOWNMIX_OPTIONS)
@@ -220,7 +232,12 @@ class _Converter:
             if out is None or out.samples == 0:
                 continue
             data = out.to_ndarray()
-            samples = data.mean(axis=0, dtype=np.float32) if self._average else data.reshape(-1)
+            if self._channel is not None:
+                samples = data[self._channel]
+            elif self._average:
+                samples = data.mean(axis=0, dtype=np.float32)
+            else:
+                samples = data.reshape(-1)
             arrays.append(samples.astype(np.float32, copy=False))
         return arrays
 

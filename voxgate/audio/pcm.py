@@ -79,8 +79,9 @@ def check_sample_rate(rate: int) -> None:
         )
 
 
-def pcm_to_float(data: bytes, encoding: PcmEncoding | str, channels: int = 1) -> Audio:
-    """Convert raw PCM bytes (interleaved when ``channels`` > 1) to float32 mono in [-1, 1], averaging channels."""
+def pcm_to_float(data: bytes, encoding: PcmEncoding | str, channels: int = 1, channel: int | None = None) -> Audio:
+    """Convert raw PCM bytes (interleaved when ``channels`` > 1) to float32 mono in [-1, 1]: the channels averaged,
+    or only ``channel`` (0-based) when given."""
     try:
         encoding = PcmEncoding(encoding)
     except ValueError:
@@ -101,7 +102,11 @@ def pcm_to_float(data: bytes, encoding: PcmEncoding | str, channels: int = 1) ->
     else:
         table = MULAW_TABLE if encoding is PcmEncoding.MULAW else ALAW_TABLE
         samples = table[np.frombuffer(data, dtype=np.uint8)]
-    if channels > 1:
+    if channel is not None:
+        if not 0 <= channel < channels:
+            raise InvalidRequest(f"the audio has {channels} channel(s), no channel {channel + 1}")
+        samples = np.ascontiguousarray(samples.reshape(-1, channels)[:, channel])
+    elif channels > 1:
         samples = samples.reshape(-1, channels).mean(axis=1, dtype=np.float32)
     return samples
 
@@ -141,10 +146,13 @@ class StreamResampler:
         return out.astype(np.float32, copy=False)
 
 
-def decode_pcm(data: bytes, encoding: PcmEncoding | str, sample_rate: int, channels: int = 1) -> Audio:
-    """Decode a whole raw PCM payload to float32 mono 16 kHz; raises :class:`EmptyAudio` when it holds no samples."""
+def decode_pcm(
+    data: bytes, encoding: PcmEncoding | str, sample_rate: int, channels: int = 1, channel: int | None = None
+) -> Audio:
+    """Decode a whole raw PCM payload to float32 mono 16 kHz (the downmix, or ``channel`` alone); raises
+    :class:`EmptyAudio` when it holds no samples."""
     check_sample_rate(sample_rate)
-    samples = pcm_to_float(data, encoding, channels)
+    samples = pcm_to_float(data, encoding, channels, channel)
     if samples.size == 0:
         raise EmptyAudio("the audio contains no samples")
     return resample(samples, sample_rate)

@@ -85,9 +85,11 @@ def _is_none(value: object) -> bool:
 
 
 class OmitsNoSpeaker(CamelModel):
-    """Leaves ``speakerTag`` out of the JSON when there is none (no diarization): reference clients see no change."""
+    """Leaves ``speakerTag`` and ``channelTag`` out of the JSON when there are none (no diarization, channels mixed
+    down): reference clients see no change."""
 
     speaker_tag: int | None = Field(default=None, exclude_if=_is_none)
+    channel_tag: int | None = Field(default=None, exclude_if=_is_none)
 
 
 class TranscribeConfig(CamelModel):
@@ -101,6 +103,22 @@ class TranscribeConfig(CamelModel):
     prompts: list[str] = Field(default_factory=list, max_length=200)
     voice_profile_config: VoiceProfileConfig | None = None
     diarization_config: DiarizationConfig | None = None
+    enable_separate_recognition_per_channel: bool = False
+    """Transcribe each channel of a multichannel file on its own (a call recording: one party per channel); segments
+    and words carry their ``channelTag``. Google's field name."""
+
+    @model_validator(mode="after")
+    def _channels_or_speakers(self) -> Self:
+        if (
+            self.enable_separate_recognition_per_channel
+            and self.diarization_config is not None
+            and self.diarization_config.enable_speaker_diarization
+        ):
+            raise ValueError(
+                "enableSeparateRecognitionPerChannel and speaker diarization cannot be combined: "
+                "with separate channels, each channel's channelTag tells the parties apart"
+            )
+        return self
 
     @field_validator("audio_encoding", mode="before")
     @classmethod
@@ -124,7 +142,7 @@ class WordTimestamp(OmitsNoSpeaker):
     confidence: float
 
     @classmethod
-    def of(cls, w: Word, speaker: int | None = None) -> WordTimestamp:
+    def of(cls, w: Word, speaker: int | None = None, channel: int | None = None) -> WordTimestamp:
         """The reference API's words are bare (``"Hey"`` for ``"Hey,"``): edge punctuation is in the transcript only."""
         return cls(
             word=bare_word(w.word),
@@ -132,6 +150,7 @@ class WordTimestamp(OmitsNoSpeaker):
             end_time_seconds=w.end,
             confidence=w.confidence,
             speaker_tag=speaker,
+            channel_tag=channel,
         )
 
 
@@ -163,7 +182,8 @@ class SegmentOut(OmitsNoSpeaker):
             start_time_seconds=s.start,
             end_time_seconds=s.end,
             language=s.language,
-            word_timestamps=[WordTimestamp.of(w) for w in s.words] if words else [],
+            word_timestamps=[WordTimestamp.of(w, channel=s.channel) for w in s.words] if words else [],
+            channel_tag=s.channel,
         )
 
 
@@ -268,7 +288,9 @@ class TranscribeResponse(CamelModel):
         return cls(
             transcription=Transcription(
                 transcript=t.text,
-                word_timestamps=[WordTimestamp.of(w) for w in t.words] if words else [],
+                word_timestamps=[WordTimestamp.of(w, channel=s.channel) for s in t.segments for w in s.words]
+                if words
+                else [],
                 language=t.language,
                 language_probability=t.language_probability,
             ),

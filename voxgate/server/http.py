@@ -77,11 +77,14 @@ async def run_transcription(
     *,
     profile: bool = False,
     diarize: DiarizationOptions | None = None,
+    separate_channels: bool = False,
 ) -> FileResult:
     """Transcribe with the configured deadline; a request that runs past it gets a ``timeout`` error."""
     limit = service.settings.request_timeout_seconds
     with anyio.move_on_after(limit):
-        return await service.transcribe_file(source, options, model_id, profile=profile, diarize=diarize)
+        return await service.transcribe_file(
+            source, options, model_id, profile=profile, diarize=diarize, separate_channels=separate_channels
+        )
     raise Timeout(f"transcription took longer than {limit:.0f} s (VOXGATE_REQUEST_TIMEOUT_SECONDS)")
 
 
@@ -145,7 +148,13 @@ async def transcribe(request: Request) -> TranscribeResponse:
     wanted = profile is not None and profile.enable_voice_profile
     diarize = config.diarization_config.options() if config.diarization_config else None
     result = await run_transcription(
-        service, source, options_of(config), config.model_id, profile=wanted, diarize=diarize
+        service,
+        source,
+        options_of(config),
+        config.model_id,
+        profile=wanted,
+        diarize=diarize,
+        separate_channels=config.enable_separate_recognition_per_channel,
     )
     transcript = result.transcript
     # The reference echoes the requested modelId; with a fallback list, the model that did the work.
