@@ -20,7 +20,7 @@ from voxgate.analysis.profile import (
     VoiceProfile,
     merge_profiles,
 )
-from voxgate.analysis.prosody import VoiceFeatures
+from voxgate.analysis.prosody import VoiceFeatures, pitch_labels
 from voxgate.audio.decode import decode
 from voxgate.config import ProfileModel, Settings
 from voxgate.errors import ModelUnavailable
@@ -110,6 +110,25 @@ def test_merge_weights_by_speech_seconds() -> None:
     assert merged.speech_seconds == pytest.approx(4.0)
     assert merged.features.duration_s == pytest.approx(4.0)
     assert merge_profiles([]) is None
+
+
+def test_merged_pitch_is_judged_on_all_the_voiced_speech() -> None:
+    """Three 1.5 s stretches of one 130 Hz voice: each alone is half "unclear" (under 2 s voiced), together they
+    are not; the averaged labels would have stayed half "unclear"."""
+    features = VoiceFeatures(duration_s=1.5, f0_median_hz=130.0, f0_std_semitones=2.0, voiced_s=1.0)
+    one = pitch_labels(features)
+    assert dict(one)["unclear"] == pytest.approx(0.5)
+    pitch = tuple(LabelScore(label, c) for label, c in one)
+    stretch = _profile("calm", 1.5)
+    stretch = VoiceProfile.of({**stretch.dimensions(), "pitch": pitch}, features, 1.5)
+    merged = merge_profiles([stretch] * 3)
+    assert merged is not None
+    assert merged.features.voiced_s == pytest.approx(3.0)
+    assert [(s.label, s.confidence) for s in merged.pitch] == [
+        (label, round(c, 4)) for label, c in pitch_labels(merged.features)
+    ]
+    assert "unclear" not in {s.label for s in merged.pitch}
+    assert top(merged.emotion) == "calm"  # other dimensions still averaged
 
 
 def _tiny_onnx(path: Path) -> Path:

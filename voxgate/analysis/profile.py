@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import onnxruntime
 
-from voxgate.analysis.prosody import VoiceFeatures, extract_features, pitch_labels, vocal_style_labels
+from voxgate.analysis.prosody import PITCH_LABELS, VoiceFeatures, extract_features, pitch_labels, vocal_style_labels
 from voxgate.errors import ModelUnavailable
 from voxgate.types import Audio, LanguageScore, Word
 
@@ -329,8 +329,11 @@ def load_overrides(config: Mapping[str, Any]) -> dict[str, OnnxClassifier]:
 
 
 def merge_profiles(profiles: Sequence[VoiceProfile]) -> VoiceProfile | None:
-    """One profile for several stretches of speech (a file's segments): confidences and measurements averaged,
-    weighted by each stretch's speech seconds (a weighted mean of medians, not a median over all frames)."""
+    """One profile for several stretches of speech (a file's segments, a speaker's chunks): confidences and
+    measurements averaged, weighted by each stretch's speech seconds (a weighted mean of medians, not a median over
+    all frames). Pitch, a measurement, is judged again on the merged median F0 and all the voiced seconds together:
+    averaging the stretches' pitch labels would keep each short stretch's ``unclear`` share however much speech
+    there is in all (unless a pitch classifier of your own gave other labels)."""
     if not profiles:
         return None
     weights = [max(p.speech_seconds, 1e-3) for p in profiles]
@@ -352,4 +355,7 @@ def merge_profiles(profiles: Sequence[VoiceProfile]) -> VoiceProfile | None:
             values[f.name] = sum(v for v, _ in known) if known else None
         else:
             values[f.name] = sum(v * w for v, w in known) / sum(w for _, w in known) if known else None
-    return VoiceProfile.of(merged, VoiceFeatures(**values), total)
+    features = VoiceFeatures(**values)
+    if {s.label for s in merged["pitch"]} <= set(PITCH_LABELS):
+        merged["pitch"] = _sorted(dict(pitch_labels(features)))
+    return VoiceProfile.of(merged, features, total)
