@@ -7,7 +7,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import anyio
@@ -232,12 +232,26 @@ class Service:
                 self._speaker_encoder = SpeakerEncoder.load()
             return self._speaker_encoder
 
-    def _window_voices(self, audio: Audio, result: Transcript) -> tuple[list[Chunk], npt.NDArray[np.float32]]:
-        """A window's chunks of one voice and their speaker embeddings (blocking; run it on the scheduler)."""
+    def _window_voices(self, audio: Audio, result: Transcript, profile: bool, language: str | None) -> Voices:
+        """A window's chunks of one voice, their speaker embeddings and, with ``profile``, each chunk's voice profile
+        (for per-speaker profiles). Blocking; run it on the scheduler."""
         chunks = chunks_of(result.segments)
         if not chunks:
-            return [], np.zeros((0, SpeakerEncoder.size), dtype=np.float32)
-        return chunks, self.speaker_encoder().embed([clip_of(audio, c) for c in chunks])
+            return Voices([], np.zeros((0, SpeakerEncoder.size), dtype=np.float32), ())
+        embeddings = self.speaker_encoder().embed([clip_of(audio, c) for c in chunks])
+        if not profile:
+            return Voices(chunks, embeddings, ())
+        reuse = result.model_id == self.engine(self.settings.language_id_model).model_id
+        words = result.words
+        profiles: list[VoiceProfile | None] = []
+        for chunk in chunks:
+            segment = result.segments[chunk.segment]
+            held = [words[i] for i in chunk.words]
+            text = " ".join(w.word for w in held)
+            scores = segment.language_scores if reuse else ()
+            lang = language or segment.language
+            profiles.append(self._stretch_profile(audio, chunk.start, chunk.end, text, held, lang, scores))
+        return Voices(chunks, embeddings, tuple(profiles))
 
     # -- streams --------------------------------------------------------------------------------------------------
 
@@ -357,18 +371,27 @@ class Service:
     def _segment_profile(
         self, audio: Audio, segment: Segment, language: str | None, reuse_scores: bool
     ) -> VoiceProfile | None:
-        clip = audio[int(segment.start * SAMPLE_RATE) : int(segment.end * SAMPLE_RATE)]
+        scores = segment.language_scores if reuse_scores else ()
+        lang = language or segment.language
+        return self._stretch_profile(audio, segment.start, segment.end, segment.text, segment.words, lang, scores)
+
+    def _stretch_profile(
+        self,
+        audio: Audio,
+        start: float,
+        end: float,
+        text: str,
+        words: Sequence[Word],
+        language: str | None,
+        identified: Sequence[LanguageScore],
+    ) -> VoiceProfile | None:
+        """The profile of ``audio`` from ``start`` to ``end`` seconds with its words, or None when under 0.25 s."""
+        clip = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
         if len(clip) < SAMPLE_RATE // 4:
             return None
-        # The clip starts at the segment: its words' times must too.
-        words = tuple(Word(w.word, w.start - segment.start, w.end - segment.start, w.confidence) for w in segment.words)
-        return self.profile(
-            clip,
-            text=segment.text,
-            words=words,
-            language=language or segment.language,
-            identified=segment.language_scores if reuse_scores else (),
-        )
+        # The clip starts at ``start``: its words' times must too.
+        moved = tuple(Word(w.word, w.start - start, w.end - start, w.confidence) for w in words)
+        return self.profile(clip, text=text, words=moved, language=language, identified=identified)
 
     def transcribe_sync(
         self,
@@ -399,12 +422,12 @@ class Service:
         for offset, audio in self.windows(source):
             result = self._run_window(engine, audio, options)
             if diarize is not None:
-                voices.append(self._window_voices(audio, result))
+                voices.append(self._window_voices(audio, result, False, options.language))
             parts.append((offset, result, ()))
             if progress is not None:
                 progress((offset + len(audio)) / SAMPLE_RATE, total)
         merged = merge_windows(parts, engine.model_id)
-        return merged if diarize is None else replace(merged, speakers=_who_spoke(parts, voices, diarize))
+        return merged if diarize is None else _with_speakers(merged, parts, voices, diarize)
 
     async def transcribe(
         self, source: AudioSource, options: TranscriptionOptions, model_id: str | None = None
@@ -477,7 +500,7 @@ class Service:
             options = replace(options, word_timestamps=True)  # chunks follow the words; the caller may drop them
         windows = self.windows(source, channel)
         parts = []
-        voices: list[tuple[list[Chunk], npt.NDArray[np.float32]]] = []
+        voices: list[Voices] = []
         while (item := await anyio.to_thread.run_sync(next, windows, None)) is not None:
             offset, audio = item
             work = functools.partial(self._run_window, engine, audio, options)
@@ -492,7 +515,8 @@ class Service:
                 work_profiles = functools.partial(self._window_profiles, audio, result, options.language)
                 profiles = await self.scheduler.run(work_profiles)
             if diarize is not None:
-                voices.append(await self.scheduler.run(functools.partial(self._window_voices, audio, result)))
+                work_voices = functools.partial(self._window_voices, audio, result, profile, options.language)
+                voices.append(await self.scheduler.run(work_voices))
             parts.append((offset, result, profiles))
         merged = merge_windows(parts, engine.model_id)
         if channel is not None:
@@ -500,25 +524,43 @@ class Service:
             merged = replace(merged, transcript=replace(merged.transcript, segments=segments))
         if diarize is None:
             return merged
-        return replace(merged, speakers=_who_spoke(parts, voices, diarize))
+        return _with_speakers(merged, parts, voices, diarize)
 
 
-def _who_spoke(
+@dataclass(frozen=True, slots=True)
+class Voices:
+    """One window's chunks of one voice, their embeddings and (when profiled) their voice profiles."""
+
+    chunks: list[Chunk]
+    embeddings: npt.NDArray[np.float32]
+    profiles: tuple[VoiceProfile | None, ...]
+
+
+def _with_speakers(
+    merged: FileResult,
     parts: Sequence[tuple[int, Transcript, tuple[VoiceProfile | None, ...]]],
-    voices: Sequence[tuple[list[Chunk], npt.NDArray[np.float32]]],
+    voices: Sequence[Voices],
     options: DiarizationOptions,
-) -> Speakers:
-    """Cluster every window's chunks together and hand the speakers to the merged transcript's words and segments."""
+) -> FileResult:
+    """Cluster every window's chunks together, hand the speakers to the merged transcript's words and segments, and
+    merge each speaker's chunk profiles into the speaker's own."""
     chunks: list[Chunk] = []
     words = segments = 0
-    for (offset, part, _), (window_chunks, _) in zip(parts, voices, strict=True):
-        chunks.extend(c.shifted(offset / SAMPLE_RATE, segments, words) for c in window_chunks)
+    for (offset, part, _), window in zip(parts, voices, strict=True):
+        chunks.extend(c.shifted(offset / SAMPLE_RATE, segments, words) for c in window.chunks)
         words += len(part.words)
         segments += len(part.segments)
-    vectors = [v for _, v in voices if len(v)]
+    vectors = [v.embeddings for v in voices if len(v.embeddings)]
     embeddings = np.concatenate(vectors) if vectors else np.zeros((0, SpeakerEncoder.size), dtype=np.float32)
     speakers = cluster(embeddings, [c.seconds for c in chunks], options)
-    return assign(chunks, speakers, words=words, segments=segments)
+    profiles = [p for v in voices for p in v.profiles]
+    by_speaker: dict[int, list[VoiceProfile]] = {}
+    for speaker, profile in zip(speakers, profiles, strict=False):  # no profiles at all when none was asked for
+        if profile is not None:
+            by_speaker.setdefault(speaker, []).append(profile)
+    speaker_profiles = {k: p for k, group in sorted(by_speaker.items()) if (p := merge_profiles(group)) is not None}
+    who = assign(chunks, speakers, words=words, segments=segments)
+    return replace(merged, speakers=who, speaker_profiles=speaker_profiles)
 
 
 def _answer(scores: tuple[LanguageScore, ...]) -> Callable[[Audio], Sequence[LanguageScore]]:
@@ -539,6 +581,8 @@ class FileResult:
     """One per segment of the transcript, in order (None for segments too short to measure)."""
     speakers: Speakers | None = None
     """Who spoke each word and segment, when diarization was asked for."""
+    speaker_profiles: dict[int, VoiceProfile] = field(default_factory=dict)
+    """Each speaker's voice profile (their chunks merged), when diarization and a profile were both asked for."""
 
 
 def merge_channels(results: Sequence[FileResult]) -> FileResult:

@@ -500,8 +500,33 @@ def test_diarization_in_the_response(client: TestClient, data: Path) -> None:
     assert normalise(joined) == normalise(" ".join(w["word"] for w in words))
 
 
+def test_each_speaker_gets_a_voice_profile(client: TestClient, data: Path) -> None:
+    """Diarization and the voice profile together: a profile per speaker, measured on that speaker's speech only."""
+    clips = ["en/spk1_snt1.wav", "en/spk2_snt2.wav", "en/spk1_snt3.wav", "en/spk2_snt4.wav"]
+    audio, _ = conversation(data, clips)
+    body = request_body(
+        wav_bytes(audio), modelId=TINY, language="en", diarizationConfig=DIARIZE,
+        voiceProfileConfig={"enableVoiceProfile": True, "topN": 2},
+    )  # fmt: skip
+    response = client.post(URL, json=body)
+    assert response.status_code == 200, response.text
+    out = response.json()
+    speakers = {s["speakerTag"]: s["voiceProfile"] for s in out["speakers"]}
+    assert set(speakers) == {1, 2}
+    for tag, clip_names in ((1, clips[0::2]), (2, clips[1::2])):
+        spoken = sum(decode(data / name).size for name in clip_names) / 16_000
+        assert 0.5 * spoken < speakers[tag]["speechSeconds"] <= spoken + 0.5  # this speaker's speech, not the file's
+        assert speakers[tag]["language"][0]["label"] == "en"
+        assert len(speakers[tag]["pitch"]) <= 2
+    # The two Harvard speakers' pitch differs (their median F0 separates them in bench/profile.py).
+    f0 = {tag: speakers[tag]["features"]["f0MedianHz"] for tag in speakers}
+    assert abs(f0[1] - f0[2]) > 15, f0
+    assert out["voiceProfile"] is not None  # the whole file's profile is still there
+
+
 def test_no_speaker_fields_without_diarization(jfk_response: dict[str, Any]) -> None:
     assert "utterances" not in jfk_response
+    assert "speakers" not in jfk_response
     assert all("speakerTag" not in w for w in jfk_response["transcription"]["wordTimestamps"])
     assert all("speakerTag" not in seg for seg in jfk_response["segments"])
 

@@ -167,7 +167,9 @@ async def test_diarized_stream_tags_each_final_with_its_speaker(live_server: Liv
     async with open_stream(live_server) as ws:
         await ws.send(
             config_frame(
-                turnDetection={"mode": "vad", "silenceMs": 700}, diarizationConfig={"enableSpeakerDiarization": True}
+                turnDetection={"mode": "vad", "silenceMs": 700},
+                diarizationConfig={"enableSpeakerDiarization": True},
+                voiceProfileConfig={"enableVoiceProfile": True},
             )
         )
         await send_pcm(ws, pcm16(*(part for c in clips for part in (c, silence(1.5)))))
@@ -180,6 +182,11 @@ async def test_diarized_stream_tags_each_final_with_its_speaker(live_server: Liv
     for final in got.finals:
         assert {w["speakerTag"] for w in final["wordTimestamps"]} == {final["speakerTag"]}
     assert all("speakerTag" not in p for p in got.partials)
+    # Each turn's profile names its speaker, and that speaker's own profile follows it.
+    profiles = [r["voiceProfile"] for r in got.of("result") if "voiceProfile" in r]
+    assert [(p["turnIndex"], p["speakerTag"]) for p in profiles if p["scope"] == "turn"] == [(0, 1), (1, 2), (2, 1)]
+    assert [(p["turnIndex"], p["speakerTag"]) for p in profiles if p["scope"] == "speaker"] == [(0, 1), (1, 2), (2, 1)]
+    assert all("speakerTag" not in p for p in profiles if p["scope"] == "stream")
 
 
 async def test_partials_grow_with_a_stable_prefix(live_server: LiveServer, data: Path) -> None:

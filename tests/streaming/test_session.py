@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from voxgate.analysis.diarize import DiarizationOptions
+from voxgate.analysis.profile import ProfileSmoother
 from voxgate.errors import ProtocolViolation
 from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
 from voxgate.streaming.events import (
@@ -245,6 +246,14 @@ def test_diarized_finals_carry_their_speaker(vad_model, tiny, clip, service) -> 
     turn_profiles = [e for e in d.events if isinstance(e, ProfileEvent) and e.scope == "turn"]
     assert [p.speaker for p in turn_profiles] == [1, 2, 1]
     assert {e.speaker for e in d.events if isinstance(e, ProfileEvent) and e.scope == "stream"} == {None}
+    # ... and after each, that speaker's own profile so far: speaker 1's third-turn profile folds in its first turn.
+    voices = [e for e in d.events if isinstance(e, ProfileEvent) and e.scope == "speaker"]
+    assert [(v.turn, v.speaker) for v in voices] == [(0, 1), (1, 2), (2, 1)]
+    assert d.events.index(voices[0]) == d.events.index(turn_profiles[0]) + 1
+    expected = ProfileSmoother()
+    expected.update(turn_profiles[0].profile)
+    assert voices[2].profile.dimensions() == expected.update(turn_profiles[2].profile).dimensions()
+    assert voices[1].profile.dimensions() == turn_profiles[1].profile.dimensions()  # speaker 2's first turn alone
     assert isinstance(d.events[-1], StreamClosed)
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "CamelModel",
     "DiarizationConfig",
     "SegmentOut",
+    "SpeakerOut",
     "TranscribeConfig",
     "TranscribeRequest",
     "TranscribeResponse",
@@ -255,6 +256,13 @@ _UNSPACED = frozenset({"zh", "ja", "th", "lo", "my", "km", "yue", "bo"})
 """Languages written without spaces between words."""
 
 
+class SpeakerOut(CamelModel):
+    """One diarized speaker's own voice profile (when both diarization and the voice profile are on)."""
+
+    speaker_tag: int
+    voice_profile: VoiceProfileOut
+
+
 class Usage(CamelModel):
     transcribed_audio_ms: int
     model_id: str
@@ -268,6 +276,8 @@ class TranscribeResponse(CamelModel):
     voice_profile: VoiceProfileOut | None = None
     utterances: list[Utterance] | None = Field(default=None, exclude_if=_is_none)
     """Who spoke when: present only when diarization was asked for."""
+    speakers: list[SpeakerOut] | None = Field(default=None, exclude_if=_is_none)
+    """Each speaker's voice profile: present only when diarization and the voice profile were both asked for."""
     warnings: list[str] = Field(default_factory=list)
 
     def add_speakers(self, t: Transcript, speakers: Speakers) -> None:

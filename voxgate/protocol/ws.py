@@ -210,7 +210,8 @@ class StreamVoiceProfile(VoiceProfileOut):
     turn_index: int
     time_seconds: float
     scope: str
-    """``stream``: smoothed over the whole stream so far (sent as speech accumulates); ``turn``: one finished turn."""
+    """``stream``: smoothed over the whole stream so far (sent as speech accumulates); ``turn``: one finished turn;
+    ``speaker`` (diarized streams, after each turn's): smoothed over the turns of the speaker ``speakerTag``."""
     speaker_tag: int | None = None
     """A turn's profile in a diarized stream: whose voice it describes (the ``speakerTag`` of the turn's final)."""
 

@@ -18,6 +18,7 @@ from voxgate.audio.pcm import PcmEncoding, check_sample_rate
 from voxgate.errors import EmptyAudio, InvalidBase64, InvalidRequest, PayloadTooLarge, Timeout
 from voxgate.protocol.http import (
     RAW_ENCODINGS,
+    SpeakerOut,
     TranscribeConfig,
     TranscribeRequest,
     TranscribeResponse,
@@ -169,6 +170,11 @@ async def transcribe(request: Request) -> TranscribeResponse:
             response.warnings.append("voiceProfileConfig: no speech long enough to profile")
     if result.speakers is not None:
         response.add_speakers(transcript, result.speakers)
+        if wanted and profile is not None:
+            response.speakers = [
+                SpeakerOut(speaker_tag=k, voice_profile=VoiceProfileOut.of(p, profile.top_n))
+                for k, p in result.speaker_profiles.items()
+            ]
     return response
 
 

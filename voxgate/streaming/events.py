@@ -71,7 +71,8 @@ class ProfileEvent:
     time: float
     profile: VoiceProfile
     scope: str
-    """``stream`` (smoothed across the stream) or ``turn`` (one finished turn alone)."""
+    """``stream`` (smoothed across the stream), ``turn`` (one finished turn alone) or ``speaker`` (smoothed across
+    one speaker's turns, in a diarized stream)."""
     speaker: int | None = None
     """A turn's profile in a diarized stream: the turn's speaker."""
 

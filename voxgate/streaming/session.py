@@ -134,6 +134,8 @@ class StreamSession:
         """Finished turns waiting for their speaker: what goes out once it is known (the final first)."""
         self._speaker_of: dict[int, int] = {}
         """Finished turns' speakers, until their profile (which names it) is out."""
+        self._voices: dict[int, ProfileSmoother] = {}
+        """Each speaker's own profile across their turns (diarized streams)."""
 
     # -- inspection ------------------------------------------------------------------------------------------------
 
@@ -249,7 +251,11 @@ class StreamSession:
             self._profiling.discard(job.turn)
             self._smoother.update(profile)
             speaker = self._speaker_of.pop(job.turn, None)
-            return [ProfileEvent(job.turn, now, profile, "turn", speaker), *self._maybe_closed()]
+            out: list[Output] = [ProfileEvent(job.turn, now, profile, "turn", speaker)]
+            if speaker is not None:
+                voice = self._voices.setdefault(speaker, ProfileSmoother()).update(profile)
+                out.append(ProfileEvent(job.turn, now, voice, "speaker", speaker))
+            return [*out, *self._maybe_closed()]
         return [ProfileEvent(job.turn, now, self._smoother.peek(profile), "stream")]
 
     def voiced(self, job: SpeakerJob, embedding: Audio | None) -> list[Output]:
