@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import csv
-import io
 import re
-import wave
 from pathlib import Path
 
 import jiwer
@@ -13,10 +11,9 @@ import numpy as np
 import numpy.typing as npt
 
 from voxgate.audio.decode import decode
-from voxgate.audio.pcm import encode_linear16
 from voxgate.types import SAMPLE_RATE
 
-__all__ = ["Turn", "conversation", "normalise", "reference", "speaker_accuracy", "wav_bytes", "wer"]
+__all__ = ["Turn", "conversation", "normalise", "reference", "speaker_accuracy", "wer"]
 
 
 def normalise(text: str) -> str:
@@ -76,14 +73,3 @@ def speaker_accuracy(turns: list[Turn], words: list[tuple[float, float, int]]) -
             mapping[tag] = speaker
     right = sum(1 for tag, speaker in truth if mapping.get(tag) == speaker)
     return right / len(truth) if truth else 0.0
-
-
-def wav_bytes(audio: npt.NDArray[np.float32]) -> bytes:
-    """16 kHz mono audio as a 16-bit WAV file."""
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(encode_linear16(audio))
-    return buf.getvalue()

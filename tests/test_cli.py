@@ -5,7 +5,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from tests.speech import conversation, wav_bytes
+from tests.speech import conversation
+from voxgate.audio.pcm import encode_wav
 from voxgate.cli import app
 
 runner = CliRunner()
@@ -49,7 +50,7 @@ def test_transcribe_to_stdout_with_vocabulary(data: Path, settings_env: dict[str
 def test_transcribe_tells_speakers_apart(tmp_path: Path, data: Path, settings_env: dict[str, str]) -> None:
     audio, _ = conversation(data, ["en/spk1_snt2.wav", "en/spk2_snt6.wav", "en/spk1_snt5.wav"])
     path = tmp_path / "talk.wav"
-    path.write_bytes(wav_bytes(audio))
+    path.write_bytes(encode_wav(audio))
     result = runner.invoke(app, ["transcribe", str(path), "--model", "whisper/tiny.en", "--diarize"], env=settings_env)
     assert result.exit_code == 0, result.output
     lines = result.stdout.strip().splitlines()

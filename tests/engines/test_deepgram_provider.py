@@ -16,8 +16,8 @@ import pytest
 
 from tests.engines.fake_vendors import FakeVendor, Fault
 from tests.engines.harness import DEEPGRAM, Cloud, Make, Speech, cloud_fixture, heard_jfk
+from voxgate.audio.pcm import encode_wav
 from voxgate.engines.deepgram import NO_PROMPT, NO_TEMPERATURE
-from voxgate.engines.remote import to_wav
 from voxgate.errors import ProviderError
 from voxgate.types import Audio, TranscriptionOptions
 
@@ -158,7 +158,7 @@ def test_json_of_another_shape_is_a_provider_error(make: Make, fake: FakeVendor,
 def test_the_fake_checks_the_wire_format(cloud: Cloud[FakeVendor], short: Audio) -> None:
     """The fake refuses what Deepgram refuses, so a passing adapter test means a well-formed request."""
     url = f"{cloud.url}/v1/listen"
-    wav = to_wav(short)
+    wav = encode_wav(short)
     good = {"Authorization": f"Token {KEY}", "Content-Type": "audio/wav"}
     cases: list[tuple[dict[str, str], list[tuple[str, str | int | float | bool | None]], bytes, int]] = [
         ({**good, "Authorization": f"Bearer {KEY}"}, [("model", "nova-3")], wav, 401),

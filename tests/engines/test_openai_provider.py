@@ -17,8 +17,8 @@ import pytest
 from tests.engines.fake_vendors import FakeVendor, Fault
 from tests.engines.harness import GROQ, OPENAI, Cloud, Make, Speech, cloud_fixture, heard_jfk
 from tests.speech import reference, wer
+from voxgate.audio.pcm import encode_wav
 from voxgate.engines.openai import GroqEngine, language_code
-from voxgate.engines.remote import to_wav
 from voxgate.errors import ProviderError
 from voxgate.types import Audio, TranscriptionOptions
 
@@ -161,7 +161,7 @@ def test_the_fake_checks_the_wire_format(cloud: Cloud[FakeVendor], short: Audio)
     """The fake refuses what OpenAI refuses, so a passing adapter test means a well-formed request."""
     url = f"{cloud.url}/v1/audio/transcriptions"
     auth = {"Authorization": f"Bearer {KEY}"}
-    wav = to_wav(short)
+    wav = encode_wav(short)
     eight_khz = wav[:24] + (8000).to_bytes(4, "little") + wav[28:]
     cases: list[tuple[dict[str, Any], dict[str, Any], str]] = [
         ({"model": "whisper-1"}, {"file": ("a.wav", eight_khz, "audio/wav")}, "16 kHz"),

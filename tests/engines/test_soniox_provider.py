@@ -23,8 +23,8 @@ from tests.engines.fake_vendors import Fault
 from tests.engines.fake_vendors.soniox_server import FakeSoniox
 from tests.engines.harness import SONIOX, Make, Speech, cloud_fixture, heard_jfk
 from tests.speech import reference, wer
+from voxgate.audio.pcm import encode_wav
 from voxgate.config import Settings
-from voxgate.engines import remote
 from voxgate.engines.base import Engine
 from voxgate.engines.soniox import SonioxEngine
 from voxgate.errors import ProviderError
@@ -78,7 +78,7 @@ def test_transcribes_real_speech_with_word_times(fake: FakeSoniox, make: Make, j
     heard_jfk(t, SONIOX, jfk_speech)
 
     # The sub-word tokens were joined back into exactly the words the vendor's recogniser heard.
-    heard = fake.recognize(remote.to_wav(jfk_speech.audio), "en").words
+    heard = fake.recognize(encode_wav(jfk_speech.audio), "en").words
     assert [w.word for w in t.words] == [w.word for w in heard]
     for got, want in zip(t.words, heard, strict=True):
         assert got.start == pytest.approx(want.start, abs=0.001)

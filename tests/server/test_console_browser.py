@@ -25,7 +25,8 @@ from pydantic import SecretStr
 
 from tests.conftest import LiveServer
 from tests.server.wsutil import clip
-from tests.speech import conversation, reference, wav_bytes, wer
+from tests.speech import conversation, reference, wer
+from voxgate.audio.pcm import encode_wav
 from voxgate.config import Settings
 from voxgate.server.app import create_app
 from voxgate.service import Service
@@ -452,7 +453,7 @@ def test_a_conversation_is_shown_by_speaker(open_page: Visit, data: Path, tmp_pa
     clips = ["en/spk1_snt1.wav", "en/spk2_snt2.wav", "en/spk1_snt3.wav"]
     audio, _ = conversation(data, clips)
     path = tmp_path / "talk.wav"
-    path.write_bytes(wav_bytes(audio))
+    path.write_bytes(encode_wav(audio))
     page = open_page.page
     page.wait_for_selector("body.ready")
     page.click("#tab-file")

@@ -18,10 +18,10 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.speech import conversation, normalise, reference, speaker_accuracy, wav_bytes, wer
+from tests.speech import conversation, normalise, reference, speaker_accuracy, wer
 from voxgate import __version__
 from voxgate.audio.decode import decode
-from voxgate.audio.pcm import encode_linear16, pcm_to_float, resample
+from voxgate.audio.pcm import encode_linear16, encode_wav, pcm_to_float, resample
 from voxgate.config import Settings
 from voxgate.models.catalog import PACKAGED, WHISPER_LANGUAGES
 from voxgate.server.app import create_app
@@ -482,7 +482,7 @@ def test_voice_profile_in_the_response(client: TestClient, short_wav: bytes) -> 
 def test_diarization_in_the_response(client: TestClient, data: Path) -> None:
     audio, turns = conversation(data, ["en/spk1_snt4.wav", "en/spk2_snt4.wav", "en/spk1_snt5.wav", "en/jfk.flac"])
     config = {"enableSpeakerDiarization": True, "maxSpeakerCount": 4}
-    body = request_body(wav_bytes(audio), modelId=TINY, language="en", diarizationConfig=config)
+    body = request_body(encode_wav(audio), modelId=TINY, language="en", diarizationConfig=config)
     response = client.post(URL, json=body)
     assert response.status_code == 200, response.text
     out = response.json()
@@ -505,7 +505,7 @@ def test_each_speaker_gets_a_voice_profile(client: TestClient, data: Path) -> No
     clips = ["en/spk1_snt1.wav", "en/spk2_snt2.wav", "en/spk1_snt3.wav", "en/spk2_snt4.wav"]
     audio, _ = conversation(data, clips)
     body = request_body(
-        wav_bytes(audio), modelId=TINY, language="en", diarizationConfig=DIARIZE,
+        encode_wav(audio), modelId=TINY, language="en", diarizationConfig=DIARIZE,
         voiceProfileConfig={"enableVoiceProfile": True, "topN": 2},
     )  # fmt: skip
     response = client.post(URL, json=body)

@@ -10,6 +10,7 @@ from voxgate.audio.pcm import (
     check_sample_rate,
     decode_pcm,
     encode_linear16,
+    encode_wav,
     pcm_to_float,
     resample,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "decode",
     "decode_pcm",
     "encode_linear16",
+    "encode_wav",
     "iter_decode",
     "pcm_to_float",
     "probe",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import wave
 from enum import StrEnum
 
 import numpy as np
@@ -20,6 +22,7 @@ __all__ = [
     "check_sample_rate",
     "decode_pcm",
     "encode_linear16",
+    "encode_wav",
     "pcm_to_float",
     "resample",
 ]
@@ -156,6 +159,17 @@ def decode_pcm(
     if samples.size == 0:
         raise EmptyAudio("the audio contains no samples")
     return resample(samples, sample_rate)
+
+
+def encode_wav(audio: Audio) -> bytes:
+    """16 kHz mono audio as a 16-bit WAV file (what voxgate sends every cloud provider)."""
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SAMPLE_RATE)
+        w.writeframes(encode_linear16(audio))
+    return buffer.getvalue()
 
 
 def encode_linear16(audio: Audio) -> bytes:

@@ -13,19 +13,17 @@ grouped into sentences) and :meth:`RemoteEngine.build_transcript`.
 
 from __future__ import annotations
 
-import io
 import logging
 import random
 import re
 import time
-import wave
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
-from voxgate.audio.pcm import encode_linear16
+from voxgate.audio.pcm import encode_wav
 from voxgate.config import ProviderConfig, Settings
 from voxgate.engines.base import Capabilities
 from voxgate.errors import (
@@ -40,7 +38,7 @@ from voxgate.models.catalog import ModelSpec
 from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
 
-__all__ = ["RemoteEngine", "json_number", "segments_from_words", "to_wav"]
+__all__ = ["RemoteEngine", "json_number", "segments_from_words"]
 
 log = logging.getLogger(__name__)
 
@@ -50,17 +48,6 @@ _BACKOFF_MAX = 8.0
 _PAUSE = 1.0
 """A silence this long (seconds) between two words starts a new segment."""
 _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001
-
-
-def to_wav(audio: Audio) -> bytes:
-    """16 kHz mono 16-bit WAV bytes: what voxgate sends every provider."""
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(SAMPLE_RATE)
-        w.writeframes(encode_linear16(audio))
-    return buffer.getvalue()
 
 
 def json_number(value: Any) -> float:
@@ -162,7 +149,7 @@ class RemoteEngine(ABC):
         if options.task != "transcribe":
             raise InvalidRequest(f"{self.model_id} cannot {options.task}; use a whisper/* model for translation")
         duration = len(audio) / SAMPLE_RATE
-        result = self.recognize(to_wav(audio), duration, options)
+        result = self.recognize(encode_wav(audio), duration, options)
         if progress is not None:
             progress(duration, duration)
         return result
