@@ -16,6 +16,7 @@ Timing: ``TurnDetector.predict`` on an 8 s window (features + ONNX, also split),
 from __future__ import annotations
 
 import argparse
+import csv
 import datetime as dt
 import statistics
 import time
@@ -35,21 +36,13 @@ MACHINE_DISTS = ("voxgate", "onnxruntime", "numpy", "faster-whisper", "pipecat-a
 MACHINE_KEYS = ("platform", "python", "cpu_count", "cpu_model", "versions")
 OUT = Path(__file__).resolve().parent / "results" / "turn_eval.json"
 
-# Keep in sync with tests/analysis/test_turn.py (how the cuts were chosen is documented there).
-TRUNCATIONS: dict[str, tuple[float, str]] = {
-    "spk1_snt1": (1.67, "The child almost hurt"),
-    "spk1_snt2": (1.70, "Drop the two when you"),
-    "spk1_snt3": (1.44, "At that high level"),
-    "spk1_snt4": (1.59, "A thin stripe runs"),
-    "spk1_snt5": (1.51, "Sunday is the best"),
-    "spk1_snt6": (1.38, "The pencils have all"),
-    "spk2_snt1": (0.97, "We are sure that one"),
-    "spk2_snt2": (0.99, "What joy there is"),
-    "spk2_snt3": (1.01, "Tear a thin sheet from"),
-    "spk2_snt4": (1.08, "Mend the coat before"),
-    "spk2_snt5": (0.86, "Jump the fence and"),
-    "spk2_snt6": (1.03, "Canned pears lack"),
-}
+CUTS = Path(__file__).resolve().parent.parent / "tests" / "data" / "harvard-cuts.tsv"
+"""Where each Harvard sentence is cut for its "incomplete" version (the tests' annotation; the file says how)."""
+
+
+_LINES = [line for line in CUTS.read_text(encoding="utf-8").splitlines() if line and not line.startswith("#")]
+_ROWS = csv.DictReader(_LINES, delimiter="\t")
+TRUNCATIONS = {row["clip"]: (float(row["cut_seconds"]), row["words_before_the_cut"]) for row in _ROWS}
 
 
 def read_wav(path: Path) -> np.ndarray:

@@ -13,7 +13,7 @@ import numpy.typing as npt
 from voxgate.audio.decode import decode
 from voxgate.types import SAMPLE_RATE
 
-__all__ = ["Turn", "conversation", "normalise", "reference", "speaker_accuracy", "wer"]
+__all__ = ["Turn", "conversation", "normalise", "read_cuts", "reference", "speaker_accuracy", "wer"]
 
 
 def normalise(text: str) -> str:
@@ -73,3 +73,11 @@ def speaker_accuracy(turns: list[Turn], words: list[tuple[float, float, int]]) -
             mapping[tag] = speaker
     right = sum(1 for tag, speaker in truth if mapping.get(tag) == speaker)
     return right / len(truth) if truth else 0.0
+
+
+def read_cuts() -> dict[str, tuple[float, str]]:
+    """``tests/data/harvard-cuts.tsv``: where each Harvard sentence is cut for its "incomplete" version, as clip name
+    -> (seconds, the words before the cut). The file says how the cuts were chosen."""
+    text = (Path(__file__).parent / "data" / "harvard-cuts.tsv").read_text(encoding="utf-8")
+    rows = csv.DictReader([line for line in text.splitlines() if line and not line.startswith("#")], delimiter="\t")
+    return {row["clip"]: (float(row["cut_seconds"]), row["words_before_the_cut"]) for row in rows}

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.speech import read_cuts
 from voxgate.analysis.turn import WINDOW_SAMPLES, TurnDetector, log_mel_features, model_window
 from voxgate.audio.decode import decode
 from voxgate.errors import ModelUnavailable
@@ -18,24 +19,9 @@ DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 TRAILING_SILENCE_S = 0.2
 """What pipecat's recommended setup (VAD ``stop_secs=0.2``) leaves after the last word when it asks the model."""
 
-# Where each Harvard sentence is cut for its "incomplete" version: the word boundary nearest 55% of the speech
-# (Silero VAD span), at a low-energy point, checked by re-transcribing the cut audio with whisper tiny.en (it ends
-# on the whole word shown). One exception: spk2_snt5 "hurry" runs into "up" without a gap, so it is cut after "and".
-# Keep in sync with bench/turn_eval.py.
-TRUNCATIONS: dict[str, tuple[float, str]] = {
-    "spk1_snt1": (1.67, "The child almost hurt"),
-    "spk1_snt2": (1.70, "Drop the two when you"),
-    "spk1_snt3": (1.44, "At that high level"),
-    "spk1_snt4": (1.59, "A thin stripe runs"),
-    "spk1_snt5": (1.51, "Sunday is the best"),
-    "spk1_snt6": (1.38, "The pencils have all"),
-    "spk2_snt1": (0.97, "We are sure that one"),
-    "spk2_snt2": (0.99, "What joy there is"),
-    "spk2_snt3": (1.01, "Tear a thin sheet from"),
-    "spk2_snt4": (1.08, "Mend the coat before"),
-    "spk2_snt5": (0.86, "Jump the fence and"),
-    "spk2_snt6": (1.03, "Canned pears lack"),
-}
+TRUNCATIONS = read_cuts()
+"""Where each Harvard sentence is cut for its "incomplete" version (tests/data/harvard-cuts.tsv says how they were
+chosen): clip name -> (seconds, the words before the cut)."""
 
 ACCURACY_BOUND = 0.83
 """Complete-vs-truncated accuracy at 0.5 over the 24 clips. Measured 0.917 (22/24: every truncated clip is below
