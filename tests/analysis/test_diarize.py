@@ -8,6 +8,7 @@ import pytest
 from voxgate.analysis.diarize import (
     CHUNK_SECONDS,
     DISTANCE,
+    MAX_ANCHORS,
     Chunk,
     DiarizationOptions,
     OnlineSpeakers,
@@ -101,6 +102,15 @@ def test_the_distance_threshold_separates_voices_not_noise() -> None:
     second = np.cos(angle) * a + np.sin(angle) * b
     vectors = np.stack([a, a, second, second]).astype(np.float32)
     assert cluster(vectors, [1.5] * 4) == [1, 1, 2, 2]
+
+
+def test_a_very_long_file_clusters_a_spread_sample_and_labels_every_chunk() -> None:
+    rng = np.random.default_rng(7)
+    plan = [i % 3 for i in range(MAX_ANCHORS + 1500)]
+    speakers = cluster(_voices(rng, plan, spread=0.3), [1.5] * len(plan))
+    assert len(speakers) == len(plan)
+    assert speakers[:6] == [1, 2, 3, 1, 2, 3]
+    assert all(speakers[i] == speakers[i % 3] for i in range(len(plan)))
 
 
 def test_nothing_or_one_chunk() -> None:

@@ -31,6 +31,7 @@ from voxgate.types import SAMPLE_RATE, Audio, Segment
 __all__ = [
     "CHUNK_SECONDS",
     "DISTANCE",
+    "MAX_ANCHORS",
     "Chunk",
     "DiarizationOptions",
     "OnlineSpeakers",
@@ -51,6 +52,9 @@ MIN_EMBED_SECONDS = 0.3
 """The shortest audio embedded: a shorter chunk is widened around its centre to this length."""
 DISTANCE = 0.4
 """Cosine distance (average linkage) above which two groups of chunks are different speakers."""
+MAX_ANCHORS = 2000
+"""At most this many chunks (evenly spread over the file) shape the clusters; the rest join the nearest. Linkage
+needs memory for every pair: 2000 chunks (~1 h of speech) are 2 M distances, 20000 would be 200 M."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +127,8 @@ def cluster(
     anchors = [i for i, s in enumerate(seconds) if s >= MIN_CLUSTER_SECONDS]
     if len(anchors) < 2:  # too little to compare voices: take every chunk, however short
         anchors = list(range(n))
+    if len(anchors) > MAX_ANCHORS:
+        anchors = [anchors[round(k)] for k in np.linspace(0, len(anchors) - 1, MAX_ANCHORS)]
     labels = np.zeros(n, dtype=np.int64)
     if len(anchors) == 1:
         labels[:] = 1
