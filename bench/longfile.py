@@ -6,8 +6,12 @@ length is reached) and encoded as Ogg/Opus, so decoding is a real stream decode.
 decoding. We report wall time, real-time factor, peak resident memory (compared with what holding the decoded audio
 alone would take), and how far each clip's first recognised word lands from where the clip was placed.
 
+``--diarize`` also tells the speakers apart (three voices: the two Harvard speakers and JFK) and scores each word's
+speaker against the clip it falls in (best one-to-one mapping of tags to voices).
+
     python bench/longfile.py                 # 60 minutes, whisper/tiny.en
     python bench/longfile.py --minutes 10 --model whisper/base
+    python bench/longfile.py --diarize --out bench/results/longfile-diarized.json
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
 from common import DATA, write_report
+from scipy.optimize import linear_sum_assignment
 
+from voxgate.analysis.diarize import DiarizationOptions, Speakers
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.service import Service
-from voxgate.types import SAMPLE_RATE, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, Transcript, TranscriptionOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -39,14 +46,14 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def build(path: Path, minutes: float, gap: float, data: Path) -> list[tuple[float, str]]:
-    """Write the long file; return (start second, reference) of every clip placed in it."""
+def build(path: Path, minutes: float, gap: float, data: Path) -> list[tuple[float, str, str]]:
+    """Write the long file; return (start second, reference, speaker) of every clip placed in it."""
     with open(data / "en" / "MANIFEST.tsv", encoding="utf-8", newline="") as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
-    clips = [(decode(data / "en" / r["path"]), r["reference"]) for r in rows]
+    clips = [(decode(data / "en" / r["path"]), r["reference"], r["path"].split("_")[0].split(".")[0]) for r in rows]
     silence = np.zeros(int(gap * SAMPLE_RATE), dtype=np.float32)
     total = int(minutes * 60 * SAMPLE_RATE)
-    placed: list[tuple[float, str]] = []
+    placed: list[tuple[float, str, str]] = []
     written = 0
     with av.open(str(path), "w", format="ogg") as out:
         stream = out.add_stream("libopus", rate=48_000, layout="mono")
@@ -67,8 +74,8 @@ def build(path: Path, minutes: float, gap: float, data: Path) -> list[tuple[floa
 
         i = 0
         while written < total:
-            audio, reference = clips[i % len(clips)]
-            placed.append((written / SAMPLE_RATE, reference))
+            audio, reference, speaker = clips[i % len(clips)]
+            placed.append((written / SAMPLE_RATE, reference, speaker))
             for piece in (audio, silence):
                 encode(piece)
                 written += len(piece)
@@ -79,6 +86,24 @@ def build(path: Path, minutes: float, gap: float, data: Path) -> list[tuple[floa
     return placed
 
 
+def speaker_scores(placed: list[tuple[float, str, str]], transcript: Transcript, speakers: Speakers) -> dict[str, Any]:
+    """Each word's speaker tag against the voice of the clip it starts in, under the best one-to-one mapping."""
+    starts = np.array([p[0] for p in placed])
+    voices = sorted({p[2] for p in placed})
+    tags = sorted(set(speakers.words))
+    counts = np.zeros((len(tags), len(voices)))
+    for w, tag in zip(transcript.words, speakers.words, strict=True):
+        clip = max(0, int(np.searchsorted(starts, (w.start + w.end) / 2, side="right")) - 1)
+        counts[tags.index(tag), voices.index(placed[clip][2])] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return {
+        "voices": len(voices),
+        "speakers_found": speakers.count,
+        "word_accuracy": round(float(counts[rows, cols].sum() / max(1, counts.sum())), 4),
+        "words_per_tag": {str(t): int(counts[i].sum()) for i, t in enumerate(tags)},
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=60.0)
@@ -86,6 +111,7 @@ def main() -> int:
     parser.add_argument("--gap", type=float, default=1.5, help="seconds of silence after each clip")
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--out", type=Path, default=RESULTS / "longfile.json")
+    parser.add_argument("--diarize", action="store_true", help="tell the speakers apart too, and score it")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,9 +128,14 @@ def main() -> int:
         rss_before = _peak_rss_mb()
         progress: list[float] = []
         started = time.perf_counter()
-        transcript = service.transcribe_sync(
-            path, TranscriptionOptions(language="en"), args.model, progress=lambda done, total: progress.append(done)
+        result_ = service.transcribe_file_sync(
+            path,
+            TranscriptionOptions(language="en"),
+            args.model,
+            progress=lambda done, total: progress.append(done),
+            diarize=DiarizationOptions() if args.diarize else None,
         )
+        transcript = result_.transcript
         wall = time.perf_counter() - started
         rss_after = _peak_rss_mb()
         service.close()
@@ -112,7 +143,7 @@ def main() -> int:
     words = transcript.words
     starts = np.array([w.start for w in words])
     offsets = []
-    for clip_start, _ in placed:
+    for clip_start, _, _ in placed:
         i = int(np.searchsorted(starts, clip_start - 0.5))
         if i < len(words) and words[i].start < clip_start + 3.0:
             offsets.append(words[i].start - clip_start)
@@ -139,6 +170,7 @@ def main() -> int:
             "max": round(float(offsets_arr.max()), 3) if len(offsets) else None,
         },
         "word_starts_monotonic": monotonic,
+        "diarization": speaker_scores(placed, transcript, result_.speakers) if result_.speakers else None,
         "words": len(words),
         "machine": {
             "cpus": os.cpu_count(),
@@ -160,6 +192,12 @@ def main() -> int:
         f"{result['first_word_offset_seconds']['median']} s, p95 {result['first_word_offset_seconds']['p95']} s; "
         f"word starts monotonic: {monotonic}"
     )
+    if result["diarization"] is not None:
+        d = result["diarization"]
+        print(
+            f"diarization: {d['speakers_found']} speakers found for {d['voices']} voices; "
+            f"{100 * d['word_accuracy']:.1f} % of words to the right voice"
+        )
     write_report(args.out, result)
     print(f"wrote {args.out}")
     return 0

@@ -471,6 +471,14 @@ def test_a_conversation_is_shown_by_speaker(open_page: Visit, data: Path, tmp_pa
         ".map(dt => [dt.textContent, dt.nextElementSibling.textContent]))"
     )
     assert stats["Speakers"] == "2", stats
+    # The profile panel offers each speaker's own profile beside the whole file's.
+    voices = page.locator("#profile-voices button")
+    assert [voices.nth(i).inner_text() for i in range(voices.count())] == ["Whole file", "Speaker 1", "Speaker 2"]
+    assert voices.nth(0).get_attribute("aria-pressed") == "true"
+    whole = page.inner_text("#features")
+    voices.nth(2).click()
+    assert voices.nth(2).get_attribute("aria-pressed") == "true"
+    page.wait_for_function("(before) => document.querySelector('#features').innerText !== before", arg=whole)
     open_page.screenshot("console-speakers.png")
 
     _, text = fetch_download(page, "#view-file [data-download=txt]")

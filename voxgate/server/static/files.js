@@ -1,7 +1,17 @@
 // Files: upload through POST /stt/v1/transcribe, then play back with the words highlighted as they are spoken.
 
 import { transcribeFile } from "./api.js";
-import { $, baseConfig, clearErrors, setProfile, setStats, showError, showNotice, transcriptChanged } from "./page.js";
+import {
+  $,
+  baseConfig,
+  clearErrors,
+  setProfile,
+  setStats,
+  setVoices,
+  showError,
+  showNotice,
+  transcriptChanged,
+} from "./page.js";
 import { FileTranscript, speakerTurns } from "./transcript.js";
 import { formatTime, languageName } from "./ui.js";
 
@@ -24,6 +34,7 @@ function chooseFile(file) {
   $("#file-card").hidden = false;
   fileTranscript.clear();
   setProfile("file", null);
+  setVoices("file", []);
   transcriptChanged();
   transcribeChosen();
 }
@@ -76,6 +87,7 @@ async function transcribeChosen() {
       ["Speed", seconds > 0 ? `${(audio / seconds).toFixed(1)}× real time` : "—"],
     ]);
     setProfile("file", response.voiceProfile || null);
+    setVoices("file", response.speakers || []);
   } catch (error) {
     if (error.name !== "AbortError") {
       $("#file-status").textContent = "Failed";

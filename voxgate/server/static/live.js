@@ -8,6 +8,8 @@ import {
   clearErrors,
   profileOf,
   setProfile,
+  setVoice,
+  setVoices,
   setStats,
   settings,
   showError,
@@ -92,6 +94,7 @@ function resetLive() {
   liveTranscript.reset();
   timeline.reset();
   setProfile("live", null);
+  setVoices("live", []);
   liveStats();
   transcriptChanged();
 }
@@ -139,7 +142,11 @@ const liveHandlers = {
   },
   onVoiceProfile(p) {
     live.profiles += 1;
-    setProfile("live", p);
+    if (p.scope === "speaker") {
+      setVoice("live", p.speakerTag, p); // that speaker's own, across their turns
+    } else {
+      setProfile("live", p);
+    }
     liveStats();
   },
   onSpeechStarted(e) {

@@ -132,7 +132,11 @@ export function baseConfig() {
 // -- views, profile and stats --------------------------------------------------------------------------------------
 
 const profile = new ProfilePanel($("#profile"), $("#features"), $("#profile-meta"));
-const views = { live: { profile: null, stats: [] }, file: { profile: null, stats: [] } };
+// Per view: the overall profile, each speaker's own (diarized: tag -> profile), which one is shown (0: overall).
+const views = {
+  live: { profile: null, voices: new Map(), selected: 0, stats: [] },
+  file: { profile: null, voices: new Map(), selected: 0, stats: [] },
+};
 let view = "live";
 
 function renderStats(rows) {
@@ -151,16 +155,65 @@ export function setStats(which, rows) {
   }
 }
 
-/** Keep `which` view's voice profile (null: none yet); show it if that view is on screen. */
-export function setProfile(which, voiceProfile) {
-  views[which].profile = voiceProfile;
-  if (view !== which) {
-    return;
-  }
-  if (voiceProfile) {
-    profile.update(voiceProfile);
+function renderProfile() {
+  const v = views[view];
+  const shown = v.selected && v.voices.has(v.selected) ? v.voices.get(v.selected) : v.profile;
+  if (shown) {
+    profile.update(shown);
   } else {
     profile.reset();
+  }
+}
+
+/** The speaker picker above the bars: the overall profile, then each speaker's own (only when there are speakers). */
+function renderVoices() {
+  const v = views[view];
+  const box = $("#profile-voices");
+  box.hidden = v.voices.size === 0;
+  const choose = (tag) => () => {
+    v.selected = tag;
+    renderVoices();
+    renderProfile();
+  };
+  const button = (tag, label, kind) =>
+    h("button", { type: "button", class: kind, "aria-pressed": String(v.selected === tag), onclick: choose(tag) }, label);
+  const tags = [...v.voices.keys()].sort((a, b) => a - b);
+  box.replaceChildren(
+    ...(tags.length ? [button(0, view === "live" ? "Everyone" : "Whole file", "voice")] : []),
+    ...tags.map((tag) => button(tag, `Speaker ${tag}`, `voice speaker speaker-${((tag - 1) % 8) + 1}`)),
+  );
+}
+
+/** Keep `which` view's overall voice profile (null: none yet); show it if that view is on screen. */
+export function setProfile(which, voiceProfile) {
+  views[which].profile = voiceProfile;
+  if (view === which) {
+    renderProfile();
+  }
+}
+
+/** Keep one speaker's own profile for `which` view (diarized streams send them as they change). */
+export function setVoice(which, tag, voiceProfile) {
+  const v = views[which];
+  v.voices.set(tag, voiceProfile);
+  if (view === which) {
+    renderVoices();
+    if (v.selected === tag) {
+      renderProfile();
+    }
+  }
+}
+
+/** Replace `which` view's speakers' profiles: `[{speakerTag, voiceProfile}]` (a diarized file's `speakers`). */
+export function setVoices(which, speakers) {
+  const v = views[which];
+  v.voices = new Map(speakers.map((s) => [s.speakerTag, s.voiceProfile]));
+  if (!v.voices.has(v.selected)) {
+    v.selected = 0;
+  }
+  if (view === which) {
+    renderVoices();
+    renderProfile();
   }
 }
 
@@ -174,9 +227,8 @@ export function switchView(next) {
   document.body.dataset.view = next;
   transcriptChanged(); // the download buttons now act on this view
   profile.reset();
-  if (views[next].profile) {
-    profile.update(views[next].profile);
-  }
+  renderVoices();
+  renderProfile();
   renderStats(views[next].stats);
   $("#profile-note").textContent =
     next === "live" ? "Updates as you speak, smoothed over the stream." : "Over the whole file.";
