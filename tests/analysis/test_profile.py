@@ -80,6 +80,8 @@ def test_accent_from_language_id(analyzer: ProfileAnalyzer) -> None:
     assert top(analyzer._accent((), None)) == "unclear"
     clean = analyzer._accent((LanguageScore("en", 0.99), LanguageScore("de", 0.005)), "en")
     assert top(clean) in ("unclear", "native-like English")
+    welsh = analyzer._accent((LanguageScore("en", 0.6), LanguageScore("cy", 0.35)), "en")
+    assert "Welsh-influenced English" in {s.label for s in welsh}  # any of Whisper's languages by name, not code
     mixed = analyzer._accent((LanguageScore("en", 0.6), LanguageScore("de", 0.35)), "en")
     cue = next(s for s in mixed if s.label == "German-influenced English")
     assert cue.confidence == pytest.approx(0.6 * 0.35 / 0.95, abs=1e-3)  # a weak cue stays a weak label

@@ -36,6 +36,7 @@ import onnxruntime
 
 from voxgate.analysis.prosody import PITCH_LABELS, VoiceFeatures, extract_features, pitch_labels, vocal_style_labels
 from voxgate.errors import ModelUnavailable
+from voxgate.models.catalog import WHISPER_LANGUAGE_NAMES
 from voxgate.types import Audio, LanguageScore, Word
 
 __all__ = [
@@ -78,11 +79,10 @@ _EMOTION_WIDTH = 0.45
 _AROUSAL_NORMS = {"f0_std_semitones": (2.5, 1.2), "loudness_dbfs": (-24.0, 6.0), "articulation_rate_wpm": (195.0, 40.0)}
 _AROUSAL_WEIGHTS = {"f0_std_semitones": 0.5, "loudness_dbfs": 0.2, "articulation_rate_wpm": 0.3}
 
-_LANGUAGE_NAMES = {
-    "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese", "nl": "Dutch",
-    "ru": "Russian", "pl": "Polish", "zh": "Chinese", "ja": "Japanese", "ko": "Korean", "hi": "Hindi",
-    "ar": "Arabic", "tr": "Turkish", "sv": "Swedish", "uk": "Ukrainian", "cs": "Czech", "en": "English",
-}  # fmt: skip
+
+def _language_name(code: str) -> str:
+    """``cy`` -> ``Welsh``, ``ht`` -> ``Haitian Creole`` (any of Whisper's languages; an unknown code as it is)."""
+    return WHISPER_LANGUAGE_NAMES[code].title() if code in WHISPER_LANGUAGE_NAMES else code
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,12 +273,10 @@ class ProfileAnalyzer:
         own = next((s.probability for s in language if s.code == spoken), 0.0)
         others = [s for s in language if s.code != spoken and s.probability >= 0.05]
         scores: dict[str, float] = {}
-        name = _LANGUAGE_NAMES.get(spoken, spoken)
+        name = _language_name(spoken)
         for s in others[:3]:
             # Scaled down: LID confusion also comes from noise, code-switching and short audio.
-            scores[f"{_LANGUAGE_NAMES.get(s.code, s.code)}-influenced {name}"] = (
-                0.6 * s.probability / (own + s.probability)
-            )
+            scores[f"{_language_name(s.code)}-influenced {name}"] = 0.6 * s.probability / (own + s.probability)
         if own >= 0.9 and not scores:
             scores[f"native-like {name}"] = 0.3 * (own - 0.9) / 0.1
         scores["unclear"] = max(0.0, 1.0 - sum(scores.values()))

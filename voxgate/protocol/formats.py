@@ -6,6 +6,7 @@ from enum import StrEnum
 from typing import Any
 
 from voxgate.analysis.diarize import Speakers
+from voxgate.models.catalog import WHISPER_LANGUAGE_NAMES
 from voxgate.protocol.http import Utterance
 from voxgate.types import Transcript
 
@@ -20,17 +21,8 @@ class ResponseFormat(StrEnum):
     VERBOSE_JSON = "verbose_json"
 
 
-# OpenAI's verbose_json names the language in English words.
-LANGUAGE_NAMES: dict[str, str] = {
-    "en": "english", "zh": "chinese", "de": "german", "es": "spanish", "ru": "russian", "ko": "korean",
-    "fr": "french", "ja": "japanese", "pt": "portuguese", "tr": "turkish", "pl": "polish", "ca": "catalan",
-    "nl": "dutch", "ar": "arabic", "sv": "swedish", "it": "italian", "id": "indonesian", "hi": "hindi",
-    "fi": "finnish", "vi": "vietnamese", "he": "hebrew", "uk": "ukrainian", "el": "greek", "ms": "malay",
-    "cs": "czech", "ro": "romanian", "da": "danish", "hu": "hungarian", "ta": "tamil", "no": "norwegian",
-    "th": "thai", "ur": "urdu", "hr": "croatian", "bg": "bulgarian", "lt": "lithuanian", "la": "latin",
-    "cy": "welsh", "sk": "slovak", "fa": "persian", "lv": "latvian", "bn": "bengali", "sr": "serbian",
-    "sl": "slovenian", "et": "estonian", "is": "icelandic", "sw": "swahili", "gl": "galician",
-}  # fmt: skip
+LANGUAGE_NAMES = WHISPER_LANGUAGE_NAMES
+"""OpenAI's verbose_json names the language in English words, Whisper's."""
 
 
 def _clock(seconds: float, sep: str) -> str:
