@@ -51,7 +51,9 @@ MIN_CLUSTER_SECONDS = 0.8
 MIN_EMBED_SECONDS = 0.3
 """The shortest audio embedded: a shorter chunk is widened around its centre to this length."""
 DISTANCE = 0.4
-"""Cosine distance (average linkage) above which two groups of chunks are different speakers."""
+"""Cosine distance (average linkage) above which two groups of chunks are different speakers. Chosen on the shared
+recordings (Harvard speakers and JFK): with chunks of up to 3.5 s, same-voice pairs were at most 0.27-0.31 apart,
+different voices at least 0.46-0.48; bench/diarization.py measures the result on conversations built from them."""
 MAX_ANCHORS = 2000
 """At most this many chunks (evenly spread over the file) shape the clusters; the rest join the nearest. Linkage
 needs memory for every pair: 2000 chunks (~1 h of speech) are 2 M distances, 20000 would be 200 M."""
