@@ -85,7 +85,7 @@ def _is_none(value: object) -> bool:
     return value is None
 
 
-class OmitsNoSpeaker(CamelModel):
+class OmitsUnsetTags(CamelModel):
     """Leaves ``speakerTag`` and ``channelTag`` out of the JSON when there are none (no diarization, channels mixed
     down): reference clients see no change."""
 
@@ -136,7 +136,7 @@ class TranscribeRequest(CamelModel):
     audio_data: AudioData
 
 
-class WordTimestamp(OmitsNoSpeaker):
+class WordTimestamp(OmitsUnsetTags):
     word: str
     start_time_seconds: float
     end_time_seconds: float
@@ -168,7 +168,7 @@ class Transcription(CamelModel):
     language_probability: float | None = None
 
 
-class SegmentOut(OmitsNoSpeaker):
+class SegmentOut(OmitsUnsetTags):
     text: str
     start_time_seconds: float
     end_time_seconds: float
