@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from voxgate.analysis.diarize import CHUNK_SECONDS
 from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import SileroVad, VadStream
@@ -93,21 +94,28 @@ class Driver:
 
     def run_jobs(self) -> None:
         while self.queue:
-            job = self.queue.popleft()
-            if isinstance(job, ProfileJob):
-                assert callable(self.profiler)
-                profile = self.profiler(job.audio, text=job.text, words=job.words, language=job.language)
-                self._take(self.session.profiled(job, profile))
-            elif isinstance(job, SpeakerJob):
-                assert self.encoder is not None
-                self._take(self.session.voiced(job, self.encoder.embed([job.audio])[0]))
-            elif isinstance(job, TurnCheckJob):
-                assert self.turn is not None
-                self._take(self.session.turn_checked(job, self.turn.predict(job.audio)))
-            elif job.kind is DecodeKind.PARTIAL:
-                self._take(self.session.decoded(job, self.engine.transcribe_batch([(job.audio, job.options)])[0]))
-            else:
-                self._take(self.session.decoded(job, self.engine.transcribe_utterance(job.audio, job.options)))
+            self.run_one(self.queue.popleft())
+
+    def run_one(self, job: Job) -> None:
+        """Answer one job with the real models, as the runner would."""
+        if isinstance(job, ProfileJob):
+            assert callable(self.profiler)
+            profile = self.profiler(job.audio, text=job.text, words=job.words, language=job.language)
+            self._take(self.session.profiled(job, profile))
+        elif isinstance(job, SpeakerJob):
+            self._take(self.session.voiced(job, self.voice(job)))
+        elif isinstance(job, TurnCheckJob):
+            assert self.turn is not None
+            self._take(self.session.turn_checked(job, self.turn.predict(job.audio)))
+        elif job.kind is DecodeKind.PARTIAL:
+            self._take(self.session.decoded(job, self.engine.transcribe_batch([(job.audio, job.options)])[0]))
+        else:
+            self._take(self.session.decoded(job, self.engine.transcribe_utterance(job.audio, job.options)))
+
+    def voice(self, job: SpeakerJob) -> Audio:
+        """The turn's speaker embedding, computed as the runner does."""
+        assert self.encoder is not None
+        return self.encoder.embed_utterances([job.audio], window=CHUNK_SECONDS, hop=CHUNK_SECONDS / 2)[0]
 
     def feed(self, audio: Audio, chunk: float = 0.1) -> list[Output]:
         outputs: list[Output] = []

@@ -270,10 +270,32 @@ def test_a_final_is_held_until_its_voice_is_known(vad_model, tiny, clip, service
     while not any(isinstance(j, SpeakerJob) for j in d.queue):
         job = d.queue.popleft()
         assert isinstance(job, DecodeJob)
-        d._take(d.session.decoded(job, tiny.transcribe_utterance(job.audio, job.options)))
+        d.run_one(job)
     assert d.finals() == []  # decoded, but not out before its speaker
     assert not any(isinstance(e, StreamClosed) for e in d.events)
     d.run_jobs()
     (final,) = d.finals()
     assert final.speaker == 1
     assert isinstance(d.events[-1], StreamClosed)
+
+
+def test_diarized_finals_keep_turn_order_whichever_voice_is_ready_first(vad_model, tiny, clip, service) -> None:
+    cfg = SessionConfig(
+        options=TranscriptionOptions(language="en"), turn=TurnDetection(mode=TurnMode.VAD), diarize=DiarizationOptions()
+    )
+    d = Driver(StreamSession(cfg), vad_model.stream(), tiny, None, encoder=service.speaker_encoder(), auto=False)
+    d.feed(np.concatenate([clip("spk1_snt1.wav"), silence(1.5), clip("spk2_snt2.wav"), silence(1.5)]))
+    voices: list[SpeakerJob] = []
+    while d.queue:  # decode everything; hold the speaker jobs back
+        job = d.queue.popleft()
+        if isinstance(job, SpeakerJob):
+            voices.append(job)
+        else:
+            d.run_one(job)
+    assert [v.turn for v in voices] == [0, 1]
+    assert d.finals() == []
+    first, second = voices
+    d.run_one(second)  # the later turn's voice is ready first ...
+    assert d.finals() == []  # ... but its final waits for the earlier one's
+    d.run_one(first)
+    assert [(f.turn, f.speaker) for f in d.finals()] == [(0, 1), (1, 2)]  # in turn order, numbered in it

@@ -132,6 +132,9 @@ class StreamSession:
         self._speakers = OnlineSpeakers(config.diarize) if config.diarize is not None else None
         self._voicing: dict[int, list[Output]] = {}
         """Finished turns waiting for their speaker: what goes out once it is known (the final first)."""
+        self._voiced: dict[int, tuple[Audio, float] | None] = {}
+        """Held turns whose voice is in (embedding, seconds; None: nothing to compare), waiting for earlier turns:
+        finals go out in turn order, and speakers are numbered in it, whichever embedding finished first."""
         self._speaker_of: dict[int, int] = {}
         """Finished turns' speakers, until their profile (which names it) is out."""
         self._voices: dict[int, ProfileSmoother] = {}
@@ -259,16 +262,24 @@ class StreamSession:
         return [ProfileEvent(job.turn, now, self._smoother.peek(profile), "stream")]
 
     def voiced(self, job: SpeakerJob, embedding: Audio | None) -> list[Output]:
-        """A finished turn's speaker embedding (``None`` if it could not be computed): its final goes out, tagged."""
-        held = self._voicing.pop(job.turn, None)
-        if held is None or self.state is SessionState.CLOSED:
+        """A finished turn's speaker embedding (``None`` if it could not be computed): its final goes out, tagged,
+        once every earlier turn's has."""
+        if job.turn not in self._voicing or self.state is SessionState.CLOSED:
             return []
-        if embedding is not None and self._speakers is not None:
-            speaker = self._speakers.assign(embedding, len(job.audio) / SAMPLE_RATE)
-            if any(isinstance(o, ProfileJob) for o in held):
-                self._speaker_of[job.turn] = speaker
-            held = [replace(o, speaker=speaker) if isinstance(o, TranscriptEvent) else o for o in held]
-        return [*held, *self._maybe_closed()]
+        self._voiced[job.turn] = None if embedding is None else (embedding, len(job.audio) / SAMPLE_RATE)
+        return self._release_voiced()
+
+    def _release_voiced(self) -> list[Output]:
+        out: list[Output] = []
+        while self._voicing and (turn := min(self._voicing)) in self._voiced:
+            held, voice = self._voicing.pop(turn), self._voiced.pop(turn)
+            if voice is not None and self._speakers is not None:
+                speaker = self._speakers.assign(*voice)
+                if any(isinstance(o, ProfileJob) for o in held):
+                    self._speaker_of[turn] = speaker
+                held = [replace(o, speaker=speaker) if isinstance(o, TranscriptEvent) else o for o in held]
+            out.extend(held)
+        return [*out, *self._maybe_closed()]
 
     def turn_checked(self, job: TurnCheckJob, probability: float) -> list[Output]:
         """The turn model's answer: probability that the speaker has finished."""
@@ -460,9 +471,12 @@ class StreamSession:
             # The turn's profile comes after its final; the stream closes only once it is out too.
             self._profiling.add(turn.index)
             out.append(final_profile)
-        if self._speakers is not None and len(job.audio) >= MIN_SAMPLES:
+        if self._speakers is not None:
             self._voicing[turn.index] = out
-            return [SpeakerJob(turn.index, job.audio)]
+            if len(job.audio) >= MIN_SAMPLES:
+                return [SpeakerJob(turn.index, job.audio)]
+            self._voiced[turn.index] = None  # too short to embed: untagged, but still in its turn's place
+            return self._release_voiced()
         out.extend(self._maybe_closed())
         return out
 
