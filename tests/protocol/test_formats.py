@@ -11,6 +11,8 @@ from voxgate.protocol.formats import (
     LANGUAGE_NAMES,
     ResponseFormat,
     render,
+    speaker_letter,
+    to_openai_diarized_json,
     to_openai_json,
     to_srt,
     to_text,
@@ -69,6 +71,17 @@ def test_vtt() -> None:
 
 # Two speakers: "Hello" by 1, "there." by 2, the late line by 1 again.
 SPEAKERS = Speakers(words=(1, 2, 1, 1, 1), segments=(1, 1), count=2)
+
+
+def test_diarized_json_letters_the_speakers() -> None:
+    body = to_openai_diarized_json(TRANSCRIPT, SPEAKERS)
+    spoken = [(s["speaker"], s["text"]) for s in body["segments"]]
+    assert spoken == [("A", "Hello"), ("B", "there."), ("A", "A very late")]
+    assert body["segments"][1] == {
+        "type": "transcript.text.segment", "id": "seg_1", "start": 0.7, "end": 1.5, "text": "there.", "speaker": "B"
+    }  # fmt: skip
+    assert body["usage"] == {"type": "duration", "seconds": 3728.0}
+    assert [speaker_letter(k) for k in (1, 2, 26, 27, 52, 53)] == ["A", "B", "Z", "AA", "AZ", "BA"]
 
 
 def test_speakers_in_text_srt_and_vtt() -> None:
@@ -177,6 +190,6 @@ def test_language_names_are_lowercase_english_words() -> None:
 
 
 def test_response_format_values() -> None:
-    assert {f.value for f in ResponseFormat} == {"json", "text", "srt", "vtt", "verbose_json"}
+    assert {f.value for f in ResponseFormat} == {"json", "text", "srt", "vtt", "verbose_json", "diarized_json"}
     with pytest.raises(ValueError, match="docx"):
         ResponseFormat("docx")

@@ -15,11 +15,12 @@ import httpx
 import openai
 import pytest
 from fastapi.testclient import TestClient
+from openai.types.audio import TranscriptionDiarized
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.speech import normalise, reference, wer
+from tests.speech import conversation, normalise, reference, wer
 from voxgate.audio.decode import decode
-from voxgate.audio.pcm import encode_linear16
+from voxgate.audio.pcm import encode_linear16, encode_wav
 from voxgate.config import Settings
 from voxgate.server.app import create_app
 from voxgate.service import Service
@@ -258,6 +259,34 @@ def test_whisper_1_means_the_default_model(oai: openai.OpenAI, live_server: Any,
     assert "joy" in normalise(result.text)
     assert audio_seconds(live_server.url, BASE) - before_base == pytest.approx(1.76, abs=0.05)
     assert audio_seconds(live_server.url, TINY) == before_tiny
+
+
+def test_diarized_json(oai: openai.OpenAI, data: Path) -> None:
+    """OpenAI's speaker-annotated format, parsed by the SDK's own TranscriptionDiarized model."""
+    clips = ["en/spk1_snt2.wav", "en/spk2_snt3.wav", "en/spk1_snt4.wav"]
+    audio, _ = conversation(data, clips)
+    result = oai.audio.transcriptions.create(
+        model=TINY, file=("talk.wav", encode_wav(audio)), response_format="diarized_json"
+    )
+    assert isinstance(result, TranscriptionDiarized)
+    assert [s.speaker for s in result.segments] == ["A", "B", "A"]
+    assert all(s.type == "transcript.text.segment" and s.start < s.end for s in result.segments)
+    for segment, clip in zip(result.segments, clips, strict=True):
+        assert wer(reference(data, clip), segment.text) <= 0.2
+    assert result.duration == pytest.approx(len(audio) / 16_000, abs=0.01)
+    assert normalise(result.text) == normalise(" ".join(s.text for s in result.segments))
+
+
+def test_diarized_json_is_for_transcriptions(live_server: Any, data: Path) -> None:
+    with open(data / "en" / "spk2_snt2.wav", "rb") as f:
+        response = httpx.post(
+            live_server.url + "/v1/audio/translations",
+            files={"file": ("a.wav", f, "audio/wav")},
+            data={"model": BASE, "response_format": "diarized_json"},
+            timeout=60,
+        )
+    assert response.status_code == 400, response.text
+    assert "diarized_json" in response.json()["error"]["message"]
 
 
 def test_models_list(oai: openai.OpenAI) -> None:

@@ -10,7 +10,17 @@ from voxgate.models.catalog import WHISPER_LANGUAGE_NAMES
 from voxgate.protocol.http import Utterance
 from voxgate.types import Transcript
 
-__all__ = ["LANGUAGE_NAMES", "ResponseFormat", "render", "to_openai_json", "to_srt", "to_text", "to_vtt"]
+__all__ = [
+    "LANGUAGE_NAMES",
+    "ResponseFormat",
+    "render",
+    "speaker_letter",
+    "to_openai_diarized_json",
+    "to_openai_json",
+    "to_srt",
+    "to_text",
+    "to_vtt",
+]
 
 
 class ResponseFormat(StrEnum):
@@ -19,6 +29,7 @@ class ResponseFormat(StrEnum):
     SRT = "srt"
     VTT = "vtt"
     VERBOSE_JSON = "verbose_json"
+    DIARIZED_JSON = "diarized_json"
 
 
 LANGUAGE_NAMES = WHISPER_LANGUAGE_NAMES
@@ -95,6 +106,36 @@ def to_openai_json(
     if words:
         out["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in t.words]
     return out
+
+
+def speaker_letter(tag: int) -> str:
+    """OpenAI labels speakers A, B, ..., Z, then AA, AB, ...: speaker 1 is A."""
+    letters = ""
+    while tag > 0:
+        tag, rest = divmod(tag - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+    return letters
+
+
+def to_openai_diarized_json(t: Transcript, speakers: Speakers) -> dict[str, Any]:
+    """OpenAI's ``diarized_json``: the transcript cut where the speaker changes, speakers lettered A, B, ..."""
+    return {
+        "task": "transcribe",
+        "duration": round(t.duration, 3),
+        "text": t.text,
+        "segments": [
+            {
+                "type": "transcript.text.segment",
+                "id": f"seg_{i}",
+                "start": a,
+                "end": b,
+                "text": text,
+                "speaker": speaker_letter(k or 0) or "?",
+            }
+            for i, (a, b, text, k) in enumerate(_parts(t, speakers))
+        ],
+        "usage": {"type": "duration", "seconds": round(t.duration, 3)},
+    }
 
 
 def render(t: Transcript, fmt: ResponseFormat) -> str | dict[str, Any]:

@@ -1,7 +1,8 @@
 """OpenAI-compatible routes: ``/v1/audio/transcriptions``, ``/v1/audio/translations`` and ``/v1/models``.
 
 The official ``openai`` SDK works against these by setting ``base_url``. ``model`` takes any voxgate id;
-``whisper-1`` means the default model.
+``whisper-1`` means the default model. ``response_format=diarized_json`` (OpenAI's speaker-annotated format) runs
+voxgate's diarization with any model.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
+from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.errors import InvalidRequest
-from voxgate.protocol.formats import ResponseFormat, render, to_openai_json
+from voxgate.protocol.formats import ResponseFormat, render, to_openai_diarized_json, to_openai_json
 from voxgate.protocol.http import TranscribeConfig, normalize_language
 from voxgate.server.auth import require_key
 from voxgate.server.http import audio_source, run_transcription
@@ -47,6 +49,9 @@ async def _handle(
     task: str,
 ) -> Response:
     fmt = _format(response_format)
+    diarized = fmt is ResponseFormat.DIARIZED_JSON
+    if diarized and task != "transcribe":
+        raise InvalidRequest("response_format 'diarized_json' is for transcriptions, not translations")
     unknown = sorted(set(granularities) - {"word", "segment"})
     if unknown:
         raise InvalidRequest(f"timestamp_granularities[] takes 'word' and/or 'segment', not {unknown}")
@@ -64,7 +69,12 @@ async def _handle(
         word_timestamps=want_words or fmt in (ResponseFormat.SRT, ResponseFormat.VTT),
     )
     model_id = _OPENAI_ALIASES.get(model, model)
-    transcript = (await run_transcription(service, source, options, model_id)).transcript
+    result = await run_transcription(
+        service, source, options, model_id, diarize=DiarizationOptions() if diarized else None
+    )
+    transcript = result.transcript
+    if result.speakers is not None:
+        return JSONResponse(to_openai_diarized_json(transcript, result.speakers))
     if fmt is ResponseFormat.VERBOSE_JSON:
         body = to_openai_json(
             transcript,
