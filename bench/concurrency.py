@@ -148,7 +148,9 @@ def program(clips: list[Clip], first: int, duration: float, gap: float) -> Progr
 # -- one stream ----------------------------------------------------------------------------------------------------
 
 
-async def run_stream(url: str, model_id: str, prog: Program, *, delay: float, chunk_s: float) -> dict[str, Any]:
+async def run_stream(
+    url: str, model_id: str, prog: Program, *, delay: float, chunk_s: float, diarize: bool = False
+) -> dict[str, Any]:
     """Stream ``prog`` in real time after ``delay`` seconds; return what was sent when and what arrived when."""
     await asyncio.sleep(delay)
     samples = round(chunk_s * SAMPLE_RATE)
@@ -162,6 +164,7 @@ async def run_stream(url: str, model_id: str, prog: Program, *, delay: float, ch
             "turnDetection": {"mode": "vad"},
             "enablePartials": True,
             "partialIntervalMs": round(PARTIAL_INTERVAL_S * 1000),
+            **({"diarizationConfig": {"enableSpeakerDiarization": True}} if diarize else {}),
         }
     }
     received: list[tuple[float, dict[str, Any]]] = []
@@ -337,7 +340,7 @@ async def run_level(
     started = time.perf_counter()
     streams = await asyncio.gather(
         *(
-            run_stream(url, model_id, p, delay=i * args.stagger, chunk_s=args.chunk_ms / 1000)
+            run_stream(url, model_id, p, delay=i * args.stagger, chunk_s=args.chunk_ms / 1000, diarize=args.diarize)
             for i, p in enumerate(programs)
         )
     )
@@ -499,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap", type=float, default=1.2, help="silence after each clip, seconds (default: 1.2)")
     parser.add_argument("--stagger", type=float, default=0.25, help="start offset between streams (default: 0.25)")
     parser.add_argument("--chunk-ms", type=int, default=100, help="chunk length (default: 100)")
+    parser.add_argument("--diarize", action="store_true", help="every stream asks for speaker tags on its finals")
     parser.add_argument(
         "--reference-model",
         default="whisper/tiny.en",

@@ -5,6 +5,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_info
 
 from tests.speech import conversation, speaker_accuracy
 from voxgate.analysis.diarize import DiarizationOptions
@@ -188,3 +189,10 @@ async def test_channels_transcribed_separately_keep_their_profiles_in_order(serv
     right = next(p for s, p in zip(segments, result.segment_profiles, strict=True) if s.channel == 2)
     assert right is not None
     assert right.speech_seconds < 3.0
+
+
+def test_numpy_blas_runs_on_one_thread_beside_ctranslate2(service: Service) -> None:
+    """Settings.blas_threads (default 1) is applied when the service starts: every BLAS pool numpy/scipy loaded."""
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas
+    assert {pool["num_threads"] for pool in blas} == {service.settings.blas_threads} == {1}

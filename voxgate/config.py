@@ -55,6 +55,10 @@ class Settings(BaseSettings):
     """CTranslate2 compute type (``int8`` on CPU; ``float16`` or ``int8_float16`` on GPU)."""
     cpu_threads: int = Field(default_factory=lambda: os.cpu_count() or 1)
     """Threads CTranslate2 uses for one decode."""
+    blas_threads: int = Field(default=1, ge=0)
+    """Threads numpy's BLAS may use (speaker embeddings and other small matrix products), set process-wide when the
+    service starts; 0 leaves them as they are. CTranslate2 keeps the cores busy with its own threads, and a second
+    pool of spinning BLAS threads beside it cost 14 % more CPU and slower finals (bench/README.md)."""
     batch_size: int = 8
     """How many VAD chunks of a file are decoded together."""
     window_seconds: float = 300.0

@@ -14,6 +14,7 @@ import anyio
 import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from voxgate.analysis.diarize import Chunk, DiarizationOptions, Speakers, assign, chunks_of, clip_of, cluster
 from voxgate.analysis.profile import OnnxClassifier, ProfileAnalyzer, VoiceProfile, merge_profiles
@@ -92,6 +93,8 @@ class ModelInfo:
 class Service:
     def __init__(self, settings: Settings, *, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        if settings.blas_threads:
+            threadpool_limits(limits=settings.blas_threads, user_api="blas")
         self.metrics = metrics or Metrics()
         self.scheduler = Scheduler()
         self._engines: dict[str, Engine] = {}
