@@ -238,14 +238,19 @@ def test_translation_to_english(oai: openai.OpenAI, german_wav: bytes) -> None:
     assert {"der", "die", "und", "zu"} & german, transcript.text
 
 
-def test_translation_verbose_says_translate(live_server: Any, data: Path) -> None:
+def post_translation(live_server: Any, data: Path, response_format: str) -> httpx.Response:
+    """A translation of spk2_snt2 by whisper/base over plain HTTP (the SDK would parse what these tests check raw)."""
     with open(data / "en" / "spk2_snt2.wav", "rb") as f:
-        response = httpx.post(
+        return httpx.post(
             live_server.url + "/v1/audio/translations",
             files={"file": ("a.wav", f, "audio/wav")},
-            data={"model": BASE, "response_format": "verbose_json"},
+            data={"model": BASE, "response_format": response_format},
             timeout=120,
         )
+
+
+def test_translation_verbose_says_translate(live_server: Any, data: Path) -> None:
+    response = post_translation(live_server, data, "verbose_json")
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["task"] == "translate"
@@ -278,13 +283,7 @@ def test_diarized_json(oai: openai.OpenAI, data: Path) -> None:
 
 
 def test_diarized_json_is_for_transcriptions(live_server: Any, data: Path) -> None:
-    with open(data / "en" / "spk2_snt2.wav", "rb") as f:
-        response = httpx.post(
-            live_server.url + "/v1/audio/translations",
-            files={"file": ("a.wav", f, "audio/wav")},
-            data={"model": BASE, "response_format": "diarized_json"},
-            timeout=60,
-        )
+    response = post_translation(live_server, data, "diarized_json")
     assert response.status_code == 400, response.text
     assert "diarized_json" in response.json()["error"]["message"]
 
