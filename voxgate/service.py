@@ -244,16 +244,14 @@ class Service:
         embeddings = self.speaker_encoder().embed([clip_of(audio, c) for c in chunks])
         if not profile:
             return Voices(chunks, embeddings, ())
-        reuse = result.model_id == self.engine(self.settings.language_id_model).model_id
+        reuse = self._reuses_language_id(result)
         words = result.words
         profiles: list[VoiceProfile | None] = []
         for chunk in chunks:
-            segment = result.segments[chunk.segment]
             held = [words[i] for i in chunk.words]
             text = " ".join(w.word for w in held)
-            scores = segment.language_scores if reuse else ()
-            lang = language or segment.language
-            profiles.append(self._stretch_profile(audio, chunk.start, chunk.end, text, held, lang, scores))
+            segment = result.segments[chunk.segment]
+            profiles.append(self._stretch_profile(audio, chunk.start, chunk.end, text, held, segment, language, reuse))
         return Voices(chunks, embeddings, tuple(profiles))
 
     # -- streams --------------------------------------------------------------------------------------------------
@@ -364,19 +362,17 @@ class Service:
         self.metrics.audio_seconds.labels(engine.model_id).inc(len(audio) / SAMPLE_RATE)
         return result
 
+    def _reuses_language_id(self, result: Transcript) -> bool:
+        """Whether ``result`` came from the language-ID model: then its per-segment scores are the profile's."""
+        return result.model_id == self.engine(self.settings.language_id_model).model_id
+
     def _window_profiles(
         self, audio: Audio, result: Transcript, language: str | None
     ) -> tuple[VoiceProfile | None, ...]:
-        # Scores the transcribing engine computed for a segment are the profile's when it is the language-ID model.
-        reuse = result.model_id == self.engine(self.settings.language_id_model).model_id
-        return tuple(self._segment_profile(audio, s, language, reuse) for s in result.segments)
-
-    def _segment_profile(
-        self, audio: Audio, segment: Segment, language: str | None, reuse_scores: bool
-    ) -> VoiceProfile | None:
-        scores = segment.language_scores if reuse_scores else ()
-        lang = language or segment.language
-        return self._stretch_profile(audio, segment.start, segment.end, segment.text, segment.words, lang, scores)
+        reuse = self._reuses_language_id(result)
+        return tuple(
+            self._stretch_profile(audio, s.start, s.end, s.text, s.words, s, language, reuse) for s in result.segments
+        )
 
     def _stretch_profile(
         self,
@@ -385,16 +381,20 @@ class Service:
         end: float,
         text: str,
         words: Sequence[Word],
+        segment: Segment,
         language: str | None,
-        identified: Sequence[LanguageScore],
+        reuse_scores: bool,
     ) -> VoiceProfile | None:
-        """The profile of ``audio`` from ``start`` to ``end`` seconds with its words, or None when under 0.25 s."""
+        """The profile of ``audio`` from ``start`` to ``end`` seconds (all of ``segment`` or part of it) with its
+        words, or None when under 0.25 s. ``reuse_scores``: take the segment's language-ID scores instead of
+        identifying the language again."""
         clip = audio[int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]
         if len(clip) < SAMPLE_RATE // 4:
             return None
         # The clip starts at ``start``: its words' times must too.
         moved = tuple(Word(w.word, w.start - start, w.end - start, w.confidence) for w in words)
-        return self.profile(clip, text=text, words=moved, language=language, identified=identified)
+        identified = segment.language_scores if reuse_scores else ()
+        return self.profile(clip, text=text, words=moved, language=language or segment.language, identified=identified)
 
     def transcribe_sync(
         self,
