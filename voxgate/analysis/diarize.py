@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.cluster.hierarchy import fcluster, linkage
 
+from voxgate.analysis.speaker import unit_vectors
 from voxgate.types import SAMPLE_RATE, Audio, Segment
 
 __all__ = [
@@ -142,7 +143,7 @@ def cluster(
         if wanted != count:
             found = fcluster(tree, t=wanted, criterion="maxclust")
         labels[anchors] = found
-        centroids = {k: _unit(embeddings[labels == k].mean(axis=0)) for k in set(found.tolist())}
+        centroids = {k: unit_vectors(embeddings[labels == k].mean(axis=0)) for k in set(found.tolist())}
         keys = sorted(centroids)
         matrix = np.stack([centroids[k] for k in keys])
         for i in range(n):
@@ -175,11 +176,6 @@ def assign(chunks: Sequence[Chunk], speakers: Sequence[int], *, words: int, segm
     return Speakers(tuple(by_word), by_segment, len(set(speakers)))
 
 
-def _unit(v: npt.NDArray[np.floating]) -> npt.NDArray[np.float32]:
-    norm = float(np.linalg.norm(v))
-    return (v / norm if norm > 0 else v).astype(np.float32)
-
-
 class OnlineSpeakers:
     """Speakers of a live stream, decided turn by turn as each final comes (no look-ahead, no relabelling).
 
@@ -201,7 +197,7 @@ class OnlineSpeakers:
         """The speaker number (1, 2, ...) of a turn with this embedding and this much audio."""
         vector = embedding.astype(np.float64)
         if self._sums:
-            centroids = np.stack([_unit(s) for s in self._sums])
+            centroids = unit_vectors(np.stack(self._sums))
             similarity = centroids @ vector
             best = int(np.argmax(similarity))
             near = 1.0 - float(similarity[best]) <= DISTANCE

@@ -43,6 +43,7 @@ __all__ = [
     "mel_filters",
     "mel_spectrogram",
     "normalize_volume",
+    "unit_vectors",
 ]
 
 N_FFT = 400
@@ -147,6 +148,13 @@ def mel_spectrogram(audio: Audio) -> Array:
     it: ``librosa.feature.melspectrogram(y=audio, sr=16000, n_fft=400, hop_length=160, n_mels=40).T``. Does not
     normalise the volume (see :func:`normalize_volume`)."""
     return _mel_from_frames(_frames(np.asarray(audio, dtype=np.float32)))
+
+
+def unit_vectors(x: npt.NDArray[np.floating]) -> Array:
+    """``x`` scaled to unit length along its last axis, as float32 (an all-zero vector stays zero)."""
+    norms = np.linalg.norm(x, axis=-1, keepdims=True)
+    out: Array = (x / np.maximum(norms, np.finfo(np.float32).tiny)).astype(np.float32, copy=False)
+    return out
 
 
 class SpeakerEncoder:
@@ -257,9 +265,7 @@ class SpeakerEncoder:
         embedded = self.embed(pieces)
         sums = np.zeros((len(clips), self.size), dtype=np.float32)
         np.add.at(sums, np.asarray(owners, dtype=np.intp), embedded)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        out: Array = sums / np.maximum(norms, np.finfo(np.float32).tiny)
-        return out
+        return unit_vectors(sums)
 
     def embed_mels(self, mels: Sequence[Array]) -> Array:
         """The embeddings of ready-made (frames, 40) mel spectrograms (see :func:`mel_spectrogram`), shape
@@ -282,9 +288,8 @@ class SpeakerEncoder:
             x = self._lstm_layer(x, active, w_ih, w_hh, bias)
         last: Array = x[lengths - 1, np.arange(len(mels))]  # each clip's hidden state at its own last frame
         raw: Array = np.maximum(last @ self._linear_w + self._linear_b, np.float32(0.0))
-        norms = np.linalg.norm(raw, axis=1, keepdims=True)
         embeddings = np.empty_like(raw)
-        embeddings[order] = raw / np.maximum(norms, np.finfo(np.float32).tiny)
+        embeddings[order] = unit_vectors(raw)
         return embeddings
 
     @staticmethod
