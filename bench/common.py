@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from scipy.optimize import linear_sum_assignment
 
 from voxgate.types import SAMPLE_RATE, Audio
 
@@ -130,6 +131,18 @@ def stereo_channels(path: Path) -> list[Audio]:
         raise SystemExit(f"{path}: expected 16-bit 16 kHz stereo, got {channels} ch, {8 * width} bit, {rate} Hz")
     frames = pcm.reshape(-1, 2)
     return [(frames[:, c].astype(np.float32) / 32768.0).astype(np.float32) for c in range(2)]
+
+
+def mapped_accuracy(pairs: Sequence[tuple[int, str]]) -> float:
+    """Share of words whose speaker tag maps to their true voice, given (tag, voice) per word, under the best
+    one-to-one mapping of tags to voices (Hungarian assignment; words of surplus tags count as wrong)."""
+    tags = sorted({tag for tag, _ in pairs})
+    voices = sorted({voice for _, voice in pairs})
+    counts = np.zeros((len(tags), len(voices)))
+    for tag, voice in pairs:
+        counts[tags.index(tag), voices.index(voice)] += 1
+    rows, cols = linear_sum_assignment(-counts)
+    return float(counts[rows, cols].sum() / max(1, len(pairs)))
 
 
 def busy_seconds() -> float | None:

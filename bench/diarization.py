@@ -43,6 +43,7 @@ from common import (
     CpuMeter,
     describe_load,
     machine_info,
+    mapped_accuracy,
     own_cpu_seconds,
     report_head,
     stereo_channels,
@@ -50,7 +51,6 @@ from common import (
 )
 from rich.console import Console
 from rich.table import Table
-from scipy.optimize import linear_sum_assignment
 
 from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.audio.decode import decode
@@ -97,18 +97,14 @@ def build(
 def score(result: FileResult, truth: list[tuple[float, float, str]]) -> dict[str, Any]:
     assert result.speakers is not None
     words = result.transcript.words
-    names = sorted({t[2] for t in truth})
-    tags = sorted(set(result.speakers.words))
-    counts = np.zeros((len(tags), len(names)))
+    pairs = []
     for w, tag in zip(words, result.speakers.words, strict=True):
         middle = (w.start + w.end) / 2
         turn = min(truth, key=lambda t: 0 if t[0] <= middle <= t[1] else min(abs(middle - t[0]), abs(middle - t[1])))
-        counts[tags.index(tag), names.index(turn[2])] += 1
-    rows, cols = linear_sum_assignment(-counts)
-    right = counts[rows, cols].sum()
+        pairs.append((tag, turn[2]))
     return {
         "words": len(words),
-        "word_accuracy": round(float(right / max(1, len(words))), 4),
+        "word_accuracy": round(mapped_accuracy(pairs), 4),
         "speakers_found": result.speakers.count,
     }
 
