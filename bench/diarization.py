@@ -52,12 +52,11 @@ from common import (
 from rich.console import Console
 from rich.table import Table
 
-from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import PcmEncoding, encode_linear16
 from voxgate.config import Settings
 from voxgate.service import FileResult, RawAudio, Service
-from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, TranscriptionOptions
 
 HERE = Path(__file__).resolve().parent
 

@@ -33,11 +33,10 @@ import av
 import numpy as np
 from common import DATA, mapped_accuracy, write_report
 
-from voxgate.analysis.diarize import DiarizationOptions, Speakers
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
 from voxgate.service import Service
-from voxgate.types import SAMPLE_RATE, Transcript, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, DiarizationOptions, Speakers, Transcript, TranscriptionOptions
 
 RESULTS = Path(__file__).resolve().parent / "results"
 

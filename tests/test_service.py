@@ -8,13 +8,12 @@ import pytest
 from threadpoolctl import threadpool_info
 
 from tests.speech import conversation, speaker_accuracy
-from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import PcmEncoding, encode_linear16
 from voxgate.config import Settings
 from voxgate.errors import EmptyAudio, ModelNotFound
 from voxgate.service import RawAudio, Service, merge_windows
-from voxgate.types import SAMPLE_RATE, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, DiarizationOptions, TranscriptionOptions
 
 
 def _write_flac(path: Path, audio: np.ndarray) -> None:

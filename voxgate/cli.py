@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from voxgate.analysis.diarize import DiarizationOptions, Speakers
 from voxgate.config import Settings
 from voxgate.errors import VoxgateError
 from voxgate.protocol.formats import to_srt, to_text, to_vtt
@@ -30,7 +29,7 @@ from voxgate.protocol.ws import (
     TurnMode,
     VoiceProfileMessage,
 )
-from voxgate.types import Transcript, TranscriptionOptions
+from voxgate.types import DiarizationOptions, Speakers, Transcript, TranscriptionOptions
 
 app = typer.Typer(help="voxgate: self-hosted speech-to-text.", no_args_is_help=True, add_completion=False)
 err = Console(stderr=True)

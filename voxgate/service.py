@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from threadpoolctl import threadpool_limits
 
-from voxgate.analysis.diarize import Chunk, DiarizationOptions, Speakers, assign, chunks_of, clip_of, cluster
+from voxgate.analysis.diarize import Chunk, assign, chunks_of, clip_of, cluster
 from voxgate.analysis.profile import OnnxClassifier, ProfileAnalyzer, VoiceProfile, merge_profiles
 from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
@@ -45,9 +45,11 @@ from voxgate.streaming.session import SessionConfig
 from voxgate.types import (
     SAMPLE_RATE,
     Audio,
+    DiarizationOptions,
     LanguageScore,
     ProgressCallback,
     Segment,
+    Speakers,
     Transcript,
     TranscriptionOptions,
     Word,

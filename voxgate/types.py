@@ -14,9 +14,11 @@ import numpy.typing as npt
 __all__ = [
     "SAMPLE_RATE",
     "Audio",
+    "DiarizationOptions",
     "LanguageScore",
     "ProgressCallback",
     "Segment",
+    "Speakers",
     "Transcript",
     "TranscriptionOptions",
     "Word",
@@ -86,6 +88,23 @@ class Transcript:
     @property
     def words(self) -> tuple[Word, ...]:
         return tuple(w for s in self.segments for w in s.words)
+
+
+@dataclass(frozen=True, slots=True)
+class DiarizationOptions:
+    """Ask for who spoke when (``analysis/diarize.py``): the speaker count is found between these bounds."""
+
+    min_speakers: int = 1
+    max_speakers: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Speakers:
+    """Who spoke: a speaker number (1, 2, ...) per word of the transcript and per segment (the one heard longest)."""
+
+    words: tuple[int, ...]
+    segments: tuple[int | None, ...]
+    count: int
 
 
 @dataclass(frozen=True, slots=True)

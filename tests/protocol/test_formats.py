@@ -6,7 +6,6 @@ import json
 
 import pytest
 
-from voxgate.analysis.diarize import Speakers
 from voxgate.protocol.formats import (
     LANGUAGE_NAMES,
     ResponseFormat,
@@ -18,7 +17,7 @@ from voxgate.protocol.formats import (
     to_text,
     to_vtt,
 )
-from voxgate.types import LanguageScore, Segment, Transcript, Word
+from voxgate.types import LanguageScore, Segment, Speakers, Transcript, Word
 
 HELLO = Segment(
     text=" Hello there.",

@@ -10,7 +10,6 @@ import jiwer
 import numpy as np
 import pytest
 
-from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.analysis.profile import ProfileSmoother
 from voxgate.errors import ProtocolViolation
 from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
@@ -26,7 +25,7 @@ from voxgate.streaming.events import (
     TurnEnded,
 )
 from voxgate.streaming.session import SessionConfig, SessionState, StreamSession
-from voxgate.types import SAMPLE_RATE, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, DiarizationOptions, TranscriptionOptions
 
 from .conftest import Driver, silence
 

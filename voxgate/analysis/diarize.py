@@ -27,16 +27,14 @@ import numpy.typing as npt
 from scipy.cluster.hierarchy import fcluster, linkage
 
 from voxgate.analysis.speaker import unit_vectors
-from voxgate.types import SAMPLE_RATE, Audio, Segment
+from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Segment, Speakers
 
 __all__ = [
     "CHUNK_SECONDS",
     "DISTANCE",
     "MAX_ANCHORS",
     "Chunk",
-    "DiarizationOptions",
     "OnlineSpeakers",
-    "Speakers",
     "assign",
     "chunks_of",
     "clip_of",
@@ -58,12 +56,6 @@ different voices at least 0.46-0.48; bench/diarization.py measures the result on
 MAX_ANCHORS = 2000
 """At most this many chunks (evenly spread over the file) shape the clusters; the rest join the nearest. Linkage
 needs memory for every pair: 2000 chunks (~1 h of speech) are 2 M distances, 20000 would be 200 M."""
-
-
-@dataclass(frozen=True, slots=True)
-class DiarizationOptions:
-    min_speakers: int = 1
-    max_speakers: int = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,15 +145,6 @@ def cluster(
     for k in labels.tolist():
         order.setdefault(k, len(order) + 1)
     return [order[k] for k in labels.tolist()]
-
-
-@dataclass(frozen=True, slots=True)
-class Speakers:
-    """Who spoke: a speaker number (1, 2, ...) per word of the transcript and per segment (the one heard longest)."""
-
-    words: tuple[int, ...]
-    segments: tuple[int | None, ...]
-    count: int
 
 
 def assign(chunks: Sequence[Chunk], speakers: Sequence[int], *, words: int, segments: int) -> Speakers:

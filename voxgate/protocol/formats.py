@@ -5,10 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from voxgate.analysis.diarize import Speakers
 from voxgate.models.catalog import WHISPER_LANGUAGE_NAMES
 from voxgate.protocol.http import Utterance
-from voxgate.types import Transcript
+from voxgate.types import Speakers, Transcript
 
 __all__ = [
     "LANGUAGE_NAMES",

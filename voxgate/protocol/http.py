@@ -14,9 +14,8 @@ from typing import Any, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel, to_snake
 
-from voxgate.analysis.diarize import DiarizationOptions, Speakers
 from voxgate.analysis.profile import VoiceProfile
-from voxgate.types import Segment, Transcript, Word
+from voxgate.types import DiarizationOptions, Segment, Speakers, Transcript, Word
 
 __all__ = [
     "AudioData",

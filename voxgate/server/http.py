@@ -13,7 +13,6 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
-from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.audio.pcm import PcmEncoding, check_sample_rate
 from voxgate.errors import EmptyAudio, InvalidBase64, InvalidRequest, PayloadTooLarge, Timeout
 from voxgate.protocol.http import (
@@ -28,7 +27,7 @@ from voxgate.protocol.http import (
 )
 from voxgate.server.auth import require_key
 from voxgate.service import AudioSource, FileResult, RawAudio, Service
-from voxgate.types import TranscriptionOptions
+from voxgate.types import DiarizationOptions, TranscriptionOptions
 
 __all__ = ["audio_source", "router", "run_transcription"]
 

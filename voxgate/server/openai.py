@@ -12,14 +12,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from voxgate.analysis.diarize import DiarizationOptions
 from voxgate.errors import InvalidRequest
 from voxgate.protocol.formats import ResponseFormat, render, to_openai_diarized_json, to_openai_json
 from voxgate.protocol.http import TranscribeConfig, normalize_language
 from voxgate.server.auth import require_key
 from voxgate.server.http import audio_source, run_transcription
 from voxgate.service import Service
-from voxgate.types import TranscriptionOptions
+from voxgate.types import DiarizationOptions, TranscriptionOptions
 
 __all__ = ["router"]
 

@@ -22,7 +22,7 @@ from enum import Enum
 
 import numpy as np
 
-from voxgate.analysis.diarize import DiarizationOptions, OnlineSpeakers
+from voxgate.analysis.diarize import OnlineSpeakers
 from voxgate.analysis.profile import ProfileSmoother, VoiceProfile
 from voxgate.analysis.speaker import MIN_SAMPLES
 from voxgate.analysis.vad import SpeechSegmenter
@@ -44,7 +44,7 @@ from voxgate.streaming.events import (
     TurnCheckJob,
     TurnEnded,
 )
-from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions, Word
+from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Transcript, TranscriptionOptions, Word
 
 __all__ = ["SessionConfig", "SessionState", "StreamSession"]
 
