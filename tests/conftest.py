@@ -13,21 +13,15 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
+from tests.speech import DATA
 from voxgate.config import Settings
 from voxgate.server.app import create_app
 from voxgate.service import Service
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    if not DATA.is_dir():
-        raise pytest.UsageError(f"test audio not found at {DATA} (the shared/ folder beside the checkout)")
-
 
 @pytest.fixture(scope="session")
 def data() -> Path:
-    """``../shared/data``: real speech with reference transcripts (read-only)."""
+    """``tests/data``: real speech with reference transcripts, carried in the repository (read-only)."""
     return DATA
 
 

@@ -13,7 +13,10 @@ import numpy.typing as npt
 from voxgate.audio.decode import decode
 from voxgate.types import SAMPLE_RATE
 
-__all__ = ["Turn", "conversation", "normalise", "read_cuts", "reference", "speaker_accuracy", "wer"]
+DATA = Path(__file__).resolve().parent / "data"
+"""The test audio carried in the repository (``tests/data``; sources and licences in its README)."""
+
+__all__ = ["DATA", "Turn", "conversation", "normalise", "read_cuts", "reference", "speaker_accuracy", "wer"]
 
 
 def normalise(text: str) -> str:

@@ -25,7 +25,7 @@ from voxgate.audio.decode import iter_decode, probe
 from voxgate.audio.pcm import PcmEncoding, check_sample_rate, decode_pcm
 from voxgate.audio.windows import iter_windows
 from voxgate.config import Settings
-from voxgate.engines.base import Engine
+from voxgate.engines.base import Engine, LanguageIdentifier
 from voxgate.engines.registry import PROVIDERS, load_engine
 from voxgate.errors import (
     AudioDecodeError,
@@ -211,7 +211,13 @@ class Service:
         ``identified``: language-ID scores the language-ID model already gave for this same audio (reused, not redone).
         """
         lid = self.engine(self.settings.language_id_model)
-        detect = _answer(tuple(identified)) if identified else getattr(lid, "detect_language", None)
+        detect = (
+            _answer(tuple(identified))
+            if identified
+            else lid.detect_language
+            if isinstance(lid, LanguageIdentifier)
+            else None
+        )
         if detect is None:
             raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
         return self.profile_analyzer().analyze(audio, words=words, text=text, identify=detect, spoken_language=language)

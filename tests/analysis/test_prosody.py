@@ -1,15 +1,15 @@
-"""Prosody measurements and the pitch / vocal style labels, on synthetic signals and real speech (../shared/data)."""
+"""Prosody measurements and the pitch / vocal style labels, on synthetic signals and real speech (tests/data)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from tests.speech import DATA
 from voxgate.analysis.prosody import (
     PITCH_BINS,
     PITCH_LABELS,
@@ -22,8 +22,6 @@ from voxgate.analysis.prosody import (
 from voxgate.analysis.vad import SileroVad
 from voxgate.audio.decode import decode
 from voxgate.types import SAMPLE_RATE, Audio, Word
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 # Word timings whisper/base gives for jfk.flac (language en, no VAD filter), recorded once so the tests need no ASR.
 # Whisper stretches words over the pauses after them ("ask" 2.76-3.74 covers a silence up to 3.28 s), which is why

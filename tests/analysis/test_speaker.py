@@ -1,4 +1,4 @@
-"""The numpy port of Resemblyzer's speaker encoder, on real speech (../shared/data/en: two speakers, six clips each).
+"""The numpy port of Resemblyzer's speaker encoder, on real speech (tests/data/en: two speakers, six clips each).
 
 Parity with Resemblyzer's torch model itself is checked by tools/check_speaker_encoder_parity.py (it needs torch); here
 one reference embedding computed by that model pins the port without torch.

@@ -8,13 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.speech import read_cuts
+from tests.speech import DATA, read_cuts
 from voxgate.analysis.turn import WINDOW_SAMPLES, TurnDetector, log_mel_features, model_window
 from voxgate.audio.decode import decode
 from voxgate.errors import ModelUnavailable
 from voxgate.types import SAMPLE_RATE
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 TRAILING_SILENCE_S = 0.2
 """What pipecat's recommended setup (VAD ``stop_secs=0.2``) leaves after the last word when it asks the model."""

@@ -1,4 +1,4 @@
-"""Streaming Silero VAD and the speech segmenter, on real speech (../shared/data) and synthetic probabilities."""
+"""Streaming Silero VAD and the speech segmenter, on real speech (tests/data) and synthetic probabilities."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.speech import DATA
 from voxgate.analysis import vad as vad_module
 from voxgate.analysis.vad import FRAME_SAMPLES, SileroVad, SpeechSegmenter, VadEvent
 from voxgate.audio.decode import decode
 from voxgate.errors import ModelUnavailable
 from voxgate.types import SAMPLE_RATE
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 FRAME_S = FRAME_SAMPLES / SAMPLE_RATE
 
 F1_BOUND = 0.92
@@ -68,8 +68,8 @@ def _spans(events: list[VadEvent]) -> list[tuple[float, float]]:
     return [(s.seconds, e.seconds) for s, e in zip(events[::2], events[1::2], strict=True)]
 
 
-def test_data_folder_is_the_shared_one() -> None:
-    assert Path(__file__).resolve().parents[2].parent / "shared" / "data" == DATA
+def test_data_folder_is_the_repositorys_own() -> None:
+    assert Path(__file__).resolve().parents[1] / "data" == DATA
     assert (DATA / "vad" / "vad-train.wav").is_file()
 
 

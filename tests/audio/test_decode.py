@@ -13,11 +13,11 @@ import numpy.typing as npt
 import pytest
 from av.audio.stream import AudioStream
 
+from tests.speech import DATA
 from voxgate.audio import AudioInfo, decode, iter_decode, probe, resample
 from voxgate.errors import AudioDecodeError, EmptyAudio
 from voxgate.types import SAMPLE_RATE, Audio
 
-DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 JFK = DATA / "en" / "jfk.flac"
 HARVARD = DATA / "en" / "spk1_snt1.wav"
 LICENSE_MP3 = DATA / "multilingual" / "en-de-license.mp3"

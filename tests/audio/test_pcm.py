@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import av
 import numpy as np
 import numpy.typing as npt
 import pytest
 
+from tests.speech import DATA
 from voxgate.audio import (
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
@@ -26,7 +26,7 @@ from voxgate.audio.pcm import ALAW_TABLE, MULAW_TABLE
 from voxgate.errors import EmptyAudio, InvalidAudioEncoding, InvalidPcm, InvalidRequest, InvalidSampleRate
 from voxgate.types import SAMPLE_RATE, Audio
 
-JFK = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "en" / "jfk.flac"
+JFK = DATA / "en" / "jfk.flac"
 
 
 @pytest.fixture(scope="module")

@@ -38,7 +38,7 @@ def make(cloud: Cloud[Any]) -> Iterator[Make]:
         yield cloud.engine
 
 
-# -- real speech (../shared/data), decoded once a session --------------------------------------------------------------
+# -- real speech (tests/data), decoded once a session --------------------------------------------------------------
 
 
 def _audio(path: str) -> Any:

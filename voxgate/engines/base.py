@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from voxgate.types import Audio, ProgressCallback, Transcript, TranscriptionOptions
+from voxgate.types import Audio, LanguageScore, ProgressCallback, Transcript, TranscriptionOptions
 
-__all__ = ["Capabilities", "Engine"]
+if TYPE_CHECKING:
+    from voxgate.engines.live import LiveConnector
+
+__all__ = ["Capabilities", "Engine", "LanguageIdentifier", "LiveEngine"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,4 +58,25 @@ class Engine(Protocol):
 
     def close(self) -> None:
         """Release the model's memory."""
+        ...
+
+
+@runtime_checkable
+class LiveEngine(Engine, Protocol):
+    """An engine whose provider recognises a stream natively (a vendor socket, Kaldi's incremental recognizer).
+
+    Streams on it send their audio to the connector and take its interim and final results; voxgate still decides
+    the turns. ``live_connector()`` returns None when this model has no live mode (the stream then runs on voxgate's
+    own session, one call per draft and per final).
+    """
+
+    def live_connector(self) -> LiveConnector | None: ...
+
+
+@runtime_checkable
+class LanguageIdentifier(Protocol):
+    """Spoken-language identification on a clip (the voice profile's ``language``)."""
+
+    def detect_language(self, audio: Audio, top: int = 5) -> tuple[LanguageScore, ...]:
+        """The ``top`` most likely languages of 16 kHz mono ``audio``, most likely first."""
         ...

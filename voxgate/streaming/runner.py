@@ -25,7 +25,7 @@ from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import VadStream
 from voxgate.audio.pcm import PcmEncoding, StreamResampler, encode_linear16, pcm_to_float
-from voxgate.engines.base import Engine
+from voxgate.engines.base import Engine, LiveEngine
 from voxgate.engines.live import LiveConnector, LiveDecoder
 from voxgate.errors import EngineError, VoxgateError
 from voxgate.protocol.ws import EndTurnReason
@@ -48,9 +48,8 @@ _PROFILE_DEADLINE = 2.0
 
 
 def _live_connector(engine: Engine) -> LiveConnector | None:
-    """The engine's real-time connector, for providers that stream natively (``live_connector()``)."""
-    factory = getattr(engine, "live_connector", None)
-    return factory() if callable(factory) else None
+    """The engine's real-time connector, for providers that stream natively."""
+    return engine.live_connector() if isinstance(engine, LiveEngine) else None
 
 
 class Profiler(Protocol):
