@@ -55,7 +55,8 @@ from rich.table import Table
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import PcmEncoding, encode_linear16
 from voxgate.config import Settings
-from voxgate.service import FileResult, RawAudio, Service
+from voxgate.files import FileResult, RawAudio
+from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, TranscriptionOptions
 
 HERE = Path(__file__).resolve().parent

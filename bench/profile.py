@@ -53,7 +53,8 @@ from voxgate.analysis.profile import VoiceProfile
 from voxgate.analysis.prosody import extract_features, vocal_style_labels
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
-from voxgate.service import FileResult, Service
+from voxgate.files import FileResult
+from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions, Word
 
 MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "praat-parselmouth", "vaderSentiment", "numpy")

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import anyio.to_thread
 import av
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from voxgate.audio.decode import decode
 from voxgate.audio.pcm import PcmEncoding, encode_linear16
 from voxgate.config import Settings
 from voxgate.errors import EmptyAudio, ModelNotFound
-from voxgate.service import RawAudio, Service, merge_windows
+from voxgate.files import RawAudio, merge_windows
+from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, DiarizationOptions, TranscriptionOptions
 
 
@@ -57,11 +59,22 @@ def test_long_file_windows_keep_timestamps_right(tmp_path: Path, data: Path, set
     assert t.text.lower().count("ask not what your country") == 3
 
 
+def test_sync_path_is_the_served_path(service: Service, data: Path) -> None:
+    """The CLI's synchronous call runs the server's pipeline, fallback included (the old sync path had none)."""
+    path = data / "en" / "spk1_snt1.wav"
+    options = TranscriptionOptions(language="en")
+    result = service.transcribe_file_sync(path, options, ["deepgram/nova-3", "whisper/tiny.en"])  # no key set here
+    assert "dog" in result.transcript.text.lower()
+    assert result.transcript.model_id == "whisper/tiny.en"
+    assert result.transcript.warnings[0].startswith("deepgram/nova-3: model_unavailable: ")
+    assert result.transcript.warnings[0].endswith("fell back to whisper/tiny.en")
+
+
 async def test_async_path_matches_sync_path(service: Service, data: Path) -> None:
     path = data / "en" / "spk1_snt1.wav"
     options = TranscriptionOptions(language="en")
     a = await service.transcribe(path, options, "whisper/tiny.en")
-    b = service.transcribe_sync(path, options, "whisper/tiny.en")
+    b = await anyio.to_thread.run_sync(service.transcribe_sync, path, options, "whisper/tiny.en")
     assert a.text == b.text
     assert "dog" in a.text.lower()
 

@@ -11,6 +11,9 @@ Batchable items (streaming partials) carry a key: when the worker takes one, it 
 the same key too (up to the batch limit) and runs them in one call, so N streams share one encoder/decoder pass.
 Items may also be marked droppable: one still queued well past its deadline is skipped (:class:`Skipped`) rather
 than run late, which is how partials give way when the server falls behind. Finals are never droppable.
+
+Calls to cloud providers (``remote=True``) do not queue behind inference: they wait on the network, so they run on a
+bounded pool of I/O threads of their own (``remote_calls`` at once, streams and files alike), first come first served.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Hashable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -53,7 +56,9 @@ class _Job:
 
 
 class Scheduler:
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, remote_calls: int = 16) -> None:
+        self._io = ThreadPoolExecutor(max_workers=max(1, remote_calls), thread_name_prefix="voxgate-io")
+        """Cloud-provider calls in flight at once (threads blocked on the network)."""
         self._heap: list[_Job] = []
         self._cond = threading.Condition()
         self._seq = itertools.count()
@@ -70,9 +75,16 @@ class Scheduler:
         with self._cond:
             return len(self._heap)
 
-    def submit(self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND, urgent: bool = False) -> Future[T]:
+    def submit(
+        self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND, urgent: bool = False, remote: bool = False
+    ) -> Future[T]:
         """Queue ``fn`` to run no later than ``deadline_in`` seconds from now (a priority, not a guarantee); ``urgent``
-        puts it before every queued job that is not."""
+        puts it before every queued job that is not. ``remote``: a cloud call, run on the I/O pool instead."""
+        if remote:
+            with self._cond:
+                if self._closed:
+                    raise RuntimeError("scheduler is closed")
+            return self._io.submit(fn)
         future: Future[T] = Future()
         self._push(_Job(_rank(urgent), time.monotonic() + deadline_in, next(self._seq), fn, future))
         return future
@@ -108,9 +120,12 @@ class Scheduler:
             heapq.heappush(self._heap, job)
             self._cond.notify()
 
-    async def run(self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND, urgent: bool = False) -> T:
-        """Run ``fn`` on a worker and await its result. Cancelling the caller drops the job if it has not started."""
-        return await wait(self.submit(fn, deadline_in=deadline_in, urgent=urgent))
+    async def run(
+        self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND, urgent: bool = False, remote: bool = False
+    ) -> T:
+        """Run ``fn`` on a worker (``remote``: on the I/O pool) and await its result. Cancelling the caller drops the
+        job if it has not started."""
+        return await wait(self.submit(fn, deadline_in=deadline_in, urgent=urgent, remote=remote))
 
     def _take(self) -> list[_Job] | None:
         """Pop the most urgent job, plus its batch mates; None once closed and drained."""
@@ -167,6 +182,7 @@ class Scheduler:
             self._cond.notify_all()
         for t in self._threads:
             t.join()
+        self._io.shutdown(wait=True)
 
 
 def _rank(urgent: bool) -> int:

@@ -7,6 +7,7 @@ requires the key. It asks for ``inworld/inworld-stt-1``: the alias of the defaul
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -17,14 +18,22 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from tests.conftest import DATA, LiveServer
+from tests.conftest import LiveServer
 from tests.server.wsutil import CLOSE_STREAM, config_frame, expect_error, open_stream, send_all
 from tests.speech import reference, wer
 from voxgate.config import Settings
 from voxgate.server.app import create_app
 from voxgate.service import Service
 
-EXAMPLE = DATA.parent / "reference" / "example_client.py"
+EXAMPLE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "example_client.py"
+"""The reference API's own published client. It is not ours to copy into the repository: it is read from the shared
+folder beside the checkout. Without it these tests skip, except where ``VOXGATE_REQUIRE_REFERENCE=1`` (CI) says the
+folder must be there."""
+
+if not EXAMPLE.is_file():
+    if os.environ.get("VOXGATE_REQUIRE_REFERENCE") == "1":
+        raise RuntimeError(f"VOXGATE_REQUIRE_REFERENCE=1 but the reference example client is missing: {EXAMPLE}")
+    pytestmark = pytest.mark.skip(reason=f"the reference API's example client is not beside the checkout ({EXAMPLE})")
 KEY = "example-client-key"
 CLIP = "en/spk1_snt2.wav"
 """One sentence, 16 kHz mono LINEAR16: the script's first final is the whole clip."""

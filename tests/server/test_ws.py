@@ -508,7 +508,7 @@ async def test_engine_exception_ends_only_its_stream(
 ) -> None:
     svc, faulty_server = start_server(TINY)
     faulty = FaultyEngine(svc.engine(TINY))
-    svc._engines[TINY] = faulty  # the fault sits inside this service's engine cache only
+    svc.engines.adopt(faulty)  # the fault sits inside this service's engine pool only
     audio = speech(data, "spk1_snt6.wav")
 
     async def failing() -> dict[str, Any]:
@@ -578,7 +578,7 @@ class SlowEngine(FaultyEngine):
 
 async def test_idle_timeout_spares_a_client_waiting_for_its_final(start_server: StartServer, data: Path) -> None:
     svc, server = start_server(TINY, stream_idle_timeout_seconds=1.0)
-    svc._engines[TINY] = SlowEngine(svc.engine(TINY))
+    svc.engines.adopt(SlowEngine(svc.engine(TINY)))
     async with open_stream(server) as ws:
         await ws.send(config_frame(turnDetection=MANUAL, enablePartials=False))
         await send_pcm(ws, pcm16(speech(data, "spk2_snt2.wav")))

@@ -228,17 +228,17 @@ async def expect_error(ws: ClientConnection, code: str | set[str], close_code: i
 def fork_service(service: Service, *models: str, **settings: Any) -> Iterator[Service]:
     """A second :class:`Service` with some settings changed, sharing the first one's already-loaded models.
 
-    Serve it with ``create_app(fork.settings, service=fork)``: the stream route reads keys and stream limits from the
-    app's settings but ``max_streams`` from the service's, so both must agree. Sharing the loaded weights (and the VAD
-    and turn models) keeps this from costing a model load per test. Only the fork's scheduler is closed afterwards:
-    the engines belong to ``service``.
+    Serve it with ``create_app(fork.settings, service=fork)``: the stream route reads keys, idle and message limits
+    from the app's settings but ``max_streams`` and ``stream_max_seconds`` from the service's, so both must agree.
+    Sharing the loaded weights (and the VAD and turn models) keeps this from costing a model load per test. Only the
+    fork's scheduler is closed afterwards: the engines belong to ``service``.
     """
     fork = Service(service.settings.model_copy(update=settings))
     for model_id in models:
         engine = service.engine(model_id)
-        fork._engines[engine.model_id] = engine
-    fork._vad = service.vad()
-    fork._turn = service.turn_detector()
+        fork.engines.adopt(engine)
+    fork.vad = service.vad
+    fork.turn_detector = service.turn_detector
     try:
         yield fork
     finally:

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile
 
 from voxgate.audio.pcm import PcmEncoding, check_sample_rate
 from voxgate.errors import EmptyAudio, InvalidBase64, InvalidRequest, PayloadTooLarge, Timeout
+from voxgate.files import AudioSource, FileResult, RawAudio
 from voxgate.protocol.http import (
     RAW_ENCODINGS,
     SpeakerOut,
@@ -26,7 +27,7 @@ from voxgate.protocol.http import (
     normalize_language,
 )
 from voxgate.server.auth import require_key
-from voxgate.service import AudioSource, FileResult, RawAudio, Service
+from voxgate.service import Service
 from voxgate.types import DiarizationOptions, TranscriptionOptions
 
 __all__ = ["audio_source", "router", "run_transcription"]

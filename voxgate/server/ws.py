@@ -11,7 +11,6 @@ import base64
 import binascii
 import contextlib
 import logging
-import time
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -33,7 +32,6 @@ from voxgate.protocol.ws import (
     EndOfTurnEvent,
     EndOfTurnMessage,
     EndTurn,
-    EndTurnReason,
     ErrorBody,
     ErrorMessage,
     ResultMessage,
@@ -150,7 +148,6 @@ class _Connection:
         self.service = service
         self.settings = settings
         self.runner: StreamRunner | None = None
-        self.turn_ended_at: dict[int, float] = {}
         self.top_n = 3
 
     async def receive(self, *, idle_timeout: bool = True) -> str | bytes:
@@ -189,14 +186,13 @@ class _Connection:
 
     async def pump_in(self, runner: StreamRunner) -> None:
         closing = False
-        at_limit = False
         while True:
             # Once closing, the client is only waiting for its finals: its silence is not idleness.
             message = parse_client_message(await self.receive(idle_timeout=not closing))
             if isinstance(message, TranscribeConfigMessage):
                 raise ProtocolViolation("transcribeConfig may only be sent once, as the first message")
-            if at_limit:
-                continue  # the server ended the stream at stream_max_seconds: frames already in flight are dropped
+            if runner.at_limit:
+                continue  # the runner ended the stream at stream_max_seconds: frames already in flight are dropped
             if closing:
                 raise ProtocolViolation(f"{type(message).__name__} after closeStream")
             if isinstance(message, AudioChunk):
@@ -205,17 +201,12 @@ class _Connection:
                 except (binascii.Error, ValueError):
                     raise InvalidBase64("audioChunk.content is not valid base64") from None
                 await runner.feed(data)
-                if runner.session.time > self.settings.stream_max_seconds:
-                    self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
-                    runner.close(EndTurnReason.MAX_DURATION)
-                    closing = at_limit = True
+                closing = runner.at_limit
             elif isinstance(message, EndTurn):
                 await runner.flush_audio()
-                self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
                 runner.end_turn()
             elif isinstance(message, CloseStream):
                 await runner.flush_audio()
-                self.turn_ended_at[runner.session.turn_index] = time.perf_counter()
                 runner.close()
                 closing = True
 
@@ -226,12 +217,6 @@ class _Connection:
                 raise event
             if isinstance(event, StreamClosed):
                 return
-            if isinstance(event, TurnEnded) and event.reason is not EndTurnReason.CLIENT:
-                self.turn_ended_at.setdefault(event.turn, time.perf_counter())
-            if isinstance(event, TranscriptEvent) and event.is_final:
-                started = self.turn_ended_at.pop(event.turn, None)
-                if started is not None:
-                    self.service.metrics.stream_final_seconds.observe(time.perf_counter() - started)
             body = to_wire(event, self.top_n)
             if body is not None:
                 await self.ws.send_json(body)

@@ -1,9 +1,11 @@
 """Drive one :class:`StreamSession` with real models: the async glue between a transport and the session.
 
 The runner turns client audio bytes into 16 kHz samples and VAD probabilities, hands them to the session, and
-executes the jobs the session asks for — Whisper decodes through the shared :class:`Scheduler` (partials batched
-across every stream of the same model and droppable under load; speculative decodes and finals never dropped), turn
-checks and speaker embeddings on the small-model thread pool — feeding each answer back. Events for the client come
+executes the jobs the session asks for — decodes through the current engine's :mod:`~voxgate.streaming.decoders`
+strategy (a vendor socket, a cloud call, or the local scheduler with drafts batched across streams), turn checks and
+speaker embeddings on the small-model thread pool — feeding each answer back. When the engine fails it moves to the
+next one of the request's fallback list (:mod:`voxgate.engines.fallback`) and the failed decode is redone there. It
+also keeps the stream's limits (``max_seconds``) and measures end-of-turn → final latency. Events for the client come
 out of :attr:`events` in order. Nothing here knows about WebSockets.
 """
 
@@ -12,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import anyio.to_thread
@@ -25,38 +28,42 @@ from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import VadStream
 from voxgate.audio.pcm import PcmEncoding, StreamResampler, encode_linear16, pcm_to_float
-from voxgate.engines.base import Engine, LiveEngine
-from voxgate.engines.live import LiveConnector, LiveDecoder
+from voxgate.engines.base import Engine
+from voxgate.engines.fallback import FALLBACK_ERRORS, Fallback, with_fallback
 from voxgate.errors import EngineError, VoxgateError
+from voxgate.metrics import Metrics
 from voxgate.protocol.ws import EndTurnReason
 from voxgate.scheduler import Scheduler, Skipped, wait
-from voxgate.streaming.events import DecodeJob, DecodeKind, Event, Output, ProfileJob, SpeakerJob, TurnCheckJob
+from voxgate.streaming.decoders import Decoder, open_decoder
+from voxgate.streaming.events import (
+    DecodeJob,
+    Event,
+    Output,
+    ProfileJob,
+    SpeakerJob,
+    TranscriptEvent,
+    TurnCheckJob,
+    TurnEnded,
+)
 from voxgate.streaming.session import SessionConfig, StreamSession
-from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions, Word
+from voxgate.types import Audio, Transcript, Word
 
-__all__ = ["StreamRunner"]
+__all__ = ["StreamLimits", "StreamRunner"]
 
 log = logging.getLogger(__name__)
 
-# How soon each kind of decode should run (seconds from its request): the scheduler's priorities.
-_DEADLINES = {DecodeKind.FINAL: 0.0, DecodeKind.SPECULATIVE: 0.1, DecodeKind.PARTIAL: 0.5, DecodeKind.ROLL: 1.0}
-_TURN_RESULTS = frozenset({DecodeKind.FINAL, DecodeKind.SPECULATIVE})
-"""Decodes whose result is (or is about to be) a turn's final: urgent on the scheduler, ahead of every draft."""
-_PARTIAL_DROP_AFTER = 1.0
 _PROFILE_DEADLINE = 2.0
 """Voice-profile work comes after partials; an update still queued 2 s past this is skipped."""
-
-
-def _live_connector(engine: Engine) -> LiveConnector | None:
-    """The engine's real-time connector, for providers that stream natively."""
-    return engine.live_connector() if isinstance(engine, LiveEngine) else None
 
 
 class Profiler(Protocol):
     def __call__(self, audio: Audio, *, text: str, words: Sequence[Word], language: str | None) -> VoiceProfile: ...
 
 
-"""A partial still queued this long after its deadline is skipped; a newer one will follow."""
+@dataclass(frozen=True, slots=True)
+class StreamLimits:
+    max_seconds: float = float("inf")
+    """Seconds of audio after which the stream is flushed and closed (``maxDuration``)."""
 
 
 class StreamRunner:
@@ -64,8 +71,7 @@ class StreamRunner:
         self,
         config: SessionConfig,
         *,
-        engine: Engine,
-        fallbacks: Sequence[Engine] = (),
+        engines: Sequence[Engine],
         scheduler: Scheduler,
         vad: VadStream,
         turn_detector: TurnDetector | None,
@@ -76,13 +82,16 @@ class StreamRunner:
         batching: bool = True,
         profiler: Profiler | None = None,
         speaker_encoder: SpeakerEncoder | None = None,
+        limits: StreamLimits = StreamLimits(),
+        metrics: Metrics | None = None,
         on_close: Callable[[], None] | None = None,
     ) -> None:
         self.session = StreamSession(config)
         self.events: asyncio.Queue[Event | VoxgateError] = asyncio.Queue()
-        self._engine = engine
-        self._fallbacks = list(fallbacks)
-        """Engines to move to, in order, when the current one fails (a provider outage, a lost key)."""
+        self._engines = Fallback(engines, name=lambda e: e.model_id)
+        """The engine serving the stream, then those to move to, in order, when it fails (an outage, a lost key)."""
+        self._decoder: Decoder | None = None
+        """How the current engine answers decode requests (opened by :meth:`start`)."""
         self._scheduler = scheduler
         self._vad = vad
         self._turn = turn_detector
@@ -93,80 +102,92 @@ class StreamRunner:
         self._batching = batching
         self._profiler = profiler
         self._speaker_encoder = speaker_encoder
+        self._limits = limits
+        self._metrics = metrics
+        self._turn_ended_at: dict[int, float] = {}
+        """When each turn ended (monotonic), until its final goes out: the end-of-turn → final latency."""
+        self.at_limit = False
+        """The stream reached ``limits.max_seconds`` and is closing: further audio is dropped."""
+        self._switching = asyncio.Lock()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._live: LiveDecoder | None = None
-        """The vendor's real-time socket, when the current engine streams natively."""
         self._on_close = on_close
         self._closed = False
 
     async def start(self) -> None:
-        """Open the vendor's real-time socket when the engine has one (falling back along the list if it fails)."""
-        while True:
-            connector = _live_connector(self._engine)
-            if connector is None:
-                return
-            try:
-                connection = await connector.connect(self.session.config.options)
-            except EngineError as exc:
-                if not self._fallbacks:
-                    raise
-                self._switch(exc)
-                continue
-            self._live = LiveDecoder(connection, self._engine.model_id)
-            # No speculative decodes: settling at every pause would make the vendor cut its utterances short; the
-            # vendor hears the audio as it comes, so only the turn's final asks it to settle.
+        """Open the decode strategy of the first engine that can serve (a vendor socket may refuse: the next one
+        takes over)."""
+        self._decoder = await with_fallback(self._engines, self._open)
+        if not self._decoder.speculative:
             self.session.config = replace(self.session.config, speculative=False)
-            return
 
-    def _switch(self, error: Exception) -> None:
-        failed, self._engine = self._engine, self._fallbacks.pop(0)
-        log.warning("stream falls back from %s to %s: %s", failed.model_id, self._engine.model_id, error)
+    async def _open(self, engine: Engine) -> Decoder:
+        return await open_decoder(engine, self._scheduler, self.session.config.options, self._batching)
 
-    async def _drop_live(self) -> None:
-        if self._live is not None:
-            live, self._live = self._live, None
-            await live.close()
+    async def _fall_back(self, error: VoxgateError, failed: Decoder | None) -> bool:
+        """The decoder ``failed``: close it and open the next engine's. False when none is left (or the next ones
+        fail too); the stream must then end with ``error``. Several jobs failing at once move the stream on once."""
+        async with self._switching:
+            if self._decoder is not failed:  # another job has moved on already
+                return self._decoder is not None
+            await self._drop_decoder()
+            if not self._engines.advance(error):
+                return False
+            try:
+                await self.start()
+            except FALLBACK_ERRORS:
+                return False
+            return True
+
+    async def _drop_decoder(self) -> None:
+        if self._decoder is not None:
+            decoder, self._decoder = self._decoder, None
+            await decoder.close()
 
     # -- inputs from the transport ---------------------------------------------------------------------------------
 
     async def feed(self, data: bytes) -> None:
-        """Raw PCM bytes from the client (validated: raises InvalidPcm on a bad byte count)."""
+        """Raw PCM bytes from the client (validated: raises InvalidPcm on a bad byte count). Audio past
+        ``limits.max_seconds`` closes the stream (:attr:`at_limit`); audio after that is dropped."""
+        if self.at_limit:
+            return
         samples = pcm_to_float(data, self._encoding, self._channels)
         audio = self._resampler.process(samples)
         if not len(audio):
             return
-        await self._send_live(audio)
+        await self._send(audio)
         probs = await anyio.to_thread.run_sync(self._vad.process, audio, limiter=self._small)
         self._dispatch(self.session.feed(audio, np.asarray(probs)))
+        if self.session.time > self._limits.max_seconds:
+            self.at_limit = True
+            self.close(EndTurnReason.MAX_DURATION)
 
-    async def _send_live(self, audio: Audio) -> None:
-        if self._live is None:
+    async def _send(self, audio: Audio) -> None:
+        decoder = self._decoder
+        if decoder is None or not decoder.hears_audio:
             return
         try:
-            await self._live.send(encode_linear16(audio))
+            await decoder.send(encode_linear16(audio))
         except EngineError as exc:
             # The vendor's socket is gone: the session's requests carry their audio, so the fallback engine
             # decodes them from that; nothing heard is lost.
-            await self._drop_live()
-            if not self._fallbacks:
+            if not await self._fall_back(exc, decoder):
                 self._fail(exc)
-                return
-            self._switch(exc)
-            await self.start()
 
     async def flush_audio(self) -> None:
         """The client stopped sending (endTurn/closeStream): feed the audio still inside the resampler's filter."""
         tail = self._resampler.process(np.zeros(0, dtype=np.float32), last=True)
         if len(tail):
-            await self._send_live(tail)
+            await self._send(tail)
             probs = await anyio.to_thread.run_sync(self._vad.process, tail, limiter=self._small)
             self._dispatch(self.session.feed(tail, np.asarray(probs)))
 
     def end_turn(self) -> None:
+        self._turn_ended_at[self.session.turn_index] = time.perf_counter()
         self._dispatch(self.session.end_turn())
 
     def close(self, reason: EndTurnReason = EndTurnReason.CLOSE) -> None:
         """closeStream: the session flushes; :class:`StreamClosed` arrives on :attr:`events` after the last final."""
+        self._turn_ended_at[self.session.turn_index] = time.perf_counter()
         self._dispatch(self.session.close(reason))
 
     async def aclose(self) -> None:
@@ -174,7 +195,7 @@ class StreamRunner:
         if self._closed:
             return
         self._closed = True
-        await self._drop_live()
+        await self._drop_decoder()
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
@@ -195,7 +216,17 @@ class StreamRunner:
             elif isinstance(output, SpeakerJob):
                 self._spawn(self._voice(output))
             else:
+                self._measure(output)
                 self.events.put_nowait(output)
+
+    def _measure(self, event: Event) -> None:
+        """The end-of-turn → final latency metric (from the client's endTurn, or the turn's detected end)."""
+        if isinstance(event, TurnEnded):
+            self._turn_ended_at.setdefault(event.turn, time.perf_counter())
+        elif isinstance(event, TranscriptEvent) and event.is_final:
+            ended = self._turn_ended_at.pop(event.turn, None)
+            if ended is not None and self._metrics is not None:
+                self._metrics.stream_final_seconds.observe(time.perf_counter() - ended)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
@@ -204,21 +235,17 @@ class StreamRunner:
 
     async def _decode(self, job: DecodeJob) -> None:
         while True:
+            decoder = self._decoder
             try:
-                result = await self._run_decode(job)
+                if decoder is None:
+                    raise EngineError("no engine can serve this stream")
+                result: Transcript | None = await decoder.decode(job)
             except Skipped:
                 result = None
             except EngineError as exc:
-                await self._drop_live()
-                if not self._fallbacks:
-                    self._fail(exc)
-                    return
                 # The job still holds its audio: the same turn is decoded again by the next engine, nothing lost.
-                self._switch(exc)
-                try:
-                    await self.start()
-                except EngineError as again:
-                    self._fail(again)
+                if not await self._fall_back(exc, decoder):
+                    self._fail(exc)
                     return
                 continue
             except VoxgateError as exc:
@@ -227,55 +254,13 @@ class StreamRunner:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # an engine bug must end this stream only, with a clear error
-                log.exception("decode failed in %s", self._engine.model_id)
-                self._fail(EngineError(f"{self._engine.model_id} failed: {type(exc).__name__}"))
+                model = decoder.model_id if decoder is not None else "the engine"
+                log.exception("decode failed in %s", model)
+                self._fail(EngineError(f"{model} failed: {type(exc).__name__}"))
                 return
             break
         if not self._closed:
             self._dispatch(self.session.decoded(job, result))
-
-    async def _run_decode(self, job: DecodeJob) -> Transcript:
-        engine = self._engine
-        if self._live is not None:  # the vendor's socket has been hearing this audio all along
-            duration = len(job.audio) / SAMPLE_RATE
-            if job.kind is DecodeKind.PARTIAL:
-                return self._live.draft(job.offset, duration)
-            return await self._live.settle(job.offset, duration)
-        if engine.capabilities.remote:  # a cloud call: the thread pool, not the inference worker
-            if job.kind is DecodeKind.PARTIAL:
-                work = functools.partial(self._first_of, engine, [(job.audio, job.options)])
-            else:
-                work = functools.partial(engine.transcribe_utterance, job.audio, job.options)
-            return await anyio.to_thread.run_sync(work)
-        if job.kind is DecodeKind.PARTIAL and self._batching:
-            # Drafts are padded to the longest in their batch: only batch clips of similar length.
-            bucket = len(job.audio) // (2 * SAMPLE_RATE)
-            future = self._scheduler.submit_batched(
-                (engine.model_id, bucket),
-                (job.audio, job.options),
-                engine.transcribe_batch,
-                max_batch=engine.capabilities.max_batch,
-                deadline_in=_DEADLINES[job.kind],
-                drop_after=_PARTIAL_DROP_AFTER,
-            )
-        elif job.kind is DecodeKind.PARTIAL:  # unbatched, but still droppable when it falls behind
-            future = self._scheduler.submit_batched(
-                ("draft", id(job)),
-                (job.audio, job.options),
-                engine.transcribe_batch,
-                max_batch=1,
-                deadline_in=_DEADLINES[job.kind],
-                drop_after=_PARTIAL_DROP_AFTER,
-            )
-        else:
-            work = functools.partial(engine.transcribe_utterance, job.audio, job.options)
-            urgent = job.kind in _TURN_RESULTS  # a final (or its speculative decode) goes before queued drafts
-            future = self._scheduler.submit(work, deadline_in=_DEADLINES[job.kind], urgent=urgent)
-        return await wait(future)
-
-    @staticmethod
-    def _first_of(engine: Engine, items: list[tuple[Audio, TranscriptionOptions]]) -> Transcript:
-        return engine.transcribe_batch(items)[0]
 
     async def _profile(self, job: ProfileJob) -> None:
         profile: VoiceProfile | None = None

@@ -1,0 +1,172 @@
+"""The one file pipeline: decode lazily into windows, transcribe each on the scheduler, profile and embed its voices
+when asked, merge, and fall back to the next model when one fails.
+
+The server's routes await :meth:`FilePipeline.transcribe`; the CLI and the benchmarks call
+:meth:`FilePipeline.transcribe_sync`, which runs that same coroutine in an event loop of its own.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+import anyio
+import anyio.to_thread
+
+from voxgate.analysis.profile import VoiceProfile
+from voxgate.config import Settings
+from voxgate.engines.base import Engine
+from voxgate.engines.fallback import Fallback, with_fallback
+from voxgate.engines.pool import EnginePool
+from voxgate.files.merge import FileResult, WindowResult, merge_channels, merge_windows
+from voxgate.files.source import AudioSource, channel_count, duration_hint, windows
+from voxgate.metrics import Metrics
+from voxgate.scheduler import Scheduler
+from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, ProgressCallback, Transcript, TranscriptionOptions
+from voxgate.voice import Voice, Voices, with_speakers
+
+__all__ = ["FilePipeline", "ModelChoice"]
+
+ModelChoice = str | Sequence[str] | None
+"""One model id, an ordered fallback list of them, or None for the default model."""
+
+
+class FilePipeline:
+    def __init__(
+        self, settings: Settings, engines: EnginePool, scheduler: Scheduler, voice: Voice, metrics: Metrics
+    ) -> None:
+        self._settings = settings
+        self._engines = engines
+        self._scheduler = scheduler
+        self._voice = voice
+        self._metrics = metrics
+
+    def transcribe_sync(
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        model_id: ModelChoice = None,
+        *,
+        profile: bool = False,
+        diarize: DiarizationOptions | None = None,
+        separate_channels: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> FileResult:
+        """:meth:`transcribe` from synchronous code (a thread with no running event loop)."""
+        run = functools.partial(
+            self.transcribe,
+            source,
+            options,
+            model_id,
+            profile=profile,
+            diarize=diarize,
+            separate_channels=separate_channels,
+            progress=progress,
+        )
+        return anyio.run(run)
+
+    async def transcribe(
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        model_id: ModelChoice = None,
+        *,
+        profile: bool = False,
+        diarize: DiarizationOptions | None = None,
+        separate_channels: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> FileResult:
+        """Transcribe a whole file. ``profile``: a voice profile for the file and each segment; ``diarize``: who spoke
+        each word and segment; ``separate_channels``: each channel of a multichannel file transcribed on its own, its
+        segments tagged with their channel and merged in time order; ``progress(done, total)`` in seconds of audio.
+
+        ``model_id`` may be an ordered list: when a model fails (a provider error or timeout, a missing key, an
+        engine failure), the next one is tried, and the result says so in its warnings.
+        """
+        candidates: list[str | None] = [model_id] if model_id is None or isinstance(model_id, str) else list(model_id)
+        chain = Fallback(candidates or [None])
+
+        async def attempt(candidate: str | None) -> FileResult:
+            if separate_channels:
+                return await self._channels(source, options, candidate, profile, progress)
+            return await self._file(source, options, candidate, profile, diarize, progress=progress)
+
+        result = await with_fallback(chain, attempt)
+        if not chain.notes:
+            return result
+        return replace(
+            result, transcript=replace(result.transcript, warnings=(*chain.notes, *result.transcript.warnings))
+        )
+
+    async def _channels(
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        model_id: str | None,
+        profile: bool,
+        progress: ProgressCallback | None,
+    ) -> FileResult:
+        count = await anyio.to_thread.run_sync(channel_count, source)
+        results = []
+        for channel in range(count):
+            report = None
+            if progress is not None:  # the channels one after another: one bar across all of them
+
+                def report(done: float, total: float, channel: int = channel) -> None:
+                    assert progress is not None
+                    progress((channel * total + done) / count, total)
+
+            results.append(await self._file(source, options, model_id, profile, None, channel, report))
+        return merge_channels(results)
+
+    async def _file(
+        self,
+        source: AudioSource,
+        options: TranscriptionOptions,
+        model_id: str | None,
+        profile: bool,
+        diarize: DiarizationOptions | None,
+        channel: int | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> FileResult:
+        engine = await self._engines.load(model_id)
+        if profile:
+            await self._engines.load(self._voice.language_id_model)
+        if diarize is not None:
+            await anyio.to_thread.run_sync(self._voice.speaker_encoder)
+            options = replace(options, word_timestamps=True)  # chunks follow the words; the caller may drop them
+        total = await anyio.to_thread.run_sync(duration_hint, source) if progress is not None else 0.0
+        pieces = windows(source, self._settings.window_seconds, channel)
+        parts: list[WindowResult] = []
+        voices: list[Voices] = []
+        while (item := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+            offset, audio = item
+            work = functools.partial(self._run_window, engine, audio, options)
+            result = await self._scheduler.run(work, remote=engine.capabilities.remote)
+            profiles: tuple[VoiceProfile | None, ...] = ()
+            if profile:
+                profiles = await self._scheduler.run(
+                    functools.partial(self._voice.segment_profiles, audio, result, options.language)
+                )
+            if diarize is not None:
+                work_voices = functools.partial(self._voice.window_voices, audio, result, profile, options.language)
+                voices.append(await self._scheduler.run(work_voices))
+            parts.append(WindowResult(offset, result, profiles))
+            if progress is not None:
+                progress((offset + len(audio)) / SAMPLE_RATE, total)
+        merged = merge_windows(parts, engine.model_id)
+        if channel is not None:
+            segments = tuple(replace(s, channel=channel + 1) for s in merged.transcript.segments)
+            merged = replace(merged, transcript=replace(merged.transcript, segments=segments))
+        if diarize is None:
+            return merged
+        return with_speakers(merged, parts, voices, diarize)
+
+    def _run_window(self, engine: Engine, audio: Audio, options: TranscriptionOptions) -> Transcript:
+        started = time.perf_counter()
+        result = engine.transcribe(audio, options)
+        self._metrics.inference_seconds.labels(engine.model_id).observe(time.perf_counter() - started)
+        self._metrics.audio_seconds.labels(engine.model_id).inc(len(audio) / SAMPLE_RATE)
+        return result
