@@ -99,3 +99,51 @@ def test_closed_scheduler_refuses_work() -> None:
     s.close()
     with pytest.raises(RuntimeError, match="closed"):
         s.submit(lambda: None)
+
+
+def test_remote_calls_do_not_wait_behind_inference(scheduler: Scheduler) -> None:
+    """A cloud call runs on the I/O pool at once, while the inference worker is busy."""
+    gate = threading.Event()
+    blocker = scheduler.submit(gate.wait)
+    time.sleep(0.05)
+    remote = scheduler.submit(lambda: "network", remote=True)
+    assert remote.result(timeout=5) == "network"
+    assert not blocker.done()
+    gate.set()
+    blocker.result(timeout=5)
+
+
+def test_remote_calls_are_bounded() -> None:
+    """No more than ``remote_calls`` cloud calls are in flight at once, whoever submits them (streams and files)."""
+    scheduler = Scheduler(remote_calls=2)
+    running = 0
+    most = 0
+    lock = threading.Lock()
+    gate = threading.Event()
+
+    def call() -> None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        gate.wait(5)
+        with lock:
+            running -= 1
+
+    try:
+        futures = [scheduler.submit(call, remote=True) for _ in range(6)]
+        time.sleep(0.2)
+        assert most == 2
+        gate.set()
+        for f in futures:
+            f.result(timeout=5)
+        assert most == 2
+    finally:
+        scheduler.close()
+
+
+def test_a_closed_scheduler_refuses_remote_calls() -> None:
+    scheduler = Scheduler()
+    scheduler.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        scheduler.submit(lambda: None, remote=True)

@@ -12,8 +12,8 @@ from tests.speech import conversation, speaker_accuracy
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import PcmEncoding, encode_linear16
 from voxgate.config import Settings
-from voxgate.errors import EmptyAudio, ModelNotFound
-from voxgate.files import RawAudio, merge_windows
+from voxgate.errors import ModelNotFound
+from voxgate.files import RawAudio
 from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, DiarizationOptions, TranscriptionOptions
 
@@ -98,11 +98,6 @@ def test_engines_are_loaded_once(service: Service) -> None:
 def test_unknown_model(service: Service) -> None:
     with pytest.raises(ModelNotFound):
         service.engine("whisper/nope")
-
-
-def test_merge_of_nothing_is_empty_audio() -> None:
-    with pytest.raises(EmptyAudio):
-        merge_windows([], "whisper/tiny.en")
 
 
 def test_language_is_identified_per_segment(service: Service, data: Path) -> None:
