@@ -647,3 +647,16 @@ async def test_voice_profile_results_over_the_socket(live_server: LiveServer, da
     assert last["features"]["f0MedianHz"] > 100
     assert last["features"]["speakingRateWpm"] is not None  # from the final's word timings
     assert last["turnIndex"] == 0
+
+
+async def test_each_final_is_timed_from_its_turn_end(live_server: LiveServer, service: Service, data: Path) -> None:
+    """The runner measures endTurn → final for every turn (``voxgate_stream_final_latency_seconds``)."""
+
+    def count() -> float:
+        value = service.metrics.registry.get_sample_value("voxgate_stream_final_latency_seconds_count")
+        return value or 0.0
+
+    before = count()
+    final, _ = await manual_turn(live_server, speech(data, "spk1_snt4.wav"))
+    assert "stripe" in final["transcript"].lower()
+    assert count() == before + 1
