@@ -10,13 +10,12 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 
 import anyio
 import anyio.to_thread
 from threadpoolctl import threadpool_limits
 
-from voxgate.analysis.profile import ProfileAnalyzer, VoiceProfile
+from voxgate.analysis.profile import ProfileAnalyzer
 from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import SileroVad
@@ -26,7 +25,7 @@ from voxgate.engines.base import Engine
 from voxgate.engines.pool import EnginePool, Lazy, ModelInfo
 from voxgate.errors import InvalidRequest, ResourceExhausted
 from voxgate.files import AudioSource, FileResult, RawAudio
-from voxgate.files.pipeline import FilePipeline, ModelChoice
+from voxgate.files.pipeline import FilePipeline, ModelChoice, blocking
 from voxgate.metrics import Metrics
 from voxgate.models.catalog import ModelSpec
 from voxgate.protocol.ws import TurnMode
@@ -34,13 +33,9 @@ from voxgate.scheduler import Scheduler
 from voxgate.streaming.runner import StreamLimits, StreamRunner
 from voxgate.streaming.session import SessionConfig
 from voxgate.types import (
-    Audio,
-    DiarizationOptions,
-    LanguageScore,
     ProgressCallback,
     Transcript,
     TranscriptionOptions,
-    Word,
 )
 from voxgate.voice import Voice
 
@@ -58,6 +53,12 @@ class Service:
         lock = threading.Lock()  # one lock for every shared small model: they load once, whoever asks first
         self.voice = Voice(settings, self.engines, lock)
         self.files = FilePipeline(settings, self.engines, self.scheduler, self.voice, self.metrics)
+        self.transcribe_file = self.files.transcribe
+        """A whole file through the one file pipeline (:meth:`FilePipeline.transcribe`)."""
+        self.transcribe_file_sync = blocking(self.files.transcribe)
+        """The same from synchronous code (the CLI, the benchmarks): the same pipeline and scheduler."""
+        self.profile = self.voice.profile
+        """A voice profile of a clip (blocking; run it on the scheduler): :meth:`Voice.profile`."""
         self.vad: Lazy[SileroVad] = Lazy(SileroVad.load, lock)
         """The shared Silero VAD model (each stream gets its own state from it)."""
         self.turn_detector: Lazy[TurnDetector] = Lazy(TurnDetector.load, lock)
@@ -95,57 +96,7 @@ class Service:
     def profile_analyzer(self) -> Lazy[ProfileAnalyzer]:
         return self.voice.analyzer
 
-    def profile(
-        self,
-        audio: Audio,
-        *,
-        text: str = "",
-        words: Sequence[Word] = (),
-        language: str | None = None,
-        identified: Sequence[LanguageScore] = (),
-    ) -> VoiceProfile:
-        """A voice profile of ``audio`` (blocking; run it on the scheduler). See :meth:`Voice.profile`."""
-        return self.voice.profile(audio, text=text, words=words, language=language, identified=identified)
-
     # -- files ----------------------------------------------------------------------------------------------------
-
-    async def transcribe_file(
-        self,
-        source: AudioSource,
-        options: TranscriptionOptions,
-        model_id: ModelChoice = None,
-        *,
-        profile: bool = False,
-        diarize: DiarizationOptions | None = None,
-        separate_channels: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> FileResult:
-        """A whole file through the file pipeline (see :meth:`FilePipeline.transcribe`)."""
-        return await self.files.transcribe(
-            source,
-            options,
-            model_id,
-            profile=profile,
-            diarize=diarize,
-            separate_channels=separate_channels,
-            progress=progress,
-        )
-
-    def transcribe_file_sync(
-        self,
-        source: AudioSource,
-        options: TranscriptionOptions,
-        model_id: ModelChoice = None,
-        progress: ProgressCallback | None = None,
-        *,
-        profile: bool = False,
-        diarize: DiarizationOptions | None = None,
-    ) -> FileResult:
-        """:meth:`transcribe_file` from synchronous code (the CLI, the benchmarks): the same pipeline, the same
-        scheduler, in an event loop of its own."""
-        return self.files.transcribe_sync(
-            source, options, model_id, profile=profile, diarize=diarize, progress=progress
-        )
 
     async def transcribe(
         self, source: AudioSource, options: TranscriptionOptions, model_id: ModelChoice = None
@@ -159,7 +110,7 @@ class Service:
         model_id: ModelChoice = None,
         progress: ProgressCallback | None = None,
     ) -> Transcript:
-        return self.transcribe_file_sync(source, options, model_id, progress).transcript
+        return self.transcribe_file_sync(source, options, model_id, progress=progress).transcript
 
     # -- streams --------------------------------------------------------------------------------------------------
 

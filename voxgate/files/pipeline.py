@@ -1,16 +1,17 @@
 """The one file pipeline: decode lazily into windows, transcribe each on the scheduler, profile and embed its voices
 when asked, merge, and fall back to the next model when one fails.
 
-The server's routes await :meth:`FilePipeline.transcribe`; the CLI and the benchmarks call
-:meth:`FilePipeline.transcribe_sync`, which runs that same coroutine in an event loop of its own.
+The server's routes await :meth:`FilePipeline.transcribe`; the CLI and the benchmarks call it through
+:func:`blocking`, which runs that same coroutine in an event loop of its own.
 """
 
 from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import replace
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -27,7 +28,10 @@ from voxgate.scheduler import Scheduler
 from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, ProgressCallback, Transcript, TranscriptionOptions
 from voxgate.voice import Voice, Voices, with_speakers
 
-__all__ = ["FilePipeline", "ModelChoice"]
+__all__ = ["FilePipeline", "ModelChoice", "blocking"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 ModelChoice = str | Sequence[str] | None
 """One model id, an ordered fallback list of them, or None for the default model."""
@@ -42,30 +46,6 @@ class FilePipeline:
         self._scheduler = scheduler
         self._voice = voice
         self._metrics = metrics
-
-    def transcribe_sync(
-        self,
-        source: AudioSource,
-        options: TranscriptionOptions,
-        model_id: ModelChoice = None,
-        *,
-        profile: bool = False,
-        diarize: DiarizationOptions | None = None,
-        separate_channels: bool = False,
-        progress: ProgressCallback | None = None,
-    ) -> FileResult:
-        """:meth:`transcribe` from synchronous code (a thread with no running event loop)."""
-        run = functools.partial(
-            self.transcribe,
-            source,
-            options,
-            model_id,
-            profile=profile,
-            diarize=diarize,
-            separate_channels=separate_channels,
-            progress=progress,
-        )
-        return anyio.run(run)
 
     async def transcribe(
         self,
@@ -170,3 +150,14 @@ class FilePipeline:
         self._metrics.inference_seconds.labels(engine.model_id).observe(time.perf_counter() - started)
         self._metrics.audio_seconds.labels(engine.model_id).inc(len(audio) / SAMPLE_RATE)
         return result
+
+
+def blocking(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:
+    """``fn`` for synchronous callers (a thread with no running event loop): each call runs it to completion in an
+    event loop of its own."""
+
+    @functools.wraps(fn)
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
+        return anyio.run(functools.partial(fn, *args, **kwargs))
+
+    return call
