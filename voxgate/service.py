@@ -38,8 +38,8 @@ from voxgate.errors import (
 )
 from voxgate.metrics import Metrics
 from voxgate.models.catalog import ALIASES, PACKAGED, ModelSpec, module_dir, resolve
-from voxgate.protocol.ws import TurnMode
 from voxgate.scheduler import Scheduler
+from voxgate.streaming.policy import TurnMode
 from voxgate.streaming.runner import StreamRunner
 from voxgate.streaming.session import SessionConfig
 from voxgate.types import (

@@ -133,7 +133,7 @@ def _session_config(cfg: StreamTranscribeConfig) -> SessionConfig:
             prompts=tuple(p for p in cfg.prompts if p.strip()),
             word_timestamps=cfg.include_word_timestamps,
         ),
-        turn=cfg.turn_detection,
+        turn=cfg.turn_detection.to_policy(),
         partial_interval=cfg.partial_interval_ms / 1000,
         partials=cfg.enable_partials,
         profile=cfg.voice_profile_config is not None and cfg.voice_profile_config.enable_voice_profile,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from voxgate.analysis.profile import VoiceProfile
-from voxgate.protocol.ws import EndTurnReason
+from voxgate.streaming.policy import EndTurnReason
 from voxgate.types import Audio, TranscriptionOptions, Word
 
 __all__ = [

@@ -28,9 +28,9 @@ from voxgate.audio.pcm import PcmEncoding, StreamResampler, encode_linear16, pcm
 from voxgate.engines.base import Engine, LiveEngine
 from voxgate.engines.live import LiveConnector, LiveDecoder
 from voxgate.errors import EngineError, VoxgateError
-from voxgate.protocol.ws import EndTurnReason
 from voxgate.scheduler import Scheduler, Skipped, wait
 from voxgate.streaming.events import DecodeJob, DecodeKind, Event, Output, ProfileJob, SpeakerJob, TurnCheckJob
+from voxgate.streaming.policy import EndTurnReason
 from voxgate.streaming.session import SessionConfig, StreamSession
 from voxgate.types import SAMPLE_RATE, Audio, Transcript, TranscriptionOptions, Word
 

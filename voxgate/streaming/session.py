@@ -28,7 +28,6 @@ from voxgate.analysis.speaker import MIN_SAMPLES
 from voxgate.analysis.vad import SpeechSegmenter
 from voxgate.audio.buffer import SampleBuffer
 from voxgate.errors import ProtocolViolation
-from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
 from voxgate.streaming.agreement import LocalAgreement
 from voxgate.streaming.events import (
     DecodeJob,
@@ -44,6 +43,7 @@ from voxgate.streaming.events import (
     TurnCheckJob,
     TurnEnded,
 )
+from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
 from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Transcript, TranscriptionOptions, Word
 
 __all__ = ["SessionConfig", "SessionState", "StreamSession"]
@@ -61,7 +61,7 @@ class SessionState(Enum):
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     options: TranscriptionOptions
-    turn: TurnDetection = field(default_factory=TurnDetection)
+    turn: TurnPolicy = field(default_factory=TurnPolicy)
     partial_interval: float = 0.5
     partials: bool = True
     preroll: float = 0.3
