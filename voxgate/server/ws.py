@@ -34,8 +34,6 @@ from voxgate.protocol.ws import (
     EndOfTurnMessage,
     EndTurn,
     EndTurnReason,
-    ErrorBody,
-    ErrorMessage,
     ResultMessage,
     SpeechEndedMessage,
     SpeechEvent,
@@ -118,11 +116,6 @@ def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
     else:
         return None
     body: dict[str, Any] = message.model_dump(by_alias=True, exclude_none=True)
-    return body
-
-
-def _error(exc: VoxgateError) -> dict[str, Any]:
-    body: dict[str, Any] = ErrorMessage(error=ErrorBody(code=exc.code, message=exc.message)).model_dump()
     return body
 
 
@@ -244,7 +237,7 @@ class _Connection:
             return
         with contextlib.suppress(Exception):  # the client may already be gone
             if error is not None:
-                await self.ws.send_json(_error(error))
+                await self.ws.send_json(error.to_dict())
             await self.ws.close(code)
 
 
