@@ -66,9 +66,9 @@ class StreamEncoding(StrEnum):
 _POLICY = TurnPolicy()
 
 
+# The wire form of voxgate.streaming.policy.TurnPolicy: the same defaults, plus the bounds a client must respect.
+# (No docstring: it would become the schema's description.)
 class TurnDetection(CamelModel):
-    """The wire form of :class:`~voxgate.streaming.policy.TurnPolicy` (same defaults), with its bounds."""
-
     mode: TurnMode = _POLICY.mode
     silence_ms: int = Field(default=_POLICY.silence_ms, ge=100, le=10_000)
     """``vad`` mode: the pause that ends a turn."""
