@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
+
+import voxgate
 
 HEAVY = (
     "onnxruntime",
@@ -20,10 +23,17 @@ HEAVY = (
 """Modules a client never needs at import time. PyAV is loaded by ``stream_file`` only, when it decodes a file."""
 
 
+ROOT = Path(voxgate.__file__).resolve().parent.parent
+"""Run from the checkout under test, so the child imports this ``voxgate`` (``-c`` puts the cwd first on the path)."""
+
+
 def _loaded_after(statement: str) -> list[str]:
-    code = f"import json, sys; {statement}; print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
-    loaded: list[str] = json.loads(out.stdout)
+    code = f"import json, sys, voxgate; {statement}; print(json.dumps([voxgate.__file__, *sorted(sys.modules)]))"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120, cwd=ROOT
+    )
+    origin, *loaded = json.loads(out.stdout)
+    assert Path(origin).resolve().parent == ROOT / "voxgate"
     return loaded
 
 
