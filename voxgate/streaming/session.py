@@ -23,7 +23,7 @@ from enum import Enum
 import numpy as np
 
 from voxgate.analysis.diarize import OnlineSpeakers
-from voxgate.analysis.profile import ProfileSmoother, VoiceProfile
+from voxgate.analysis.profile import ProfileSmoother
 from voxgate.analysis.speaker import MIN_SAMPLES
 from voxgate.analysis.vad import SpeechSegmenter
 from voxgate.audio.buffer import SampleBuffer
@@ -44,7 +44,7 @@ from voxgate.streaming.events import (
     TurnEnded,
 )
 from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
-from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Transcript, TranscriptionOptions, Word
+from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Transcript, TranscriptionOptions, VoiceProfile, Word
 
 __all__ = ["SessionConfig", "SessionState", "StreamSession"]
 
