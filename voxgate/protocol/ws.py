@@ -33,6 +33,8 @@ from voxgate.protocol.http import (
 )
 from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
 
+# EndTurnReason and TurnMode are core enums (voxgate.streaming.policy) whose values are the wire strings; they are
+# exported here too, as part of the message schemas the client SDK publishes.
 __all__ = [
     "AudioChunk",
     "ClientMessage",
