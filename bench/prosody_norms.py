@@ -46,6 +46,7 @@ from voxgate.analysis.prosody import (
 from voxgate.analysis.vad import SileroVad
 from voxgate.audio.decode import decode
 from voxgate.config import Settings
+from voxgate.protocol.http import features_to_wire
 from voxgate.service import Service
 from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions, Word
 
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                     "ms_per_audio_s": round(cost_ms_per_s(clip.audio, words, args.repeat), 2),
                     "features": _raw(plain),
                     "features_vad": _raw(with_vad),
-                    "wire": plain.to_dict(),
+                    "wire": features_to_wire(plain),
                     "pitch": rounded(pitch_labels(plain)),
                     "vocal_style": rounded(vocal_style_labels(plain, language=clip.language)),
                     "pitch_vad": rounded(pitch_labels(with_vad)),

@@ -89,7 +89,7 @@ class Direct:
         )
         self.pipeline = BatchedInferencePipeline(self.model)
         self.batch_size = max(1, settings.batch_size)
-        # What a request that sets nothing gets (voxgate.server.http.options_of -> TranscriptionOptions()).
+        # What a request that sets nothing gets (voxgate.protocol.options.options_of -> TranscriptionOptions()).
         self.options = TranscriptionOptions()
         # WhisperEngine: detect = options.language is None and the model is multilingual.
         self.multilingual = self.options.language is None and bool(self.model.model.is_multilingual)

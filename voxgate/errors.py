@@ -25,7 +25,7 @@
 
 Every class carries its ``code`` (the string clients see in ``{"error": {"code": ...}}``), its HTTP status and the
 WebSocket close code used when a stream must end because of it. Routes never pick a status themselves: they raise,
-and the handlers in :mod:`voxgate.server` read this table.
+and the handlers in :mod:`voxgate.server` read this table. :func:`error_body` is the one place that JSON is built.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ __all__ = [
     "Timeout",
     "Unauthenticated",
     "VoxgateError",
+    "error_body",
 ]
 
 # WebSocket close codes (RFC 6455 §7.4): 1008 policy violation, 1009 message too big, 1011 internal error,
@@ -76,7 +77,12 @@ class VoxgateError(Exception):
         self.message = message
 
     def to_dict(self) -> dict[str, dict[str, str]]:
-        return {"error": {"code": self.code, "message": self.message}}
+        return error_body(self.code, self.message)
+
+
+def error_body(code: str, message: str) -> dict[str, dict[str, str]]:
+    """What a client receives for any failure, over HTTP (the body) and WebSocket (the last frame) alike."""
+    return {"error": {"code": code, "message": message}}
 
 
 class InvalidRequest(VoxgateError):

@@ -28,8 +28,8 @@ from voxgate.files import AudioSource, FileResult, RawAudio
 from voxgate.files.pipeline import FilePipeline, ModelChoice, blocking
 from voxgate.metrics import Metrics
 from voxgate.models.catalog import ModelSpec
-from voxgate.protocol.ws import TurnMode
 from voxgate.scheduler import Scheduler
+from voxgate.streaming.policy import TurnMode
 from voxgate.streaming.runner import StreamLimits, StreamRunner
 from voxgate.streaming.session import SessionConfig
 from voxgate.types import (

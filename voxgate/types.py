@@ -5,22 +5,27 @@ Times are seconds (float) relative to the start of the audio the caller gave.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "DIMENSIONS",
     "SAMPLE_RATE",
     "Audio",
     "DiarizationOptions",
+    "LabelScore",
+    "Labels",
     "LanguageScore",
     "ProgressCallback",
     "Segment",
     "Speakers",
     "Transcript",
     "TranscriptionOptions",
+    "VoiceFeatures",
+    "VoiceProfile",
     "Word",
 ]
 
@@ -123,3 +128,111 @@ class TranscriptionOptions:
     temperature: float = 0.0
     beam_size: int = 5
     vad_filter: bool = True
+
+
+# -- voice profile ---------------------------------------------------------------------------------------------------
+
+DIMENSIONS = ("language", "age", "emotion", "pitch", "vocal_style", "accent")
+"""The voice profile's dimensions, in the order they are reported."""
+
+
+@dataclass(frozen=True, slots=True)
+class LabelScore:
+    label: str
+    confidence: float
+
+
+Labels = tuple[LabelScore, ...]
+"""One dimension of a voice profile: its labels, most confident first."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceFeatures:
+    """Prosody and voice measurements (:func:`voxgate.analysis.prosody.extract_features`). None where the audio or the
+    words do not allow a measurement."""
+
+    duration_s: float
+    """Length of the audio."""
+    speech_s: float | None = None
+    """Speech time (voiced and unvoiced) found in the audio: intensity criterion, and VAD when given."""
+    voiced_s: float | None = None
+    """Voiced speech time (frames with an F0 inside speech)."""
+    voiced_ratio: float | None = None
+    """Voiced frames / speech frames."""
+    f0_median_hz: float | None = None
+    f0_p10_hz: float | None = None
+    f0_p90_hz: float | None = None
+    f0_range_semitones: float | None = None
+    """12 x log2(p90 / p10): the F0 span of the central 80 % of voiced frames."""
+    f0_std_semitones: float | None = None
+    """Standard deviation of F0 in semitones around the median."""
+    loudness_dbfs: float | None = None
+    """RMS of the speech frames, dB re an RMS of 1.0 (a -20 dBFS signal has RMS 0.1)."""
+    loudness_range_db: float | None = None
+    """10th-90th percentile spread of the speech frames' levels."""
+    snr_db: float | None = None
+    """Speech level over the noise floor (5th-percentile frame level): an estimate, low when the clip has no pause.
+    HNR cannot exceed what the recording's noise allows, so voice-quality labels need a good SNR."""
+    hnr_db: float | None = None
+    """Mean harmonics-to-noise ratio (Praat harmonicity cc) over the voiced speech frames."""
+    jitter_local: float | None = None
+    """Praat local jitter, a fraction (0.0104 is Praat's 1.04 %)."""
+    shimmer_local: float | None = None
+    """Praat local shimmer, a fraction (0.0381 is Praat's 3.81 %)."""
+    clipped_ratio: float | None = None
+    """Fraction of samples at full scale (|x| >= 0.999); voice quality is unreliable above ~0.1 %."""
+    word_count: int = 0
+    """Words the rate measures were computed from."""
+    speaking_rate_wpm: float | None = None
+    """Words per minute from the first word's start to the last word's end, less silence at the two ends."""
+    articulation_rate_wpm: float | None = None
+    """Words per minute of that span without its pauses (>= 250 ms between words or silent in the audio)."""
+    pause_ratio: float | None = None
+    """Pause time / span."""
+    mean_pause_s: float | None = None
+    """Mean pause length; None when the span has no pause."""
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceProfile:
+    """Who is speaking and how (:mod:`voxgate.analysis.profile` makes them): labels per dimension, the measurements."""
+
+    language: Labels
+    age: Labels
+    emotion: Labels
+    pitch: Labels
+    vocal_style: Labels
+    accent: Labels
+    features: VoiceFeatures
+    speech_seconds: float = 0.0
+    """How much speech this profile rests on."""
+
+    @classmethod
+    def of(cls, dimensions: Mapping[str, Labels], features: VoiceFeatures, speech_seconds: float) -> VoiceProfile:
+        """A profile from one label list per dimension, keyed as :data:`DIMENSIONS` names them."""
+        return cls(
+            language=dimensions["language"],
+            age=dimensions["age"],
+            emotion=dimensions["emotion"],
+            pitch=dimensions["pitch"],
+            vocal_style=dimensions["vocal_style"],
+            accent=dimensions["accent"],
+            features=features,
+            speech_seconds=speech_seconds,
+        )
+
+    def dimensions(self) -> dict[str, Labels]:
+        """Each dimension's labels, keyed as :data:`DIMENSIONS` names them, in that order."""
+        return {
+            "language": self.language,
+            "age": self.age,
+            "emotion": self.emotion,
+            "pitch": self.pitch,
+            "vocal_style": self.vocal_style,
+            "accent": self.accent,
+        }
+
+    def top(self, n: int) -> VoiceProfile:
+        """Each dimension cut to its ``n`` most confident labels."""
+        cut = {dimension: labels[:n] for dimension, labels in self.dimensions().items()}
+        return VoiceProfile.of(cut, self.features, self.speech_seconds)

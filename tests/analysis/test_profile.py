@@ -13,19 +13,17 @@ from voxgate.analysis.profile import (
     AGE_LABELS,
     EMOTION_LABELS,
     EMOTION_MAX_CONFIDENCE,
-    LabelScore,
     OnnxClassifier,
     ProfileAnalyzer,
     ProfileSmoother,
-    VoiceProfile,
     merge_profiles,
 )
-from voxgate.analysis.prosody import VoiceFeatures, pitch_labels
+from voxgate.analysis.prosody import pitch_labels
 from voxgate.audio.decode import decode
 from voxgate.config import ProfileModel, Settings
 from voxgate.errors import ModelUnavailable
 from voxgate.service import Service
-from voxgate.types import SAMPLE_RATE, LanguageScore
+from voxgate.types import SAMPLE_RATE, LabelScore, LanguageScore, VoiceFeatures, VoiceProfile
 
 
 @pytest.fixture(scope="module")
@@ -165,6 +163,16 @@ def test_onnx_classifier_replaces_a_dimension(tmp_path: Path) -> None:
         OnnxClassifier(tmp_path / "missing.onnx", ["a"])
 
 
+def test_a_classifier_may_name_its_dimension_as_the_api_does(tmp_path: Path) -> None:
+    # VOXGATE_PROFILE_MODELS keys: the README's dimension names are the API's (vocalStyle).
+    classifier = OnnxClassifier(_tiny_onnx(tmp_path / "tiny.onnx"), ["up", "peak", "down"])
+    analyzer = ProfileAnalyzer({"vocalStyle": classifier})
+    profile = analyzer.analyze(np.full(SAMPLE_RATE, 0.2, dtype=np.float32))
+    assert {s.label for s in profile.vocal_style} == {"up", "peak", "down"}
+    with pytest.raises(ModelUnavailable, match="unknown voice-profile dimensions"):
+        ProfileAnalyzer({"timbre": classifier})
+
+
 def test_service_uses_the_configured_classifier(tmp_path: Path, settings: Settings, data: Path) -> None:
     path = _tiny_onnx(tmp_path / "tiny.onnx")
     custom = Service(
@@ -186,7 +194,7 @@ def test_real_speech_end_to_end(service: Service, data: Path) -> None:
     text = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
     profile = service.profile(audio, text=text)
     dims = profile.dimensions()
-    assert set(dims) == {"language", "age", "emotion", "pitch", "vocalStyle", "accent"}
+    assert set(dims) == {"language", "age", "emotion", "pitch", "vocal_style", "accent"}
     for labels in dims.values():
         confidences = [s.confidence for s in labels]
         assert confidences == sorted(confidences, reverse=True)

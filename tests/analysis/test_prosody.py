@@ -14,14 +14,13 @@ from voxgate.analysis.prosody import (
     PITCH_BINS,
     PITCH_LABELS,
     VOCAL_STYLE_LABELS,
-    VoiceFeatures,
     extract_features,
     pitch_labels,
     vocal_style_labels,
 )
 from voxgate.analysis.vad import SileroVad
 from voxgate.audio.decode import decode
-from voxgate.types import SAMPLE_RATE, Audio, Word
+from voxgate.types import SAMPLE_RATE, Audio, VoiceFeatures, Word
 
 # Word timings whisper/base gives for jfk.flac (language en, no VAD filter), recorded once so the tests need no ASR.
 # Whisper stretches words over the pauses after them ("ask" 2.76-3.74 covers a silence up to 3.28 s), which is why
@@ -330,18 +329,6 @@ def test_voice_quality_labels_need_a_clean_recording() -> None:
     labels = dict(vocal_style_labels(rough))
     assert labels["rough"] > 0.6
     assert "breathy" not in labels
-
-
-def test_to_dict_is_camel_case_and_rounded() -> None:
-    feats = extract_features(vowel(110.0), words([(i * 0.4, i * 0.4 + 0.38) for i in range(6)]))
-    wire = feats.to_dict()
-    assert set(wire) >= {"f0MedianHz", "f0RangeSemitones", "loudnessDbfs", "voicedRatio", "hnrDb", "jitterLocal"}
-    assert set(wire) >= {"speakingRateWpm", "articulationRateWpm", "pauseRatio", "meanPauseSec", "wordCount"}
-    assert all(key[0].islower() and "_" not in key for key in wire)
-    assert wire["f0MedianHz"] == round(wire["f0MedianHz"], 1)
-    assert wire["meanPauseSec"] is None
-    assert isinstance(wire["wordCount"], int)
-    assert VoiceFeatures(duration_s=1.0).to_dict()["f0MedianHz"] is None
 
 
 # -- real speech -----------------------------------------------------------------------------------------------------

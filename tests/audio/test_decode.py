@@ -14,7 +14,8 @@ import pytest
 from av.audio.stream import AudioStream
 
 from tests.speech import DATA
-from voxgate.audio import AudioInfo, decode, iter_decode, probe, resample
+from voxgate.audio.decode import AudioInfo, decode, iter_decode, probe
+from voxgate.audio.pcm import resample
 from voxgate.errors import AudioDecodeError, EmptyAudio
 from voxgate.types import SAMPLE_RATE, Audio
 

@@ -10,19 +10,20 @@ import numpy.typing as npt
 import pytest
 
 from tests.speech import DATA
-from voxgate.audio import (
+from voxgate.audio.decode import decode
+from voxgate.audio.pcm import (
+    ALAW_TABLE,
     MAX_SAMPLE_RATE,
     MIN_SAMPLE_RATE,
+    MULAW_TABLE,
     PcmEncoding,
     StreamResampler,
     check_sample_rate,
-    decode,
     decode_pcm,
     encode_linear16,
     pcm_to_float,
     resample,
 )
-from voxgate.audio.pcm import ALAW_TABLE, MULAW_TABLE
 from voxgate.errors import EmptyAudio, InvalidAudioEncoding, InvalidPcm, InvalidRequest, InvalidSampleRate
 from voxgate.types import SAMPLE_RATE, Audio
 

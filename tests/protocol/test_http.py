@@ -10,9 +10,19 @@ from voxgate.protocol.http import (
     TranscribeConfig,
     TranscribeRequest,
     TranscribeResponse,
+    VoiceProfileOut,
+    features_to_wire,
     normalize_language,
 )
-from voxgate.types import LanguageScore, Segment, Transcript, Word
+from voxgate.types import (
+    LabelScore,
+    LanguageScore,
+    Segment,
+    Transcript,
+    VoiceFeatures,
+    VoiceProfile,
+    Word,
+)
 
 
 @pytest.mark.parametrize(
@@ -138,3 +148,34 @@ def test_response_shape() -> None:
     bare = TranscribeResponse.of(t, model_id="whisper/base", words=False).model_dump(by_alias=True)
     assert bare["transcription"]["wordTimestamps"] == []
     assert all(s["wordTimestamps"] == [] for s in bare["segments"])
+
+
+def test_features_keep_their_published_camel_case_keys_rounded() -> None:
+    wire = features_to_wire(
+        VoiceFeatures(duration_s=2.34567, f0_median_hz=118.2649, jitter_local=0.012345678, word_count=6,
+                      mean_pause_s=None, speaking_rate_wpm=151.26)
+    )  # fmt: skip
+    assert list(wire) == [
+        "durationSec", "speechSec", "voicedSec", "voicedRatio", "f0MedianHz", "f0P10Hz", "f0P90Hz",
+        "f0RangeSemitones", "f0StdSemitones", "loudnessDbfs", "loudnessRangeDb", "snrDb", "hnrDb", "jitterLocal",
+        "shimmerLocal", "clippedRatio", "wordCount", "speakingRateWpm", "articulationRateWpm", "pauseRatio",
+        "meanPauseSec",
+    ]  # fmt: skip
+    assert wire["durationSec"] == 2.346
+    assert wire["f0MedianHz"] == 118.3
+    assert wire["jitterLocal"] == 0.0123
+    assert wire["speakingRateWpm"] == 151.3
+    assert wire["wordCount"] == 6
+    assert isinstance(wire["wordCount"], int)
+    assert wire["meanPauseSec"] is None
+    assert wire["f0P10Hz"] is None
+
+
+def test_voice_profile_dimensions_are_published_in_camel_case() -> None:
+    one = (LabelScore("a", 0.6), LabelScore("b", 0.3), LabelScore("c", 0.1))
+    profile = VoiceProfile(one, one, one, one, one, one, VoiceFeatures(duration_s=1.0), speech_seconds=1.2345)
+    body = VoiceProfileOut.of(profile, top_n=2).model_dump(by_alias=True)
+    assert list(body) == ["language", "age", "emotion", "pitch", "vocalStyle", "accent", "features", "speechSeconds"]
+    assert body["vocalStyle"] == [{"label": "a", "confidence": 0.6}, {"label": "b", "confidence": 0.3}]
+    assert body["features"]["durationSec"] == 1.0
+    assert body["speechSeconds"] == 1.23

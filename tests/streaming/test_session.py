@@ -12,7 +12,6 @@ import pytest
 
 from voxgate.analysis.profile import ProfileSmoother
 from voxgate.errors import ProtocolViolation
-from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
 from voxgate.streaming.events import (
     DecodeJob,
     DecodeKind,
@@ -24,6 +23,7 @@ from voxgate.streaming.events import (
     TranscriptEvent,
     TurnEnded,
 )
+from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
 from voxgate.streaming.session import SessionConfig, SessionState, StreamSession
 from voxgate.types import SAMPLE_RATE, DiarizationOptions, TranscriptionOptions
 
@@ -41,7 +41,7 @@ def assert_transcript(text: str, reference: str, max_wer: float = 0.2) -> None:
 
 
 def make(vad_model, tiny, turn_model=None, *, mode=TurnMode.VAD, auto=True, **config) -> Driver:
-    cfg = SessionConfig(options=TranscriptionOptions(language="en"), turn=TurnDetection(mode=mode), **config)
+    cfg = SessionConfig(options=TranscriptionOptions(language="en"), turn=TurnPolicy(mode=mode), **config)
     return Driver(StreamSession(cfg), vad_model.stream(), tiny, turn_model, auto=auto)
 
 
@@ -208,7 +208,7 @@ def test_long_turn_rolls_forward_with_bounded_memory(vad_model, tiny, clip) -> N
 
 def test_voice_profile_updates_during_a_turn_and_for_the_turn(vad_model, tiny, clip, service) -> None:
     cfg = SessionConfig(
-        options=TranscriptionOptions(language="en"), turn=TurnDetection(mode=TurnMode.MANUAL), profile=True
+        options=TranscriptionOptions(language="en"), turn=TurnPolicy(mode=TurnMode.MANUAL), profile=True
     )
     d = Driver(StreamSession(cfg), vad_model.stream(), tiny, None, profiler=service.profile)
     d.feed(clip("jfk.flac"))
@@ -229,7 +229,7 @@ def test_voice_profile_updates_during_a_turn_and_for_the_turn(vad_model, tiny, c
 def test_diarized_finals_carry_their_speaker(vad_model, tiny, clip, service) -> None:
     """Three turns by two real voices: each final waits for its turn's voice and is tagged with it."""
     cfg = SessionConfig(
-        options=TranscriptionOptions(language="en"), turn=TurnDetection(mode=TurnMode.VAD), diarize=DiarizationOptions()
+        options=TranscriptionOptions(language="en"), turn=TurnPolicy(mode=TurnMode.VAD), diarize=DiarizationOptions()
     )
     cfg = replace(cfg, profile=True)
     d = Driver(
@@ -259,7 +259,7 @@ def test_diarized_finals_carry_their_speaker(vad_model, tiny, clip, service) -> 
 def test_a_final_is_held_until_its_voice_is_known(vad_model, tiny, clip, service) -> None:
     cfg = SessionConfig(
         options=TranscriptionOptions(language="en"),
-        turn=TurnDetection(mode=TurnMode.MANUAL),
+        turn=TurnPolicy(mode=TurnMode.MANUAL),
         diarize=DiarizationOptions(),
     )
     d = Driver(StreamSession(cfg), vad_model.stream(), tiny, None, encoder=service.speaker_encoder(), auto=False)
@@ -280,7 +280,7 @@ def test_a_final_is_held_until_its_voice_is_known(vad_model, tiny, clip, service
 
 def test_diarized_finals_keep_turn_order_whichever_voice_is_ready_first(vad_model, tiny, clip, service) -> None:
     cfg = SessionConfig(
-        options=TranscriptionOptions(language="en"), turn=TurnDetection(mode=TurnMode.VAD), diarize=DiarizationOptions()
+        options=TranscriptionOptions(language="en"), turn=TurnPolicy(mode=TurnMode.VAD), diarize=DiarizationOptions()
     )
     d = Driver(StreamSession(cfg), vad_model.stream(), tiny, None, encoder=service.speaker_encoder(), auto=False)
     d.feed(np.concatenate([clip("spk1_snt1.wav"), silence(1.5), clip("spk2_snt2.wav"), silence(1.5)]))

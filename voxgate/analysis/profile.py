@@ -34,11 +34,12 @@ from typing import Any
 import numpy as np
 import onnxruntime
 
-from voxgate.analysis.prosody import PITCH_LABELS, VoiceFeatures, extract_features, pitch_labels, vocal_style_labels
+from voxgate.analysis.prosody import PITCH_LABELS, extract_features, pitch_labels, vocal_style_labels
 from voxgate.errors import ModelUnavailable
 from voxgate.models.catalog import WHISPER_LANGUAGE_NAMES
-from voxgate.types import Audio, LanguageScore, Word
+from voxgate.types import DIMENSIONS, Audio, Labels, LabelScore, LanguageScore, VoiceFeatures, VoiceProfile, Word
 
+# DIMENSIONS, LabelScore and VoiceProfile are core types (voxgate.types); they stay importable from here.
 __all__ = [
     "AGE_LABELS",
     "DIMENSIONS",
@@ -51,7 +52,6 @@ __all__ = [
     "merge_profiles",
 ]
 
-DIMENSIONS = ("language", "age", "emotion", "pitch", "vocalStyle", "accent")
 AGE_LABELS = ("kid", "young", "adult", "old", "unclear")
 EMOTION_LABELS = ("neutral", "calm", "tender", "happy", "surprised", "angry", "fearful", "disgusted", "sad")
 EMOTION_MAX_CONFIDENCE = 0.6
@@ -85,59 +85,11 @@ def _language_name(code: str) -> str:
     return WHISPER_LANGUAGE_NAMES[code].title() if code in WHISPER_LANGUAGE_NAMES else code
 
 
-@dataclass(frozen=True, slots=True)
-class LabelScore:
-    label: str
-    confidence: float
-
-
-Labels = tuple[LabelScore, ...]
-
-
 def _sorted(scores: Mapping[str, float]) -> Labels:
     return tuple(LabelScore(k, round(float(v), 4)) for k, v in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-@dataclass(frozen=True, slots=True)
-class VoiceProfile:
-    language: Labels
-    age: Labels
-    emotion: Labels
-    pitch: Labels
-    vocal_style: Labels
-    accent: Labels
-    features: VoiceFeatures
-    speech_seconds: float = 0.0
-    """How much speech this profile rests on."""
-
-    @classmethod
-    def of(cls, dimensions: Mapping[str, Labels], features: VoiceFeatures, speech_seconds: float) -> VoiceProfile:
-        """A profile from one label list per dimension, keyed as :meth:`dimensions` keys them."""
-        return cls(
-            language=dimensions["language"],
-            age=dimensions["age"],
-            emotion=dimensions["emotion"],
-            pitch=dimensions["pitch"],
-            vocal_style=dimensions["vocalStyle"],
-            accent=dimensions["accent"],
-            features=features,
-            speech_seconds=speech_seconds,
-        )
-
-    def dimensions(self) -> dict[str, Labels]:
-        return {
-            "language": self.language,
-            "age": self.age,
-            "emotion": self.emotion,
-            "pitch": self.pitch,
-            "vocalStyle": self.vocal_style,
-            "accent": self.accent,
-        }
-
-    def top(self, n: int) -> VoiceProfile:
-        """Each dimension cut to its ``n`` most confident labels."""
-        cut = {dimension: labels[:n] for dimension, labels in self.dimensions().items()}
-        return VoiceProfile.of(cut, self.features, self.speech_seconds)
+_CONFIG_NAMES = {"vocalStyle": "vocal_style"}
 
 
 class OnnxClassifier:
@@ -197,7 +149,8 @@ class ProfileAnalyzer:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
         self._sentiment = SentimentIntensityAnalyzer()
-        self.overrides = dict(overrides or {})
+        # VOXGATE_PROFILE_MODELS may name a dimension as the API spells it (``vocalStyle``) or as voxgate does.
+        self.overrides = {_CONFIG_NAMES.get(k, k): v for k, v in (overrides or {}).items()}
         unknown = set(self.overrides) - set(DIMENSIONS)
         if unknown:
             raise ModelUnavailable(f"unknown voice-profile dimensions {sorted(unknown)}; known: {list(DIMENSIONS)}")
@@ -224,7 +177,7 @@ class ProfileAnalyzer:
             "age": self._age(features),
             "emotion": self._emotion(features, text, spoken),
             "pitch": _sorted(dict(pitch_labels(features))),
-            "vocalStyle": _sorted(dict(vocal_style_labels(features, language=spoken))),
+            "vocal_style": _sorted(dict(vocal_style_labels(features, language=spoken))),
             "accent": self._accent(language, spoken),
         }
         for dimension, classifier in self.overrides.items():

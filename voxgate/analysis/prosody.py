@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
@@ -69,7 +69,7 @@ import numpy.typing as npt
 import parselmouth
 from parselmouth.praat import call
 
-from voxgate.types import SAMPLE_RATE, Audio, Word
+from voxgate.types import SAMPLE_RATE, Audio, VoiceFeatures, Word
 
 __all__ = [
     "MIN_VOICED_S",
@@ -128,86 +128,6 @@ _HARMONICITY_UNVOICED: Final = -200.0
 """Praat's harmonicity value for frames it finds unvoiced or silent."""
 _SPAN_BRIDGE_S: Final = 0.3
 _SPAN_MAX_S: Final = 5.0
-
-
-@dataclass(frozen=True, slots=True)
-class VoiceFeatures:
-    """What :func:`extract_features` measured. None where the audio or the words do not allow a measurement."""
-
-    duration_s: float
-    """Length of the audio."""
-    speech_s: float | None = None
-    """Speech time (voiced and unvoiced) found in the audio: intensity criterion, and VAD when given."""
-    voiced_s: float | None = None
-    """Voiced speech time (frames with an F0 inside speech)."""
-    voiced_ratio: float | None = None
-    """Voiced frames / speech frames."""
-    f0_median_hz: float | None = None
-    f0_p10_hz: float | None = None
-    f0_p90_hz: float | None = None
-    f0_range_semitones: float | None = None
-    """12 x log2(p90 / p10): the F0 span of the central 80 % of voiced frames."""
-    f0_std_semitones: float | None = None
-    """Standard deviation of F0 in semitones around the median."""
-    loudness_dbfs: float | None = None
-    """RMS of the speech frames, dB re an RMS of 1.0 (a -20 dBFS signal has RMS 0.1)."""
-    loudness_range_db: float | None = None
-    """10th-90th percentile spread of the speech frames' levels."""
-    snr_db: float | None = None
-    """Speech level over the noise floor (5th-percentile frame level): an estimate, low when the clip has no pause.
-    HNR cannot exceed what the recording's noise allows, so voice-quality labels need a good SNR."""
-    hnr_db: float | None = None
-    """Mean harmonics-to-noise ratio (Praat harmonicity cc) over the voiced speech frames."""
-    jitter_local: float | None = None
-    """Praat local jitter, a fraction (0.0104 is Praat's 1.04 %)."""
-    shimmer_local: float | None = None
-    """Praat local shimmer, a fraction (0.0381 is Praat's 3.81 %)."""
-    clipped_ratio: float | None = None
-    """Fraction of samples at full scale (|x| >= 0.999); voice quality is unreliable above ~0.1 %."""
-    word_count: int = 0
-    """Words the rate measures were computed from."""
-    speaking_rate_wpm: float | None = None
-    """Words per minute from the first word's start to the last word's end, less silence at the two ends."""
-    articulation_rate_wpm: float | None = None
-    """Words per minute of that span without its pauses (>= 250 ms between words or silent in the audio)."""
-    pause_ratio: float | None = None
-    """Pause time / span."""
-    mean_pause_s: float | None = None
-    """Mean pause length; None when the span has no pause."""
-
-    def to_dict(self) -> dict[str, Any]:
-        """camelCase keys with units in their names, rounded to what the measurements resolve."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            key, digits = _WIRE[f.name]
-            out[key] = value if value is None or isinstance(value, int) else round(float(value), digits)
-        return out
-
-
-_WIRE: Final[dict[str, tuple[str, int]]] = {
-    "duration_s": ("durationSec", 3),
-    "speech_s": ("speechSec", 2),
-    "voiced_s": ("voicedSec", 2),
-    "voiced_ratio": ("voicedRatio", 3),
-    "f0_median_hz": ("f0MedianHz", 1),
-    "f0_p10_hz": ("f0P10Hz", 1),
-    "f0_p90_hz": ("f0P90Hz", 1),
-    "f0_range_semitones": ("f0RangeSemitones", 2),
-    "f0_std_semitones": ("f0StdSemitones", 2),
-    "loudness_dbfs": ("loudnessDbfs", 1),
-    "loudness_range_db": ("loudnessRangeDb", 1),
-    "snr_db": ("snrDb", 1),
-    "hnr_db": ("hnrDb", 1),
-    "jitter_local": ("jitterLocal", 4),
-    "shimmer_local": ("shimmerLocal", 4),
-    "clipped_ratio": ("clippedRatio", 4),
-    "word_count": ("wordCount", 0),
-    "speaking_rate_wpm": ("speakingRateWpm", 1),
-    "articulation_rate_wpm": ("articulationRateWpm", 1),
-    "pause_ratio": ("pauseRatio", 3),
-    "mean_pause_s": ("meanPauseSec", 3),
-}
 
 
 # -- measuring -------------------------------------------------------------------------------------------------------

@@ -37,7 +37,6 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from voxgate.audio.decode import iter_decode
 from voxgate.audio.pcm import encode_linear16
 from voxgate.client.errors import VoxgateClientError, VoxgateConnectionError
 from voxgate.client.rest import shared_fields
@@ -374,6 +373,9 @@ async def connect(
 
 def _chunks(path: Path, chunk_samples: int) -> Iterator[npt.NDArray[np.float32]]:
     """Decoded 16 kHz samples of ``path`` in blocks of ``chunk_samples`` (the last may be shorter)."""
+    # PyAV (FFmpeg) is loaded only when a file is streamed: importing the client loads no native media library.
+    from voxgate.audio.decode import iter_decode
+
     block_seconds = max(_DECODE_BLOCK_SECONDS, chunk_samples / SAMPLE_RATE)
     block_seconds = round(block_seconds * SAMPLE_RATE / chunk_samples) * chunk_samples / SAMPLE_RATE
     for block in iter_decode(path, chunk_seconds=block_seconds):

@@ -16,7 +16,6 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
-from voxgate.analysis.profile import VoiceProfile
 from voxgate.config import Settings
 from voxgate.engines.base import Engine
 from voxgate.engines.fallback import Fallback, with_fallback
@@ -25,7 +24,15 @@ from voxgate.files.merge import FileResult, WindowResult, merge_channels, merge_
 from voxgate.files.source import AudioSource, channel_count, duration_hint, windows
 from voxgate.metrics import Metrics
 from voxgate.scheduler import Scheduler
-from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, ProgressCallback, Transcript, TranscriptionOptions
+from voxgate.types import (
+    SAMPLE_RATE,
+    Audio,
+    DiarizationOptions,
+    ProgressCallback,
+    Transcript,
+    TranscriptionOptions,
+    VoiceProfile,
+)
 from voxgate.voice import Voice, Voices, with_speakers
 
 __all__ = ["FilePipeline", "ModelChoice", "blocking"]

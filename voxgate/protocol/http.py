@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Container, Iterable, Mapping
+from dataclasses import fields
 from enum import StrEnum
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel, to_snake
+from pydantic.alias_generators import to_camel
 
-from voxgate.analysis.profile import VoiceProfile
-from voxgate.types import DiarizationOptions, Segment, Speakers, Transcript, Word
+from voxgate.types import DiarizationOptions, Segment, Speakers, Transcript, VoiceFeatures, VoiceProfile, Word
 
 __all__ = [
     "AudioData",
@@ -34,6 +34,7 @@ __all__ = [
     "VoiceProfileOut",
     "WordTimestamp",
     "describe_errors",
+    "features_to_wire",
     "normalize_language",
 ]
 
@@ -209,12 +210,49 @@ class VoiceProfileOut(CamelModel):
         top = profile.top(top_n)
         return cls(
             **{
-                to_snake(name): [LabelConfidence(label=s.label, confidence=s.confidence) for s in labels]
+                name: [LabelConfidence(label=s.label, confidence=s.confidence) for s in labels]
                 for name, labels in top.dimensions().items()
             },
-            features=top.features.to_dict(),
+            features=features_to_wire(top.features),
             speech_seconds=round(top.speech_seconds, 2),
         )
+
+
+_FEATURE_KEYS: dict[str, tuple[str, int]] = {
+    "duration_s": ("durationSec", 3),
+    "speech_s": ("speechSec", 2),
+    "voiced_s": ("voicedSec", 2),
+    "voiced_ratio": ("voicedRatio", 3),
+    "f0_median_hz": ("f0MedianHz", 1),
+    "f0_p10_hz": ("f0P10Hz", 1),
+    "f0_p90_hz": ("f0P90Hz", 1),
+    "f0_range_semitones": ("f0RangeSemitones", 2),
+    "f0_std_semitones": ("f0StdSemitones", 2),
+    "loudness_dbfs": ("loudnessDbfs", 1),
+    "loudness_range_db": ("loudnessRangeDb", 1),
+    "snr_db": ("snrDb", 1),
+    "hnr_db": ("hnrDb", 1),
+    "jitter_local": ("jitterLocal", 4),
+    "shimmer_local": ("shimmerLocal", 4),
+    "clipped_ratio": ("clippedRatio", 4),
+    "word_count": ("wordCount", 0),
+    "speaking_rate_wpm": ("speakingRateWpm", 1),
+    "articulation_rate_wpm": ("articulationRateWpm", 1),
+    "pause_ratio": ("pauseRatio", 3),
+    "mean_pause_s": ("meanPauseSec", 3),
+}
+"""Each measurement's key in ``voiceProfile.features`` (camelCase, the unit in the name) and the decimals it is
+rounded to (what the measurement resolves)."""
+
+
+def features_to_wire(features: VoiceFeatures) -> dict[str, float | None]:
+    """``voiceProfile.features``: every measurement under its published key, rounded; None where not measured."""
+    out: dict[str, float | None] = {}
+    for f in fields(features):
+        value = getattr(features, f.name)
+        key, digits = _FEATURE_KEYS[f.name]
+        out[key] = value if value is None or isinstance(value, int) else round(float(value), digits)
+    return out
 
 
 class Utterance(CamelModel):

@@ -31,7 +31,10 @@ from voxgate.protocol.http import (
     WordTimestamp,
     describe_errors,
 )
+from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
 
+# EndTurnReason and TurnMode are core enums (voxgate.streaming.policy) whose values are the wire strings; they are
+# exported here too, as part of the message schemas the client SDK publishes.
 __all__ = [
     "AudioChunk",
     "ClientMessage",
@@ -62,26 +65,22 @@ class StreamEncoding(StrEnum):
     ALAW = "ALAW"
 
 
-class TurnMode(StrEnum):
-    SEMANTIC = "semantic"
-    """Silero VAD finds pauses; the smart-turn model decides whether the speaker is done."""
-    VAD = "vad"
-    """A pause of ``silenceMs`` ends the turn."""
-    MANUAL = "manual"
-    """Only the client's ``endTurn`` ends a turn."""
+_POLICY = TurnPolicy()
 
 
+# The wire form of voxgate.streaming.policy.TurnPolicy: the same defaults, plus the bounds a client must respect.
+# (No docstring: it would become the schema's description.)
 class TurnDetection(CamelModel):
-    mode: TurnMode = TurnMode.SEMANTIC
-    silence_ms: int = Field(default=700, ge=100, le=10_000)
+    mode: TurnMode = _POLICY.mode
+    silence_ms: int = Field(default=_POLICY.silence_ms, ge=100, le=10_000)
     """``vad`` mode: the pause that ends a turn."""
-    pause_ms: int = Field(default=200, ge=64, le=5_000)
+    pause_ms: int = Field(default=_POLICY.pause_ms, ge=64, le=5_000)
     """Silence after which speech counts as ended (``speechEnded``) and ``semantic`` mode asks the turn model."""
-    threshold: float = Field(default=0.5, ge=0.0, le=1.0)
+    threshold: float = Field(default=_POLICY.threshold, ge=0.0, le=1.0)
     """``semantic`` mode: end-of-turn probability needed to end the turn. Lower is more eager."""
-    max_silence_ms: int = Field(default=2_000, ge=100, le=30_000)
+    max_silence_ms: int = Field(default=_POLICY.max_silence_ms, ge=100, le=30_000)
     """``semantic`` mode: a pause this long ends the turn whatever the model says."""
-    vad_threshold: float = Field(default=0.5, ge=0.05, le=0.95)
+    vad_threshold: float = Field(default=_POLICY.vad_threshold, ge=0.05, le=0.95)
     """Speech probability above which a 32 ms frame counts as speech."""
 
     @field_validator("mode", mode="before")
@@ -92,6 +91,16 @@ class TurnDetection(CamelModel):
             value = value.lower()
             return {"automatic": "semantic", "auto": "semantic", "server_vad": "vad"}.get(value, value)
         return value
+
+    def to_policy(self) -> TurnPolicy:
+        return TurnPolicy(
+            mode=self.mode,
+            silence_ms=self.silence_ms,
+            pause_ms=self.pause_ms,
+            threshold=self.threshold,
+            max_silence_ms=self.max_silence_ms,
+            vad_threshold=self.vad_threshold,
+        )
 
 
 class StreamTranscribeConfig(CamelModel):
@@ -173,14 +182,6 @@ def parse_client_message(raw: str | bytes) -> ClientMessage:
 
 
 # -- server messages -----------------------------------------------------------------------------------------------
-
-
-class EndTurnReason(StrEnum):
-    CLIENT = "client"
-    SEMANTIC = "semantic"
-    SILENCE = "silence"
-    CLOSE = "close"
-    MAX_DURATION = "maxDuration"
 
 
 class StreamTranscription(CamelModel):

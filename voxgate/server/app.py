@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxgate import __version__
 from voxgate.config import Settings
-from voxgate.errors import PayloadTooLarge, VoxgateError
+from voxgate.errors import InvalidRequest, PayloadTooLarge, VoxgateError, error_body
 from voxgate.metrics import Metrics
 from voxgate.protocol.http import describe_errors
 from voxgate.server import console, http, openai, ws
@@ -148,27 +148,21 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-        svc.metrics.errors.labels("invalid_argument").inc()
-        return JSONResponse(
-            {
-                "error": {
-                    "code": "invalid_argument",
-                    "message": describe_errors(exc.errors(), skip=("body", "query", "form")),
-                }
-            },
-            status_code=400,
-        )
+        error = InvalidRequest(describe_errors(exc.errors(), skip=("body", "query", "form")))
+        svc.metrics.errors.labels(error.code).inc()
+        return error_response(error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse({"error": {"code": code, "message": str(exc.detail)}}, status_code=exc.status_code)
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        svc.metrics.errors.labels("internal").inc()
-        return JSONResponse({"error": {"code": "internal", "message": "internal server error"}}, status_code=500)
+        error = VoxgateError("internal server error")
+        svc.metrics.errors.labels(error.code).inc()
+        return error_response(error)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, object]:

@@ -24,8 +24,8 @@ from voxgate.protocol.http import (
     TranscribeResponse,
     VoiceProfileOut,
     describe_errors,
-    normalize_language,
 )
+from voxgate.protocol.options import diarization, options_of, wants_profile
 from voxgate.server.auth import require_key
 from voxgate.service import Service
 from voxgate.types import DiarizationOptions, TranscriptionOptions
@@ -60,14 +60,6 @@ def audio_source(data: bytes, config: TranscribeConfig, max_bytes: int) -> Audio
             data, PcmEncoding(config.audio_encoding.value), config.sample_rate_hertz, config.number_of_channels
         )
     return data
-
-
-def options_of(config: TranscribeConfig) -> TranscriptionOptions:
-    return TranscriptionOptions(
-        language=normalize_language(config.language),
-        prompts=tuple(p for p in config.prompts if p.strip()),
-        word_timestamps=config.include_word_timestamps,
-    )
 
 
 async def run_transcription(
@@ -146,15 +138,14 @@ async def transcribe(request: Request) -> TranscribeResponse:
     service = _service(request)
     source = audio_source(data, config, request.app.state.settings.max_upload_bytes)
     profile = config.voice_profile_config
-    wanted = profile is not None and profile.enable_voice_profile
-    diarize = config.diarization_config.options() if config.diarization_config else None
+    wanted = wants_profile(config)
     result = await run_transcription(
         service,
         source,
         options_of(config),
         config.model_id,
         profile=wanted,
-        diarize=diarize,
+        diarize=diarization(config),
         separate_channels=config.enable_separate_recognition_per_channel,
     )
     transcript = result.transcript

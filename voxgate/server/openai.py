@@ -14,11 +14,12 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from voxgate.errors import InvalidRequest
 from voxgate.protocol.formats import ResponseFormat, render, to_openai_diarized_json, to_openai_json
-from voxgate.protocol.http import TranscribeConfig, normalize_language
+from voxgate.protocol.http import TranscribeConfig
+from voxgate.protocol.options import transcription_options
 from voxgate.server.auth import require_key
 from voxgate.server.http import audio_source, run_transcription
 from voxgate.service import Service
-from voxgate.types import DiarizationOptions, TranscriptionOptions
+from voxgate.types import DiarizationOptions
 
 __all__ = ["router"]
 
@@ -60,9 +61,9 @@ async def _handle(
     data = await file.read()
     source = audio_source(data, TranscribeConfig(), request.app.state.settings.max_upload_bytes)
     want_words = "word" in granularities
-    options = TranscriptionOptions(
-        language=normalize_language(language),
-        prompt=prompt or None,
+    options = transcription_options(
+        language=language,
+        prompt=prompt,
         temperature=temperature,
         task=task,
         word_timestamps=want_words or fmt in (ResponseFormat.SRT, ResponseFormat.VTT),

@@ -25,20 +25,18 @@ from voxgate.errors import (
     ProtocolViolation,
     VoxgateError,
 )
-from voxgate.protocol.http import VoiceProfileOut, WordTimestamp, normalize_language
+from voxgate.protocol.http import VoiceProfileOut, WordTimestamp
+from voxgate.protocol.options import session_config
 from voxgate.protocol.ws import (
     AudioChunk,
     CloseStream,
     EndOfTurnEvent,
     EndOfTurnMessage,
     EndTurn,
-    ErrorBody,
-    ErrorMessage,
     ResultMessage,
     SpeechEndedMessage,
     SpeechEvent,
     SpeechStartedMessage,
-    StreamTranscribeConfig,
     StreamTranscription,
     StreamVoiceProfile,
     TranscribeConfigMessage,
@@ -59,8 +57,6 @@ from voxgate.streaming.events import (
     TurnEnded,
 )
 from voxgate.streaming.runner import StreamRunner
-from voxgate.streaming.session import SessionConfig
-from voxgate.types import TranscriptionOptions
 
 __all__ = ["router", "to_wire"]
 
@@ -119,27 +115,6 @@ def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
     return body
 
 
-def _error(exc: VoxgateError) -> dict[str, Any]:
-    body: dict[str, Any] = ErrorMessage(error=ErrorBody(code=exc.code, message=exc.message)).model_dump()
-    return body
-
-
-def _session_config(cfg: StreamTranscribeConfig) -> SessionConfig:
-    return SessionConfig(
-        options=TranscriptionOptions(
-            language=normalize_language(cfg.language),
-            prompts=tuple(p for p in cfg.prompts if p.strip()),
-            word_timestamps=cfg.include_word_timestamps,
-        ),
-        turn=cfg.turn_detection,
-        partial_interval=cfg.partial_interval_ms / 1000,
-        partials=cfg.enable_partials,
-        profile=cfg.voice_profile_config is not None and cfg.voice_profile_config.enable_voice_profile,
-        profile_interval=cfg.profile_interval_ms / 1000,
-        diarize=cfg.diarization_config.options() if cfg.diarization_config else None,
-    )
-
-
 class _Connection:
     """One client: a receive loop feeding the runner and a send loop draining its events."""
 
@@ -178,7 +153,7 @@ class _Connection:
             self.top_n = cfg.voice_profile_config.top_n
         return await self.service.open_stream(
             cfg.model_id,
-            _session_config(cfg),
+            session_config(cfg),
             encoding=PcmEncoding(cfg.audio_encoding.value),
             sample_rate=cfg.sample_rate_hertz,
             channels=cfg.number_of_channels,
@@ -229,7 +204,7 @@ class _Connection:
             return
         with contextlib.suppress(Exception):  # the client may already be gone
             if error is not None:
-                await self.ws.send_json(_error(error))
+                await self.ws.send_json(error.to_dict())
             await self.ws.close(code)
 
 

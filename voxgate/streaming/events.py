@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from voxgate.analysis.profile import VoiceProfile
-from voxgate.protocol.ws import EndTurnReason
-from voxgate.types import Audio, TranscriptionOptions, Word
+from voxgate.streaming.policy import EndTurnReason
+from voxgate.types import Audio, TranscriptionOptions, VoiceProfile, Word
 
 __all__ = [
     "DecodeJob",

@@ -23,7 +23,6 @@ import anyio.to_thread
 import numpy as np
 
 from voxgate.analysis.diarize import CHUNK_SECONDS
-from voxgate.analysis.profile import VoiceProfile
 from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import VadStream
@@ -32,7 +31,6 @@ from voxgate.engines.base import Engine
 from voxgate.engines.fallback import FALLBACK_ERRORS, Fallback, with_fallback
 from voxgate.errors import EngineError, VoxgateError
 from voxgate.metrics import Metrics
-from voxgate.protocol.ws import EndTurnReason
 from voxgate.scheduler import Scheduler, Skipped, wait
 from voxgate.streaming.decoders import Decoder, open_decoder
 from voxgate.streaming.events import (
@@ -45,8 +43,9 @@ from voxgate.streaming.events import (
     TurnCheckJob,
     TurnEnded,
 )
+from voxgate.streaming.policy import EndTurnReason
 from voxgate.streaming.session import SessionConfig, StreamSession
-from voxgate.types import Audio, Transcript, Word
+from voxgate.types import Audio, Transcript, VoiceProfile, Word
 
 __all__ = ["StreamLimits", "StreamRunner"]
 

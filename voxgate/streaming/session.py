@@ -23,12 +23,11 @@ from enum import Enum
 import numpy as np
 
 from voxgate.analysis.diarize import OnlineSpeakers
-from voxgate.analysis.profile import ProfileSmoother, VoiceProfile
+from voxgate.analysis.profile import ProfileSmoother
 from voxgate.analysis.speaker import MIN_SAMPLES
 from voxgate.analysis.vad import SpeechSegmenter
 from voxgate.audio.buffer import SampleBuffer
 from voxgate.errors import ProtocolViolation
-from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
 from voxgate.streaming.agreement import LocalAgreement
 from voxgate.streaming.events import (
     DecodeJob,
@@ -44,7 +43,8 @@ from voxgate.streaming.events import (
     TurnCheckJob,
     TurnEnded,
 )
-from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Transcript, TranscriptionOptions, Word
+from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
+from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Transcript, TranscriptionOptions, VoiceProfile, Word
 
 __all__ = ["SessionConfig", "SessionState", "StreamSession"]
 
@@ -61,7 +61,7 @@ class SessionState(Enum):
 @dataclass(frozen=True, slots=True)
 class SessionConfig:
     options: TranscriptionOptions
-    turn: TurnDetection = field(default_factory=TurnDetection)
+    turn: TurnPolicy = field(default_factory=TurnPolicy)
     partial_interval: float = 0.5
     partials: bool = True
     preroll: float = 0.3

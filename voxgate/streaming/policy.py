@@ -1,0 +1,47 @@
+"""How a stream's turns end: the domain side of the ``turnDetection`` config, free of any wire format.
+
+:mod:`voxgate.protocol.ws` validates the client's ``turnDetection`` and converts it to a :class:`TurnPolicy`
+(``TurnDetection.to_policy()``); the session, the runner and the service only ever see the policy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+__all__ = ["EndTurnReason", "TurnMode", "TurnPolicy"]
+
+
+class TurnMode(StrEnum):
+    SEMANTIC = "semantic"
+    """Silero VAD finds pauses; the smart-turn model decides whether the speaker is done."""
+    VAD = "vad"
+    """A pause of ``silence_ms`` ends the turn."""
+    MANUAL = "manual"
+    """Only the client's ``endTurn`` ends a turn."""
+
+
+class EndTurnReason(StrEnum):
+    # Why a turn ended; the values are what ``endOfTurn.reason`` carries on the wire.
+    CLIENT = "client"
+    SEMANTIC = "semantic"
+    SILENCE = "silence"
+    CLOSE = "close"
+    MAX_DURATION = "maxDuration"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnPolicy:
+    """A stream's turn detection, already validated (the protocol layer checks the bounds)."""
+
+    mode: TurnMode = TurnMode.SEMANTIC
+    silence_ms: int = 700
+    """``vad`` mode: the pause that ends a turn."""
+    pause_ms: int = 200
+    """Silence after which speech counts as ended (``speechEnded``) and ``semantic`` mode asks the turn model."""
+    threshold: float = 0.5
+    """``semantic`` mode: end-of-turn probability needed to end the turn. Lower is more eager."""
+    max_silence_ms: int = 2_000
+    """``semantic`` mode: a pause this long ends the turn whatever the model says."""
+    vad_threshold: float = 0.5
+    """Speech probability above which a 32 ms frame counts as speech."""
