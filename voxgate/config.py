@@ -12,18 +12,31 @@ import platformdirs
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["ProfileModel", "ProviderConfig", "Settings"]
+__all__ = ["ProfileModel", "ProviderConfig", "ProviderSettings", "Settings"]
 
 
 def _default_home() -> Path:
     return Path(platformdirs.user_cache_dir("voxgate"))
 
 
+class ProviderSettings(BaseModel):
+    """One provider's entry of :attr:`Settings.providers`."""
+
+    api_key: SecretStr | None = None
+    base_url: str | None = None
+
+
 class ProviderConfig(BaseModel):
+    """What a cloud engine is given: the provider's key and base URL as configured, and the call limits."""
+
     name: str
     api_key: str | None
     base_url: str
+    """Without a trailing ``/``; empty when neither the settings nor the engine name one."""
     key_variable: str
+    """The environment variable that sets the key (for messages)."""
+    url_variable: str
+    """The environment variable that sets the base URL (for messages)."""
     timeout: float
     max_retries: int
 
@@ -87,8 +100,14 @@ class Settings(BaseSettings):
     ``VOXGATE_PROFILE_MODELS='{"emotion": {"path": "/models/ser.onnx", "labels": ["angry", "happy", ...]}}'``.
     Input: 16 kHz float32 waveform ``[1, samples]``; output: one score (logit or probability) per label."""
 
-    # Cloud providers: a key per provider (VOXGATE_<PROVIDER>_API_KEY); the base URL may point at a gateway or a
-    # self-hosted deployment speaking the vendor's API.
+    providers: dict[str, ProviderSettings] = Field(default_factory=dict)
+    """Key and base URL of any cloud provider by name, one added with ``register()`` included:
+    ``VOXGATE_PROVIDERS='{"acme": {"api_key": "...", "base_url": "https://api.acme.example"}}'`` or one variable
+    per value, ``VOXGATE_PROVIDERS__ACME__API_KEY=...``. For the built-in providers the flat variables below work as
+    well; a value given here wins over them."""
+
+    # Cloud providers built in: a key per provider (VOXGATE_<PROVIDER>_API_KEY); the base URL may point at a gateway
+    # or a self-hosted deployment speaking the vendor's API. Any provider can also be set in ``providers``.
     openai_api_key: SecretStr | None = None
     openai_base_url: str = "https://api.openai.com/v1"
     groq_api_key: SecretStr | None = None
@@ -104,17 +123,21 @@ class Settings(BaseSettings):
     provider_max_retries: int = 3
     """Retries (with exponential backoff) of an idempotent provider call after a 429, a 5xx or a network error."""
 
-    def provider(self, name: str) -> ProviderConfig:
-        """The key and base URL configured for cloud provider ``name``."""
-        key = getattr(self, f"{name}_api_key", None)
-        url = getattr(self, f"{name}_base_url", None)
-        if url is None:
-            raise KeyError(name)
+    def provider(self, name: str, base_url: str = "") -> ProviderConfig:
+        """The key and base URL configured for cloud provider ``name``: its entry in :attr:`providers`, else the
+        built-in provider's own ``<name>_api_key`` / ``<name>_base_url`` fields, else ``base_url`` (the engine's
+        default) for the URL."""
+        entry = self.providers.get(name) or ProviderSettings()
+        flat = f"{name}_api_key" in type(self).model_fields
+        key = entry.api_key if entry.api_key is not None else getattr(self, f"{name}_api_key") if flat else None
+        url = entry.base_url or (getattr(self, f"{name}_base_url") if flat else None) or base_url
+        nested = f"VOXGATE_PROVIDERS__{name.upper()}__"
         return ProviderConfig(
             name=name,
             api_key=key.get_secret_value() if key is not None else None,
             base_url=url.rstrip("/"),
-            key_variable=f"VOXGATE_{name.upper()}_API_KEY",
+            key_variable=f"VOXGATE_{name.upper()}_API_KEY" if flat else nested + "API_KEY",
+            url_variable=f"VOXGATE_{name.upper()}_BASE_URL" if flat else nested + "BASE_URL",
             timeout=self.provider_timeout_seconds,
             max_retries=self.provider_max_retries,
         )

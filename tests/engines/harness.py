@@ -45,17 +45,17 @@ from tests.speech import wer
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import ProviderConfig, Settings
 from voxgate.engines import remote
-from voxgate.engines.assemblyai import AssemblyAIEngine
-from voxgate.engines.assemblyai_live import AssemblyAILiveConnector
-from voxgate.engines.deepgram import DeepgramEngine
-from voxgate.engines.deepgram_live import DeepgramLiveConnector
+from voxgate.engines.assemblyai.live import AssemblyAILiveConnector
+from voxgate.engines.assemblyai.rest import AssemblyAIEngine
+from voxgate.engines.deepgram.live import DeepgramLiveConnector
+from voxgate.engines.deepgram.rest import DeepgramEngine
 from voxgate.engines.live import LiveConnection, LiveConnector, LiveDecoder
-from voxgate.engines.openai import GroqEngine, OpenAIEngine
-from voxgate.engines.openai_live import OpenAILiveConnector
+from voxgate.engines.openai.live import OpenAILiveConnector
+from voxgate.engines.openai.rest import GroqEngine, OpenAIEngine
 from voxgate.engines.registry import load_engine
 from voxgate.engines.remote import RemoteEngine
-from voxgate.engines.soniox import SonioxEngine
-from voxgate.engines.soniox_live import SonioxLiveConnector
+from voxgate.engines.soniox.live import SonioxLiveConnector
+from voxgate.engines.soniox.rest import SonioxEngine
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import resolve
 from voxgate.service import Service

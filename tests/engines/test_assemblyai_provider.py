@@ -23,7 +23,7 @@ from tests.engines.fake_vendors.assemblyai_server import FakeAssemblyAI
 from tests.engines.harness import ASSEMBLYAI, Make, Speech, cloud_fixture, heard_jfk
 from tests.speech import reference, wer
 from voxgate.config import Settings
-from voxgate.engines.assemblyai import AssemblyAIEngine
+from voxgate.engines.assemblyai.rest import AssemblyAIEngine
 from voxgate.engines.base import Engine
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import resolve

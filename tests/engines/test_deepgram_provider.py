@@ -17,7 +17,7 @@ import pytest
 from tests.engines.fake_vendors import FakeVendor, Fault
 from tests.engines.harness import DEEPGRAM, Cloud, Make, Speech, cloud_fixture, heard_jfk
 from voxgate.audio.pcm import encode_wav
-from voxgate.engines.deepgram import NO_PROMPT, NO_TEMPERATURE
+from voxgate.engines.deepgram.rest import NO_PROMPT, NO_TEMPERATURE
 from voxgate.errors import ProviderError
 from voxgate.types import Audio, TranscriptionOptions
 

@@ -32,13 +32,9 @@ from tests.engines.harness import (
     words_inside,
 )
 from tests.speech import wer
-from voxgate.engines.assemblyai_live import (
-    AssemblyAILiveConnection,
-    AssemblyAILiveConnector,
-    speech_model,
-    streaming_url,
-)
-from voxgate.engines.deepgram_live import DeepgramLiveConnector
+from voxgate.engines.assemblyai.live import AssemblyAILiveConnection, AssemblyAILiveConnector, streaming_url
+from voxgate.engines.assemblyai.wire import speech_model
+from voxgate.engines.deepgram.live import DeepgramLiveConnector
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions
 
 LOCAL = "whisper/tiny.en"

@@ -26,7 +26,7 @@ from tests.engines.harness import (
     words_inside,
 )
 from tests.speech import wer
-from voxgate.engines.openai_live import OpenAILiveConnector, spread, streaming_url
+from voxgate.engines.openai.live import OpenAILiveConnector, spread, streaming_url
 from voxgate.types import TranscriptionOptions
 
 LOCAL = "whisper/tiny.en"

@@ -18,7 +18,8 @@ from tests.engines.fake_vendors import FakeVendor, Fault
 from tests.engines.harness import GROQ, OPENAI, Cloud, Make, Speech, cloud_fixture, heard_jfk
 from tests.speech import reference, wer
 from voxgate.audio.pcm import encode_wav
-from voxgate.engines.openai import GroqEngine, language_code
+from voxgate.engines.openai.rest import GroqEngine
+from voxgate.engines.openai.wire import language_code
 from voxgate.errors import ProviderError
 from voxgate.types import Audio, TranscriptionOptions
 

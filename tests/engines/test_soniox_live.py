@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from tests.engines.fake_vendors.deepgram_live_server import LiveVendor
 from tests.engines.harness import SONIOX_LIVE, Live, Speech, decoding, growing, live_fixture, settled, stream
-from voxgate.engines.soniox_live import SonioxLiveConnector, realtime_model, streaming_url
+from voxgate.engines.soniox.live import SonioxLiveConnector, realtime_model, streaming_url
 from voxgate.types import TranscriptionOptions
 
 LOCAL = "whisper/tiny.en"

@@ -26,7 +26,7 @@ from tests.speech import reference, wer
 from voxgate.audio.pcm import encode_wav
 from voxgate.config import Settings
 from voxgate.engines.base import Engine
-from voxgate.engines.soniox import SonioxEngine
+from voxgate.engines.soniox.rest import SonioxEngine
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import resolve
 from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
@@ -194,7 +194,7 @@ def test_clean_up_failures_do_not_fail_the_transcription(
 ) -> None:
     fake.script(Fault(drop=True), route="delete_transcription")
     fake.script(Fault(status=500), route="delete_file")
-    with caplog.at_level(logging.WARNING, logger="voxgate.engines.soniox"):
+    with caplog.at_level(logging.WARNING, logger="voxgate.engines.soniox.rest"):
         t = make().transcribe(sentence, TranscriptionOptions())
     assert "dog" in t.text.lower()
     assert fake.calls[-2:] == CLEANUP  # one try each

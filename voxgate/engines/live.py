@@ -14,7 +14,7 @@ audio — are answered by the next engine in the fallback list without losing an
 A vendor's socket plumbing — :func:`websocket_url`, :func:`open_socket` (handshake failures mapped to voxgate's
 provider errors), :class:`SocketConnection` (ordered sends, a reader turning the vendor's messages into
 :class:`LiveResult`s, a clean or failed end) — is vendor-neutral and shared by the providers' connectors
-(:mod:`voxgate.engines.deepgram_live`, :mod:`voxgate.engines.assemblyai_live`).
+(:mod:`voxgate.engines.deepgram.live`, :mod:`voxgate.engines.assemblyai.live` and the others).
 """
 
 from __future__ import annotations

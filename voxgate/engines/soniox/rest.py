@@ -47,47 +47,22 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from voxgate.config import Settings
 from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, segments_from_words
+from voxgate.engines.soniox.live import SonioxLiveConnector
+from voxgate.engines.soniox.wire import recognition_fields, token_words
 from voxgate.errors import ProviderError
-from voxgate.models.catalog import ModelSpec
-from voxgate.types import Transcript, TranscriptionOptions, Word
+from voxgate.types import Transcript, TranscriptionOptions
 
-__all__ = ["SonioxEngine", "load"]
+__all__ = ["SonioxEngine"]
 
 log = logging.getLogger(__name__)
 
 _REALTIME = re.compile(r"^stt-rt-(.+)$")
-
-
-@dataclass(frozen=True, slots=True)
-class _Word:
-    word: Word
-    language: str | None
-
-
-def recognition_fields(options: TranscriptionOptions) -> dict[str, Any]:
-    """What both Soniox APIs (async files, real-time socket) take alike: language ID and hints, and the context
-    (custom vocabulary as ``terms``, the free-text prompt as ``text``)."""
-    fields: dict[str, Any] = {"enable_language_identification": True}
-    if options.language:
-        fields["language_hints"] = [options.language]
-    context: dict[str, Any] = {}
-    terms = list(dict.fromkeys(p.strip() for p in options.prompts if p.strip()))
-    if terms:
-        context["terms"] = terms
-    if options.prompt and options.prompt.strip():
-        context["text"] = options.prompt.strip()
-    if context:
-        fields["context"] = context
-    return fields
 
 
 class SonioxEngine(RemoteEngine):
@@ -100,8 +75,6 @@ class SonioxEngine(RemoteEngine):
 
     def live_connector(self) -> LiveConnector:
         """Soniox's real-time socket for this model (stt-rt-* host derived from the base URL)."""
-        from voxgate.engines.soniox_live import SonioxLiveConnector  # soniox_live imports this module
-
         return SonioxLiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
@@ -166,53 +139,10 @@ class SonioxEngine(RemoteEngine):
         if not isinstance(tokens, list):
             raise ProviderError("soniox answered a transcript whose tokens are not a list")
         try:
-            words = _words(tokens, duration)
+            words = token_words(tokens, duration)
         except (AttributeError, KeyError, TypeError, ValueError) as exc:
             raise ProviderError(f"soniox answered a transcript voxgate cannot read: {exc!r}") from exc
         counts = Counter(w.language for w in words if w.language)
         language = counts.most_common(1)[0][0] if counts else options.language
         segments = segments_from_words([w.word for w in words], language, [w.language for w in words])
         return self.build_transcript(segments, duration, language, options, warnings)
-
-
-def _words(tokens: Sequence[Any], duration: float) -> list[_Word]:
-    """Sub-word tokens joined into words: a token starting with whitespace (or after a blank one) starts a word."""
-    words: list[_Word] = []
-    text = ""
-    start = end = 0.0
-    confidence = 1.0
-    language: str | None = None
-    boundary = True
-
-    def flush() -> None:
-        if text:
-            s = min(max(start, 0.0), duration)
-            words.append(_Word(Word(text, s, min(max(end, s), duration), confidence), language))
-
-    for token in tokens:
-        if token.get("translation_status") == "translation":
-            continue
-        piece = str(token["text"])
-        if not piece.strip():
-            boundary = True
-            continue
-        t_start = float(token.get("start_ms", end * 1000.0)) / 1000.0
-        t_end = max(float(token.get("end_ms", t_start * 1000.0)) / 1000.0, t_start)
-        t_confidence = min(max(float(token.get("confidence", 1.0)), 0.0), 1.0)
-        t_language = token.get("language")
-        if boundary or piece[0].isspace():
-            flush()
-            text, start, end, confidence = piece.strip(), t_start, t_end, t_confidence
-            language = t_language if isinstance(t_language, str) and t_language else None
-        else:
-            text += piece.rstrip()
-            end = max(end, t_end)
-            confidence = min(confidence, t_confidence)
-        boundary = piece[-1].isspace()
-    flush()
-    return words
-
-
-def load(spec: ModelSpec, settings: Settings) -> SonioxEngine:
-    """Registry factory (``soniox/<model>``); raises ModelUnavailable without ``VOXGATE_SONIOX_API_KEY``."""
-    return SonioxEngine(spec, settings)

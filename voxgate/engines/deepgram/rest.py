@@ -27,42 +27,19 @@ And how the response maps back to a :class:`~voxgate.types.Transcript`:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from voxgate.config import Settings
+from voxgate.engines.deepgram.live import DeepgramLiveConnector
+from voxgate.engines.deepgram.wire import language_of, vocabulary
 from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, json_number
-from voxgate.models.catalog import ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
 
-__all__ = ["DeepgramEngine", "load"]
-
-_KEYTERM_MODELS = ("nova-3",)
-"""Model name prefixes that take ``keyterm``; the others take ``keywords``."""
-_KEYWORD_INTENSIFIER = 2
-_PRIMARY_ALIASES = {"iw": "he", "jv": "jw", "nb": "no"}
-"""Deepgram's codes that Whisper (and so voxgate) spells otherwise."""
+__all__ = ["NO_PROMPT", "NO_TEMPERATURE", "DeepgramEngine"]
 
 NO_PROMPT = "deepgram has no free-text prompt; use prompts (keyterms)"
 NO_TEMPERATURE = "deepgram has no sampling temperature; temperature was ignored"
-
-
-def _language(tag: Any) -> str | None:
-    """``en-US`` → ``en``."""
-    if not isinstance(tag, str) or not tag.strip():
-        return None
-    primary = tag.strip().replace("_", "-").split("-")[0].lower()
-    return _PRIMARY_ALIASES.get(primary, primary)
-
-
-def _vocabulary(model: str, prompts: Sequence[str]) -> list[tuple[str, str]]:
-    """The query parameters for the vocabulary: one ``keyterm`` per term on Nova-3, else ``keywords=TERM:2``."""
-    terms = [t.strip() for t in prompts if t.strip()]
-    if model.startswith(_KEYTERM_MODELS):
-        return [("keyterm", t) for t in terms]
-    return [("keywords", f"{t}:{_KEYWORD_INTENSIFIER}") for t in terms]
 
 
 def _words(raw: Any, duration: float) -> tuple[Word, ...]:
@@ -91,8 +68,6 @@ class DeepgramEngine(RemoteEngine):
 
     def live_connector(self) -> LiveConnector:
         """Deepgram's live socket for this model; voxgate's stream runner uses it for streams."""
-        from voxgate.engines.deepgram_live import DeepgramLiveConnector  # deepgram_live imports this module
-
         return DeepgramLiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
@@ -106,7 +81,7 @@ class DeepgramEngine(RemoteEngine):
             params.append(("language", options.language))
         else:
             params.append(("detect_language", "true"))
-        params.extend(_vocabulary(self.model, options.prompts))
+        params.extend(vocabulary(self.model, options.prompts))
         warnings = []
         if options.prompt and options.prompt.strip():
             warnings.append(NO_PROMPT)
@@ -137,7 +112,7 @@ class DeepgramEngine(RemoteEngine):
         language: str | None = options.language
         probability: float | None = 1.0 if options.language else None
         if not options.language:
-            language = _language(channel.get("detected_language"))
+            language = language_of(channel.get("detected_language"))
             confidence = channel.get("language_confidence")
             probability = round(json_number(confidence), 4) if confidence is not None and language else None
         segments = []
@@ -167,8 +142,3 @@ class DeepgramEngine(RemoteEngine):
         if not options.word_timestamps:
             segments = [Segment(s.text, s.start, s.end, (), s.language) for s in segments]
         return language, probability, segments
-
-
-def load(spec: ModelSpec, settings: Settings) -> DeepgramEngine:
-    """Registry factory for ``deepgram/*`` (needs ``VOXGATE_DEEPGRAM_API_KEY``)."""
-    return DeepgramEngine(spec, settings)

@@ -39,19 +39,14 @@ from typing import Any
 
 from voxgate.config import Settings
 from voxgate.engines.live import LiveConnector
+from voxgate.engines.openai.live import OpenAILiveConnector
+from voxgate.engines.openai.wire import language_code, prompt_of
 from voxgate.engines.remote import RemoteEngine, json_number
-from voxgate.models.catalog import WHISPER_LANGUAGE_NAMES, WHISPER_LANGUAGES, ModelSpec
+from voxgate.models.catalog import WHISPER_LANGUAGES, ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
 
-__all__ = ["GroqEngine", "OpenAIEngine", "language_code", "load_groq", "load_openai"]
-
-_CODES: dict[str, str] = {
-    **{name: code for code, name in WHISPER_LANGUAGE_NAMES.items()},
-    # Whisper's aliases.
-    "burmese": "my", "valencian": "ca", "flemish": "nl", "haitian": "ht", "letzeburgesch": "lb", "pushto": "ps",
-    "panjabi": "pa", "moldavian": "ro", "moldovan": "ro", "sinhalese": "si", "castilian": "es", "mandarin": "zh",
-}  # fmt: skip
+__all__ = ["GroqEngine", "OpenAIEngine"]
 
 _TEXT_ONLY = ("gpt-4o",)
 """Model name prefixes that answer ``json``/``text`` only: no ``verbose_json``, no timestamps, no language."""
@@ -59,24 +54,8 @@ _TEXT_ONLY = ("gpt-4o",)
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
 
 
-def language_code(reported: str | None) -> str | None:
-    """``"english"``/``"English"``/``"en"`` → ``"en"``; None for nothing or a name this table does not know."""
-    if not reported:
-        return None
-    name = reported.strip().lower()
-    if name in WHISPER_LANGUAGE_NAMES:
-        return name
-    return _CODES.get(name)
-
-
 def _key(text: str) -> str:
     return _NON_ALNUM.sub("", text).casefold()
-
-
-def _prompt(options: TranscriptionOptions) -> str | None:
-    terms = ", ".join(t.strip() for t in options.prompts if t.strip())
-    text = (options.prompt or "").strip()
-    return " ".join(p for p in (terms, text) if p) or None
 
 
 def _punctuate(words: list[Word], text: str) -> list[Word]:
@@ -113,15 +92,13 @@ class OpenAIEngine(RemoteEngine):
 
     def live_connector(self) -> LiveConnector | None:
         """OpenAI's Realtime transcription socket for this model (wss://…/realtime?intent=transcription)."""
-        from voxgate.engines.openai_live import OpenAILiveConnector  # openai_live imports this module
-
         return OpenAILiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
         form: dict[str, str | list[str]] = {"model": self.model, "temperature": repr(float(options.temperature))}
         if options.language:
             form["language"] = options.language
-        prompt = _prompt(options)
+        prompt = prompt_of(options)
         if prompt:
             form["prompt"] = prompt
         warnings: list[str] = []
@@ -215,13 +192,3 @@ class GroqEngine(OpenAIEngine):
     def live_connector(self) -> LiveConnector | None:
         """Groq has no streaming socket: its streams are served through voxgate's session (one call per decode)."""
         return None
-
-
-def load_openai(spec: ModelSpec, settings: Settings) -> OpenAIEngine:
-    """Registry factory for ``openai/*`` (needs ``VOXGATE_OPENAI_API_KEY``)."""
-    return OpenAIEngine(spec, settings)
-
-
-def load_groq(spec: ModelSpec, settings: Settings) -> GroqEngine:
-    """Registry factory for ``groq/*`` (needs ``VOXGATE_GROQ_API_KEY``)."""
-    return GroqEngine(spec, settings)

@@ -44,23 +44,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from voxgate.config import Settings
+from voxgate.engines.assemblyai.live import AssemblyAILiveConnector
+from voxgate.engines.assemblyai.wire import batch_counterpart
 from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, segments_from_words
 from voxgate.errors import ProviderError
-from voxgate.models.catalog import ModelSpec
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 
-__all__ = ["AssemblyAIEngine", "load"]
+__all__ = ["AssemblyAIEngine"]
 
 _MAX_TERMS = 1000
 _MAX_TERM_WORDS = 6
-# Streaming-only model names → the batch model closest to each.
-_STREAMING_MODELS = (
-    ("u3-rt-", "universal-3-pro"),
-    ("u3-pro", "universal-3-pro"),
-    ("universal-streaming", "universal-2"),
-)
 
 
 def _keyterms_model(model: str) -> bool:
@@ -76,8 +70,6 @@ class AssemblyAIEngine(RemoteEngine):
 
     def live_connector(self) -> LiveConnector:
         """AssemblyAI's Universal-Streaming socket for this model (streaming host derived from the base URL)."""
-        from voxgate.engines.assemblyai_live import AssemblyAILiveConnector
-
         return AssemblyAILiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
@@ -98,13 +90,11 @@ class AssemblyAIEngine(RemoteEngine):
 
     def _batch_model(self, warnings: list[str]) -> str:
         """The speech model to ask for: the id's name, or a batch model in place of a streaming-only one."""
-        for prefix, batch in _STREAMING_MODELS:
-            if self.model.startswith(prefix):
-                warnings.append(
-                    f"{self.model_id} is an AssemblyAI streaming model; the file was transcribed with {batch}"
-                )
-                return batch
-        return self.model
+        batch = batch_counterpart(self.model)
+        if batch is None:
+            return self.model
+        warnings.append(f"{self.model_id} is an AssemblyAI streaming model; the file was transcribed with {batch}")
+        return batch
 
     def _request_body(self, options: TranscriptionOptions, warnings: list[str]) -> dict[str, Any]:
         model = self._batch_model(warnings)
@@ -184,8 +174,3 @@ def _word(raw: dict[str, Any], duration: float) -> Word:
     end = min(max(float(raw["end"]) / 1000.0, start), duration)
     confidence = min(max(float(raw.get("confidence", 1.0)), 0.0), 1.0)
     return Word(str(raw["text"]).strip(), start, end, confidence)
-
-
-def load(spec: ModelSpec, settings: Settings) -> AssemblyAIEngine:
-    """Registry factory (``assemblyai/<model>``); raises ModelUnavailable without ``VOXGATE_ASSEMBLYAI_API_KEY``."""
-    return AssemblyAIEngine(spec, settings)

@@ -14,7 +14,7 @@ The socket, as voxgate uses it (the beta ``realtime=v1`` protocol of
 * The first message is ``transcription_session.update``: ``input_audio_format: "pcm16"``, ``turn_detection: null``
   (voxgate decides turns itself and commits them) and ``input_audio_transcription`` with the model (the id's name:
   ``whisper-1``, ``gpt-4o-transcribe``…), the language when the caller gave one and, as for the batch adapter
-  (:mod:`voxgate.engines.openai`), a ``prompt`` made of the vocabulary (comma-separated) and the free-text prompt.
+  (:mod:`voxgate.engines.openai.rest`), a ``prompt`` made of the vocabulary (comma-separated) and the free-text prompt.
 * Audio: the Realtime API takes 24 kHz mono PCM16 only, so voxgate's 16 kHz audio is resampled (soxr, one stream
   per turn, drained at each commit) and sent as ``{"type": "input_audio_buffer.append", "audio": <base64>}``.
 * ``finalize()`` sends ``{"type": "input_audio_buffer.commit"}`` when audio arrived since the last commit (the API
@@ -54,7 +54,7 @@ from websockets.asyncio.client import ClientConnection
 from voxgate.audio.pcm import encode_linear16
 from voxgate.config import ProviderConfig
 from voxgate.engines.live import LiveResult, SocketConnection, SocketConnector, open_socket, websocket_url
-from voxgate.engines.openai import _prompt
+from voxgate.engines.openai.wire import prompt_of
 from voxgate.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
@@ -222,12 +222,12 @@ class OpenAILiveConnection(SocketConnection):
 class OpenAILiveConnector(SocketConnector):
     """Opens Realtime transcription sockets for one model (``openai/gpt-4o-transcribe`` → ``gpt-4o-transcribe``)
     with the provider's key and base URL (:class:`~voxgate.config.ProviderConfig`, as
-    :class:`~voxgate.engines.openai.OpenAIEngine` holds it)."""
+    :class:`~voxgate.engines.openai.rest.OpenAIEngine` holds it)."""
 
     def session_update(self, options: TranscriptionOptions) -> dict[str, Any]:
         """The first message of the socket for ``options``."""
         transcription: dict[str, Any] = {"model": self.model}
-        prompt = _prompt(options)
+        prompt = prompt_of(options)
         if prompt:
             transcription["prompt"] = prompt
         if options.language:

@@ -71,6 +71,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from voxgate.config import ProviderConfig
+from voxgate.engines.assemblyai.wire import speech_model
 from voxgate.engines.live import (
     LiveResult,
     SocketConnection,
@@ -83,12 +84,10 @@ from voxgate.engines.remote import json_number
 from voxgate.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
-__all__ = ["AssemblyAILiveConnection", "AssemblyAILiveConnector", "speech_model", "streaming_url"]
+__all__ = ["AssemblyAILiveConnection", "AssemblyAILiveConnector", "streaming_url"]
 
 log = logging.getLogger(__name__)
 
-_STREAMING_MODELS = ("universal-streaming", "u3-rt", "whisper-rt")
-_UNIVERSAL_3 = ("universal-3", "u3-pro")
 _MAX_TERMS = 100
 _MAX_TERM_CHARS = 50
 _BYTES_PER_SECOND = 2 * SAMPLE_RATE
@@ -106,15 +105,6 @@ def streaming_url(base_url: str, params: Sequence[tuple[str, str]] = ()) -> str:
         netloc = "streaming." + host.removeprefix("api.") + (f":{parts.port}" if parts.port else "")
         base_url = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
     return websocket_url(base_url, "/v3/ws", params)
-
-
-def speech_model(model: str, language: str | None) -> str:
-    """The streaming speech model for voxgate's model name (a streaming model as is; a batch model's counterpart)."""
-    if model.startswith(_STREAMING_MODELS):
-        return model
-    if model.startswith(_UNIVERSAL_3):
-        return "u3-rt-pro"
-    return "universal-streaming-english" if language == "en" else "universal-streaming-multilingual"
 
 
 def _language_code(value: Any) -> str | None:
@@ -364,7 +354,8 @@ class AssemblyAILiveConnection(SocketConnection):
 
 class AssemblyAILiveConnector(SocketConnector):
     """Opens Universal-Streaming sessions for one model with the provider's key and base URL
-    (:class:`~voxgate.config.ProviderConfig`, as :class:`~voxgate.engines.assemblyai.AssemblyAIEngine` holds it)."""
+    (:class:`~voxgate.config.ProviderConfig`, as :class:`~voxgate.engines.assemblyai.rest.AssemblyAIEngine` holds
+    it)."""
 
     def __init__(
         self, config: ProviderConfig, model: str, *, format_turns: bool = True, turn_silence: int | None = 3600

@@ -5,7 +5,7 @@ The socket, as voxgate uses it:
 * URL: the provider's base URL with ``https`` → ``wss`` (``http`` → ``ws``) and ``/v1/listen`` appended, so
   ``https://api.deepgram.com`` (the default) gives ``wss://api.deepgram.com/v1/listen``. Query:
   ``model=NAME&encoding=linear16&sample_rate=16000&channels=1&interim_results=true&punctuate=true&smart_format=true``
-  plus, as for the batch adapter (:mod:`voxgate.engines.deepgram`): ``language`` when the caller gave one, else
+  plus, as for the batch adapter (:mod:`voxgate.engines.deepgram.rest`): ``language`` when the caller gave one, else
   ``language=multi`` (Nova-2/Nova-3 multilingual; Deepgram's streaming API has no ``detect_language``) — other
   models get no ``language`` (Deepgram's default, English); vocabulary as one ``keyterm`` per term on Nova-3 models,
   ``keywords=TERM:2`` on the others. The free-text ``prompt`` and ``temperature`` have no Deepgram counterpart and
@@ -44,7 +44,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from voxgate.config import ProviderConfig
-from voxgate.engines.deepgram import _language, _vocabulary
+from voxgate.engines.deepgram.wire import language_of, vocabulary
 from voxgate.engines.live import LiveResult, SocketConnection, SocketConnector, open_socket, websocket_url
 from voxgate.engines.remote import json_number
 from voxgate.errors import ProviderError
@@ -99,7 +99,7 @@ class DeepgramLiveConnection(SocketConnection):
                 confidence = min(max(json_number(raw.get("confidence", 1.0)), 0.0), 1.0)
                 words.append(Word(text, round(start, 3), round(end, 3), round(confidence, 4)))
             languages = alternative.get("languages")
-            language = self._language or (_language(languages[0]) if languages else None)
+            language = self._language or (language_of(languages[0]) if languages else None)
             start = max(0.0, json_number(message["start"]))
             end = start + max(0.0, json_number(message["duration"]))
             self._emit(LiveResult(tuple(words), bool(message.get("is_final")), start, end, language))
@@ -111,7 +111,7 @@ class DeepgramLiveConnection(SocketConnection):
 
 class DeepgramLiveConnector(SocketConnector):
     """Opens Deepgram live sockets for one model (``deepgram/nova-3`` → ``nova-3``) with the provider's key and base
-    URL (:class:`~voxgate.config.ProviderConfig`, as :class:`~voxgate.engines.deepgram.DeepgramEngine` holds it).
+    URL (:class:`~voxgate.config.ProviderConfig`, as :class:`~voxgate.engines.deepgram.rest.DeepgramEngine` holds it).
 
     ``keepalive_interval``: seconds without audio after which a ``KeepAlive`` is sent (None: never).
     """
@@ -135,7 +135,7 @@ class DeepgramLiveConnector(SocketConnector):
             params.append(("language", options.language))
         elif self.model.startswith(_MULTILINGUAL_MODELS):
             params.append(("language", "multi"))
-        params.extend(_vocabulary(self.model, options.prompts))
+        params.extend(vocabulary(self.model, options.prompts))
         return params
 
     def url(self, options: TranscriptionOptions) -> str:

@@ -15,7 +15,7 @@ The socket, as voxgate uses it (``https://soniox.com/docs/stt/api-reference/webs
 * The first message is the JSON configuration: ``model`` (the id's name; an async model ``stt-async-<version>`` is
   replaced by its real-time twin ``stt-rt-<version>``), ``audio_format: "pcm_s16le"``, ``sample_rate: 16000``,
   ``num_channels: 1``, ``enable_language_identification: true`` and, as for the batch adapter
-  (:mod:`voxgate.engines.soniox`): ``language_hints: [code]`` when the caller gave a language, vocabulary as
+  (:mod:`voxgate.engines.soniox.rest`): ``language_hints: [code]`` when the caller gave a language, vocabulary as
   ``context.terms`` and the free-text prompt as ``context.text``. Endpoint detection is left off: voxgate decides
   turns itself and asks Soniox to finalise them.
 * Audio: binary frames of 16 kHz mono signed 16-bit little-endian PCM (an empty frame would end Soniox's stream,
@@ -58,7 +58,7 @@ from websockets.asyncio.client import ClientConnection
 from voxgate.config import ProviderConfig
 from voxgate.engines.live import LiveResult, SocketConnection, SocketConnector, open_socket, websocket_url
 from voxgate.engines.remote import json_number
-from voxgate.engines.soniox import _words, recognition_fields
+from voxgate.engines.soniox.wire import recognition_fields, token_words
 from voxgate.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
@@ -169,7 +169,7 @@ class SonioxLiveConnection(SocketConnection):
     def _result(self, tokens: Sequence[dict[str, Any]], *, is_final: bool, start: float, end: float) -> LiveResult:
         words = [
             Word(w.word.word, round(w.word.start, 3), round(w.word.end, 3), round(w.word.confidence, 4))
-            for w in _words(tokens, float("inf"))
+            for w in token_words(tokens, float("inf"))
         ]
         language = self._language
         if language is None:
@@ -223,7 +223,8 @@ class SonioxLiveConnection(SocketConnection):
 
 class SonioxLiveConnector(SocketConnector):
     """Opens Soniox real-time sockets for one model (``soniox/stt-rt-v3`` → ``stt-rt-v3``) with the provider's key
-    and base URL (:class:`~voxgate.config.ProviderConfig`, as :class:`~voxgate.engines.soniox.SonioxEngine` holds it).
+    and base URL (:class:`~voxgate.config.ProviderConfig`, as :class:`~voxgate.engines.soniox.rest.SonioxEngine`
+    holds it).
 
     ``keepalive_interval``: seconds without audio after which a ``keepalive`` message is sent (None: never).
     """
