@@ -106,8 +106,10 @@ class Script:
 
 @dataclass(frozen=True)
 class Call:
-    """One clip the engine was asked about: where it sits in the script's audio (seconds), how it was asked."""
+    """One clip an engine was asked about: where it sits in the script's audio (seconds), how it was asked."""
 
+    engine: str
+    """The engine's ``model_id`` (engines given one ``calls`` list log their calls in one order)."""
     kind: Kind
     start: float
     end: float
@@ -141,6 +143,7 @@ class ScriptedEngine:
     revise: Mapping[str, str] = field(default_factory=dict)
     """Words a draft gets wrong while it is the draft's last word (``{"dog": "doc"}``): a tail that changes."""
     calls: list[Call] = field(default_factory=list)
+    """Every call, in order (a list shared by several engines logs all of theirs)."""
     closed: bool = False
 
     def __post_init__(self) -> None:
@@ -161,8 +164,8 @@ class ScriptedEngine:
         )
 
     def kinds(self) -> list[Kind]:
-        """The kinds of the calls so far, in order."""
-        return [c.kind for c in self.calls]
+        """The kinds of this engine's calls so far, in order."""
+        return [c.kind for c in self.calls if c.engine == self.model_id]
 
     # -- where a clip sits --------------------------------------------------------------------------------------------
 
@@ -198,7 +201,7 @@ class ScriptedEngine:
         start = 0.0 if at is None else at
         span = (start, round(start + len(audio) / SAMPLE_RATE, 6))
         with self._lock:
-            self.calls.append(Call(kind, *span, options, threading.get_ident()))
+            self.calls.append(Call(self.model_id, kind, *span, options, threading.get_ident()))
             answered = self._answered.get(kind, 0)
             failing = self.failure is not None and kind in self.failure.kinds and answered >= self.failure.after
             self._answered[kind] = answered + 1
