@@ -316,5 +316,6 @@ def test_close_without_speech_closes_at_once_and_end_turn_answers_empty() -> Non
     d.feed(cut(script, 0, 1.0))
     d.end_turn()
     assert [(f.turn, f.text) for f in d.finals()] == [(0, "")]
+    assert d.session.turn_index == 1
     assert d.close() == [StreamClosed()]
     assert engine.calls == []
