@@ -153,6 +153,25 @@ async def test_an_engine_bug_ends_only_the_stream_and_is_not_retried(scheduler: 
     assert backup.calls == []
 
 
+async def test_close_waits_for_a_slow_speculative_final_and_reuses_it(scheduler: Scheduler) -> None:
+    """A slow engine: the pause's full decode is still running when the client closes; the final is that decode's
+    answer (no second one), and the stream closes only after it is out."""
+    script = Script.say((0.3, JOY), tail=0.5)
+    slow = ScriptedEngine(script, delays={"final": 0.5})
+    async with running([slow], scheduler, partials=False) as runner:
+        await send(runner, script)  # the pause after "living" starts the speculative decode
+        for _ in range(40):  # wait until the worker has begun it (its answer takes 0.5 s)
+            if slow.calls:
+                break
+            await asyncio.sleep(0.01)
+        assert slow.kinds() == ["final"]
+        runner.close()
+        events = await until_closed(runner)
+    assert [type(e).__name__ for e in events][-2:] == ["TranscriptEvent", "StreamClosed"]
+    assert finals(events) == [JOY]
+    assert slow.kinds() == ["final"]
+
+
 # -- where calls run ---------------------------------------------------------------------------------------------------
 
 
