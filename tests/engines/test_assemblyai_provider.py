@@ -3,7 +3,7 @@
 The fake (tests/engines/fake_vendors/assemblyai_server.py) checks every request's shape and transcribes the uploaded
 audio with voxgate's real tiny.en engine, so text, word times, language and vocabulary here are real. A few mapping
 details (segmentation, respelling, term limits) are checked against an in-process mock vendor instead. The failures
-every cloud adapter handles alike (keys, retries, timeouts, failed and stalled jobs) are in test_every_cloud.py.
+every cloud adapter handles alike (keys, retries, timeouts, failed and stalled jobs) are in test_contract.py.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ Real speech (``en/jfk.flac``, a Harvard sentence) is streamed as LINEAR16 chunks
 on loopback checks the handshake as the vendor does and transcribes what it hears with voxgate's local tiny.en, so
 interim drafts, finals and word times are real: the text must grow while audio arrives, the settled text must be
 within WER 0.2 of the reference with word times inside the audio. How every live connector fails (a refused key or
-handshake, a dropped or silent socket, an unreachable vendor) is in test_every_cloud.py.
+handshake, a dropped or silent socket, an unreachable vendor) is in test_contract.py.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Real speech (``en/jfk.flac``) is streamed in 100 ms LINEAR16 chunks; the connect
 base64 ``input_audio_buffer.append`` events; the fake on loopback checks the handshake and the session update,
 resamples back to 16 kHz and transcribes each commit with voxgate's local tiny.en (deltas, then completed), so
 drafts, finals and word times (spread over the committed span) are real. How every live connector fails (a refused
-key or handshake, a dropped or silent socket, an unreachable vendor) is in test_every_cloud.py.
+key or handshake, a dropped or silent socket, an unreachable vendor) is in test_contract.py.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Real speech goes through the adapter, over HTTP in OpenAI's multipart format, into a fake that checks the request as
 OpenAI would, transcribes it with voxgate's local whisper/base (with the request's language and prompt) and answers in
 OpenAI's ``verbose_json`` / ``json``. Failures are scripted per request on the fake; those every cloud adapter handles
-alike (keys, retries, timeouts, broken answers) are in test_every_cloud.py.
+alike (keys, retries, timeouts, broken answers) are in test_contract.py.
 """
 
 from __future__ import annotations

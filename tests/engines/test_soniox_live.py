@@ -3,7 +3,7 @@
 Real speech (``en/jfk.flac``) is streamed in 100 ms LINEAR16 chunks; the fake Soniox on loopback checks the
 handshake and the configuration message and transcribes with voxgate's local tiny.en, sending sub-word tokens (a
 finalised word split across two messages), so drafts, finals and word times are real. How every live connector
-fails (a refused key or handshake, a dropped or silent socket, an unreachable vendor) is in test_every_cloud.py.
+fails (a refused key or handshake, a dropped or silent socket, an unreachable vendor) is in test_contract.py.
 """
 
 from __future__ import annotations

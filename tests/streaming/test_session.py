@@ -161,33 +161,6 @@ def test_close_flushes_the_open_turn(vad_model, tiny, clip) -> None:
         d.session.end_turn()
 
 
-def test_close_without_speech_closes_at_once(vad_model, tiny) -> None:
-    d = make(vad_model, tiny)
-    d.feed(silence(1.0))
-    outputs = d.close()
-    assert outputs == [StreamClosed()]
-    assert d.finals() == []
-
-
-def test_end_turn_without_speech_answers_with_an_empty_final(vad_model, tiny) -> None:
-    d = make(vad_model, tiny, mode=TurnMode.MANUAL)
-    d.feed(silence(0.5))
-    d.end_turn()
-    (final,) = d.finals()
-    assert final.text == ""
-    assert d.session.turn_index == 1
-
-
-def test_dropped_partial_frees_the_slot(vad_model, tiny, clip) -> None:
-    d = make(vad_model, tiny, mode=TurnMode.MANUAL, auto=False, partial_interval=0.3)
-    d.feed(clip("jfk.flac")[: 3 * SAMPLE_RATE])
-    partial = next(j for j in d.jobs if isinstance(j, DecodeJob) and j.kind is DecodeKind.PARTIAL)
-    d.queue.clear()
-    assert d.session.decoded(partial, None) == []  # dropped under load: no event ...
-    more = d.feed(clip("jfk.flac")[3 * SAMPLE_RATE : 4 * SAMPLE_RATE])
-    assert any(isinstance(o, DecodeJob) and o.kind is DecodeKind.PARTIAL for o in more)  # ... and the next comes
-
-
 def test_long_turn_rolls_forward_with_bounded_memory(vad_model, tiny, clip) -> None:
     d = make(vad_model, tiny, mode=TurnMode.MANUAL, roll_after=8.0, roll_keep=3.0)
     jfk = clip("jfk.flac")
