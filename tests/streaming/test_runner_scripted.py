@@ -18,9 +18,9 @@ import pytest
 from tests.scripted import Call, Failure, Script, ScriptedEngine, ScriptedVad
 from voxgate.audio.pcm import PcmEncoding
 from voxgate.errors import EngineError, ProviderError, VoxgateError
-from voxgate.protocol.ws import TurnDetection, TurnMode
 from voxgate.scheduler import Scheduler
 from voxgate.streaming.events import Event, StreamClosed, TranscriptEvent
+from voxgate.streaming.policy import TurnMode, TurnPolicy
 from voxgate.streaming.runner import StreamRunner
 from voxgate.streaming.session import SessionConfig
 from voxgate.types import TranscriptionOptions
@@ -42,14 +42,13 @@ async def running(
 ) -> AsyncIterator[StreamRunner]:
     config = SessionConfig(
         options=TranscriptionOptions(language="en"),
-        turn=TurnDetection(mode=TurnMode.MANUAL),
+        turn=TurnPolicy(mode=TurnMode.MANUAL),
         partial_interval=0.3,
         partials=partials,
     )
     runner = StreamRunner(
         config,
-        engine=engines[0],
-        fallbacks=engines[1:],
+        engines=engines,
         scheduler=scheduler,
         vad=ScriptedVad(),  # type: ignore[arg-type]
         turn_detector=None,

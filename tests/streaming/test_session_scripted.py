@@ -14,7 +14,6 @@ import pytest
 
 from tests.scripted import Script, ScriptedEngine, ScriptedVad
 from voxgate.errors import ProtocolViolation
-from voxgate.protocol.ws import EndTurnReason, TurnDetection, TurnMode
 from voxgate.streaming.events import (
     DecodeJob,
     DecodeKind,
@@ -25,6 +24,7 @@ from voxgate.streaming.events import (
     TurnCheckJob,
     TurnEnded,
 )
+from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
 from voxgate.streaming.session import SessionConfig, SessionState, StreamSession
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions
 
@@ -46,7 +46,7 @@ def drive(
     """A session on the scripted VAD, answered by ``engine`` (by default a scripted engine of ``script``)."""
     cfg = SessionConfig(
         options=TranscriptionOptions(language="en"),
-        turn=TurnDetection(mode=mode),
+        turn=TurnPolicy(mode=mode),
         **config,  # type: ignore[arg-type]
     )
     engine = engine or ScriptedEngine(script)
