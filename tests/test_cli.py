@@ -74,3 +74,25 @@ def test_bad_inputs_fail_cleanly(tmp_path: Path, data: Path, settings_env: dict[
     assert result.exit_code == 2
     assert "model_not_found" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serve_refuses_an_unusable_home_clearly(tmp_path: Path) -> None:
+    """A home that cannot hold models is a one-line error and exit 2 at start, not a traceback on first use."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the home should be", encoding="utf-8")
+    result = runner.invoke(app, ["serve"], env={"VOXGATE_HOME": str(blocker / "home")}, terminal_width=200)
+    assert result.exit_code == 2
+    assert "is not usable" in result.output
+    assert "VOXGATE_HOME" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_serve_takes_no_key_on_the_command_line(tmp_path: Path) -> None:
+    """Keys on a command line show in ``ps`` to every user: only the environment or a file are accepted."""
+    result = runner.invoke(app, ["serve", "--api-key", "secret"], env={"VOXGATE_HOME": str(tmp_path)})
+    assert result.exit_code == 2
+    missing = runner.invoke(
+        app, ["serve", "--api-keys-file", str(tmp_path / "none")], env={"VOXGATE_HOME": str(tmp_path)}
+    )
+    assert missing.exit_code == 2
+    assert "cannot read" in missing.output

@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -52,7 +54,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Interface to bind (default: 127.0.0.1).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (default: 8000).")] = None,
     model: Annotated[str | None, typer.Option(help="Default model id (default: whisper/base).")] = None,
-    api_key: Annotated[list[str] | None, typer.Option(help="Require this API key (repeatable).")] = None,
+    api_keys_file: Annotated[
+        Path | None,
+        typer.Option(help="Require API keys, read from this file (one per line). Or set VOXGATE_API_KEYS."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Run the HTTP + WebSocket service."""
@@ -60,13 +65,32 @@ def serve(
 
     from voxgate.server.app import create_app
 
-    settings = _settings(host=host, port=port, default_model=model, api_keys=api_key or None)
+    try:
+        settings = _settings(host=host, port=port, default_model=model, api_keys_file=api_keys_file)
+    except ValidationError as exc:
+        err.print(f"[red]invalid settings: {exc.errors()[0]['msg']}[/red]")
+        raise typer.Exit(2) from None
+    problem = _unwritable(settings.home)
+    if problem is not None:
+        err.print(f"[red]voxgate home {settings.home} is not usable: {problem} (set VOXGATE_HOME)[/red]")
+        raise typer.Exit(2)
     logging.basicConfig(level=log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     if settings.console:
         shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         shown = f"[{shown}]" if ":" in shown else shown
         logging.getLogger("voxgate").info("web console: http://%s:%d/", shown, settings.port)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+def _unwritable(home: Path) -> str | None:
+    """Why ``home`` cannot hold models (missing and not creatable, read-only, full), or None when it can."""
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=home, prefix=".write-check-"):
+            pass
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return None
 
 
 @app.command()

@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 import platformdirs
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["ProfileModel", "ProviderConfig", "ProviderSettings", "Settings"]
@@ -143,6 +143,34 @@ class Settings(BaseSettings):
         )
 
     api_keys: list[SecretStr] = Field(default_factory=list)
-    """Accepted API keys. Empty: no authentication (the default on localhost)."""
+    """Accepted API keys. Empty: no authentication (the default on localhost). Set them here (the environment) or in
+    :attr:`api_keys_file`, never on a command line, where every user of the machine can read them."""
+    api_keys_file: Path | None = None
+    """A file of accepted API keys, one per line (blank lines and ``#`` comments ignored), added to :attr:`api_keys`."""
+    allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names the server answers to besides the loopback names and the address it is bound to; ``*``: any. When
+    bound to every interface (``0.0.0.0``) with none listed, any Host is answered (a warning says so)."""
+    allowed_origins: list[str] = Field(default_factory=list)
+    """Web page origins (``https://app.example.com``) allowed to call the API and open streams from a browser, besides
+    the service's own pages; ``*``: any. Clients that are not browsers send no Origin and are not affected."""
+    metrics_public: bool = False
+    """Serve ``/metrics`` without a key when API keys are set (for a scraper on a trusted network)."""
+
+    @model_validator(mode="after")
+    def _read_keys_file(self) -> Settings:
+        if self.api_keys_file is None:
+            return self
+        try:
+            text = self.api_keys_file.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ValueError(f"cannot read VOXGATE_API_KEYS_FILE {self.api_keys_file}: {exc.strerror or exc}") from None
+        keys = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        if not keys:
+            raise ValueError(f"VOXGATE_API_KEYS_FILE {self.api_keys_file} holds no key")
+        known = {k.get_secret_value() for k in self.api_keys}
+        self.api_keys = [*self.api_keys, *(SecretStr(k) for k in keys if k not in known)]
+        self.api_keys_file = None  # read once: a copy of these settings must not add the keys again
+        return self
+
     console: bool = True
     """Serve the web console at ``/`` (static files; it uses the public API and so needs a key when one is set)."""

@@ -12,6 +12,7 @@
     │   └── EmptyAudio                422  empty_audio
     ├── PayloadTooLarge               413  payload_too_large
     ├── Unauthenticated               401  unauthenticated
+    ├── PermissionDenied              403  permission_denied
     ├── ModelNotFound                 404  model_not_found
     ├── ModelUnavailable              503  model_unavailable
     ├── Timeout                       504  timeout
@@ -46,6 +47,7 @@ __all__ = [
     "ModelNotFound",
     "ModelUnavailable",
     "PayloadTooLarge",
+    "PermissionDenied",
     "ProtocolViolation",
     "ProviderError",
     "ProviderRateLimited",
@@ -134,6 +136,14 @@ class PayloadTooLarge(VoxgateError):
 class Unauthenticated(VoxgateError):
     code = "unauthenticated"
     http_status = 401
+    ws_close_code = WS_POLICY
+
+
+class PermissionDenied(VoxgateError):
+    """The request is understood and authenticated, but not allowed from where it comes (its Host or Origin)."""
+
+    code = "permission_denied"
+    http_status = 403
     ws_close_code = WS_POLICY
 
 

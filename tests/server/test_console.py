@@ -35,7 +35,7 @@ def test_the_page_is_served_at_the_root_with_a_same_origin_policy(client: TestCl
     policy = r.headers["content-security-policy"]
     assert "default-src 'self'" in policy
     assert "script-src 'self'" in policy
-    assert "ws://testserver" in policy  # the stream route on this host, and no other
+    assert "ws://127.0.0.1" in policy  # the stream route on this host, and no other
     assert "*" not in policy
     assert "http" not in policy
     assert r.headers["cache-control"] == "no-cache"
@@ -83,7 +83,7 @@ def test_content_security_policy_names_only_a_well_formed_host() -> None:
 
 def test_the_console_can_be_turned_off(tmp_path: Path, service: Service) -> None:
     app = create_app(Settings(home=tmp_path, preload=[], console=False), service=service)
-    with TestClient(app) as c:
+    with TestClient(app, base_url="http://127.0.0.1") as c:
         assert c.get("/").status_code == 404
         assert c.get("/console/console.js").status_code == 404
         assert c.get("/healthz").status_code == 200

@@ -167,14 +167,18 @@ def jfk_response(client: TestClient, jfk_flac: bytes) -> dict[str, Any]:
 def small_client(tmp_path_factory: pytest.TempPathFactory, service: Service) -> Iterator[TestClient]:
     """A second app with a 1000-byte upload limit, sharing the session's service (and its loaded models)."""
     settings = Settings(home=tmp_path_factory.mktemp("small-home"), max_upload_bytes=1000, preload=[])
-    with TestClient(create_app(settings, service=service), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(settings, service=service), raise_server_exceptions=False, base_url="http://127.0.0.1"
+    ) as c:
         yield c
 
 
 @pytest.fixture(scope="module")
 def keyed_client(tmp_path_factory: pytest.TempPathFactory, service: Service) -> Iterator[TestClient]:
     settings = Settings(home=tmp_path_factory.mktemp("keyed-home"), api_keys=["k1"], preload=[])
-    with TestClient(create_app(settings, service=service), raise_server_exceptions=False) as c:
+    with TestClient(
+        create_app(settings, service=service), raise_server_exceptions=False, base_url="http://127.0.0.1"
+    ) as c:
         yield c
 
 
@@ -757,7 +761,7 @@ def test_models_listing(client: TestClient, short_wav: bytes) -> None:
 def test_models_listing_before_any_load(tmp_path: Path) -> None:
     fresh = Service(Settings(home=tmp_path, preload=[]))
     try:
-        with TestClient(create_app(fresh.settings, service=fresh)) as c:
+        with TestClient(create_app(fresh.settings, service=fresh), base_url="http://127.0.0.1") as c:
             models = c.get("/stt/v1/models").json()["models"]
             assert models
             assert all(m["loaded"] is False for m in models)

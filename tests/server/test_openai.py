@@ -365,10 +365,10 @@ def test_api_key_with_the_sdk(tmp_path: Path, service: Service, data: Path) -> N
     app = create_app(Settings(home=tmp_path, api_keys=["k1"], preload=[]), service=service)
     audio = ("a.wav", (data / "en" / "spk2_snt2.wav").read_bytes())
     # The TestClient (an httpx client) carries the SDK's requests to the app; it is closed by its own context.
-    with TestClient(app, raise_server_exceptions=False) as http:
-        good = openai.OpenAI(base_url="http://testserver/v1", api_key="k1", http_client=http, max_retries=0)
+    with TestClient(app, raise_server_exceptions=False, base_url="http://127.0.0.1") as http:
+        good = openai.OpenAI(base_url="http://127.0.0.1/v1", api_key="k1", http_client=http, max_retries=0)
         assert "joy" in normalise(good.audio.transcriptions.create(model=TINY, file=audio).text)
-        bad = openai.OpenAI(base_url="http://testserver/v1", api_key="k2", http_client=http, max_retries=0)
+        bad = openai.OpenAI(base_url="http://127.0.0.1/v1", api_key="k2", http_client=http, max_retries=0)
         with pytest.raises(openai.AuthenticationError) as exc:
             bad.audio.transcriptions.create(model=TINY, file=audio)
         _assert_api_error(exc.value, 401, "unauthenticated")

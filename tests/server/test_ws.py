@@ -289,7 +289,6 @@ BAD_INPUT: dict[str, tuple[list[str | bytes], str | set[str]]] = {
     "odd LINEAR16 byte count": ([CONFIG, audio_frame(bytes(3201))], "invalid_pcm"),
     "encoding OPUS": ([config_frame(audioEncoding="OPUS")], "protocol_violation"),
     "sample rate 4000": ([config_frame(sampleRateHertz=4000)], {"protocol_violation", "invalid_sample_rate"}),
-    "audio after closeStream": ([CONFIG, SPEECH, CLOSE_STREAM, audio_frame(bytes(3200))], "protocol_violation"),
     "second transcribeConfig": ([CONFIG, SPEECH, CONFIG], "protocol_violation"),
     "unknown model": ([config_frame("whisper/no-such-model")], "model_not_found"),
     "unknown provider": ([config_frame("acme/stt-9")], "model_not_found"),
@@ -660,3 +659,21 @@ async def test_each_final_is_timed_from_its_turn_end(live_server: LiveServer, se
     final, _ = await manual_turn(live_server, speech(data, "spk1_snt4.wav"))
     assert "stripe" in final["transcript"].lower()
     assert count() == before + 1
+
+
+async def test_whatever_follows_close_stream_never_costs_the_final(live_server: LiveServer, data: Path) -> None:
+    """closeStream with a turn open, then more audio, garbage, a second config and closeStream: all dropped; the
+    open turn's final still arrives, then a normal close."""
+    audio = speech(data, "spk2_snt2.wav")
+    got = Received()
+    async with open_stream(live_server) as ws:
+        await ws.send(config_frame(turnDetection=MANUAL))
+        await send_pcm(ws, pcm16(audio))
+        await ws.send(CLOSE_STREAM)
+        await send_all(
+            ws, [audio_frame(bytes(3200)), "{not json", b"\x00\xff", CONFIG, audio_frame(bytes(3201)), CLOSE_STREAM]
+        )
+        await drain(ws, got)
+    assert not got.errors, got.messages
+    assert got.close_code == 1000
+    assert wer(reference(data, "en/spk2_snt2.wav"), got.finals[-1]["transcript"]) <= 0.3

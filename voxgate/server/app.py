@@ -23,6 +23,7 @@ from voxgate.errors import InvalidRequest, PayloadTooLarge, VoxgateError, error_
 from voxgate.metrics import Metrics
 from voxgate.protocol.http import describe_errors
 from voxgate.server import console, http, openai, ws
+from voxgate.server.guard import Guard
 from voxgate.service import Service
 
 __all__ = ["create_app"]
@@ -178,6 +179,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     if settings.console:
         console.mount_console(app)
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
+    app.add_middleware(Guard, settings=settings)
     routers = (http.router, openai.router, console.router) if settings.console else (http.router, openai.router)
     routes = frozenset(r.path for router in routers for r in router.routes if isinstance(r, APIRoute))
     mounts = tuple(r.path for r in app.routes if isinstance(r, Mount))

@@ -161,22 +161,17 @@ class _Connection:
 
     async def pump_in(self, runner: StreamRunner) -> None:
         closing = False
-        while True:
-            # Once closing, the client is only waiting for its finals: its silence is not idleness.
-            message = parse_client_message(await self.receive(idle_timeout=not closing))
+        while not closing:
+            message = parse_client_message(await self.receive())
             if isinstance(message, TranscribeConfigMessage):
                 raise ProtocolViolation("transcribeConfig may only be sent once, as the first message")
-            if runner.at_limit:
-                continue  # the runner ended the stream at stream_max_seconds: frames already in flight are dropped
-            if closing:
-                raise ProtocolViolation(f"{type(message).__name__} after closeStream")
             if isinstance(message, AudioChunk):
                 try:
                     data = base64.b64decode(message.audio_chunk.content, validate=True)
                 except (binascii.Error, ValueError):
                     raise InvalidBase64("audioChunk.content is not valid base64") from None
                 await runner.feed(data)
-                closing = runner.at_limit
+                closing = runner.at_limit  # the runner ended the stream at stream_max_seconds
             elif isinstance(message, EndTurn):
                 await runner.flush_audio()
                 runner.end_turn()
@@ -184,6 +179,16 @@ class _Connection:
                 await runner.flush_audio()
                 runner.close()
                 closing = True
+        await self.discard()
+
+    async def discard(self) -> None:
+        """The stream is closing: the client only waits for its finals. Whatever it still sends (audio, garbage, a
+        second closeStream) is dropped unread, so nothing it does can cost it the open turn's final; its silence is
+        not idleness either."""
+        while True:
+            message = await self.ws.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
 
     async def pump_out(self, runner: StreamRunner) -> None:
         while True:
