@@ -115,3 +115,16 @@ def test_longest_run_wins() -> None:
 def test_term_with_its_own_punctuation(term: str, word: str) -> None:
     (out,) = apply_vocabulary([seg(("at", 0.0, 0.2, 0.9), (word, 0.3, 0.6, 0.9))], [term])
     assert [w.word for w in out.words] == ["at", term]
+
+
+@pytest.mark.parametrize("pad", ["!", "!.", " ", "\u00a0"])
+def test_long_punctuation_runs_take_linear_time(pad: str) -> None:
+    """A hostile prompt or word of 400,000 punctuation characters around a term: the old edge regex backtracked
+    quadratically (57 s at 40,000 characters); the scan is linear, so this finishes long before the test's timeout."""
+    n = 200_000 // len(pad)
+    term = "ComfyUI" + pad * n
+    word = "¡" + "comfyui" + pad * n
+    seg = Segment(text=word, start=0.0, end=1.0, words=(Word(word, 0.0, 1.0, 0.9),))
+    (out,) = apply_vocabulary([seg], [term, pad * n])
+    assert out.words[0].word.startswith("¡ComfyUI")
+    assert len(out.words[0].word) == 1 + len(term)

@@ -18,25 +18,41 @@ __all__ = ["apply_vocabulary"]
 
 _MAX_RUN = 4
 _NON_ALNUM = re.compile(r"[\W_]+", re.UNICODE)
-_EDGE_PUNCT = re.compile(r"^(\W*)(.*?)(\W*)$", re.DOTALL)
 
 
 def _key(text: str) -> str:
     return _NON_ALNUM.sub("", text).casefold()
 
 
+def _is_word_char(c: str) -> bool:
+    """What ``\\w`` matches: a letter, a digit or any other numeric character, or ``_``."""
+    return c.isalnum() or c == "_"
+
+
+def _edges(text: str) -> tuple[str, str]:
+    """The non-word characters ``text`` starts and ends with (all of it as the start when it has no word character).
+
+    A plain scan from each end: linear in the length, whatever the text (a regex with a lazy middle group backtracks
+    quadratically on long runs of punctuation).
+    """
+    start = 0
+    while start < len(text) and not _is_word_char(text[start]):
+        start += 1
+    end = len(text)
+    while end > start and not _is_word_char(text[end - 1]):
+        end -= 1
+    return text[:start], text[end:]
+
+
 def _respell(first: str, last: str, term: str) -> str:
     """``term`` with the punctuation around the decoded words, minus what the term itself already carries."""
-    lead = _EDGE_PUNCT.match(first)
-    trail = _EDGE_PUNCT.match(last)
-    own = _EDGE_PUNCT.match(term)
-    before = lead.group(1) if lead else ""
-    after = trail.group(3) if trail else ""
-    if own is not None:
-        if own.group(1) and before.endswith(own.group(1)):
-            before = before[: -len(own.group(1))]
-        if own.group(3) and after.startswith(own.group(3)):
-            after = after[len(own.group(3)) :]
+    before = _edges(first)[0]
+    after = _edges(last)[1]
+    own_before, own_after = _edges(term)
+    if own_before and before.endswith(own_before):
+        before = before[: -len(own_before)]
+    if own_after and after.startswith(own_after):
+        after = after[len(own_after) :]
     return before + term + after
 
 
