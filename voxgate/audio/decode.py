@@ -147,12 +147,18 @@ class AudioInfo:
     container: str
 
 
-def probe(source: bytes | Path, *, limits: DecodeLimits = DEFAULT_LIMITS) -> AudioInfo:
+def probe(source: bytes | Path, *, limits: DecodeLimits = DEFAULT_LIMITS, isolated: bool = True) -> AudioInfo:
     """Read the header of ``source`` and describe its first audio stream, without decoding it.
 
     Raises :class:`AudioDecodeError` for input that is not an accepted container, and the limit errors
     (:class:`TooManyChannels`, :class:`UnsupportedSampleRate`, :class:`AudioTooLong`) when the header exceeds
-    ``limits``."""
+    ``limits``. ``isolated`` (the default): read in a worker process (:mod:`voxgate.audio.isolate`), where a crash of
+    the native decoder becomes an :class:`AudioDecodeError`."""
+    if isolated:
+        from voxgate.audio.isolate import isolated_probe
+
+        info: AudioInfo = isolated_probe(source, {"limits": limits})
+        return info
     with _open(source) as (container, size):
         return _describe(container, size, limits)
 
@@ -185,6 +191,7 @@ def iter_decode(
     chunk_seconds: float = 30.0,
     channel: int | None = None,
     limits: DecodeLimits = DEFAULT_LIMITS,
+    isolated: bool = True,
 ) -> Iterator[Audio]:
     """Stream-decode ``source`` to float32 mono 16 kHz chunks of exactly ``chunk_seconds`` (the last may be shorter):
     every channel mixed down, or only ``channel`` (0-based) when given.
@@ -192,19 +199,25 @@ def iter_decode(
     Raises :class:`AudioDecodeError` when the input is not decodable audio (or has no such channel) and
     :class:`EmptyAudio` when it decodes to no samples at all; the limit errors of :func:`probe` come from the header
     before any sample is decoded, or as soon as the decoded audio passes a limit. Errors surface while iterating, as
-    the input is read.
+    the input is read. ``isolated`` (the default): decoded in a worker process (see :func:`probe`), chunks coming
+    back one at a time as they are asked for.
     """
     chunk_size = round(chunk_seconds * SAMPLE_RATE) if math.isfinite(chunk_seconds) else 0
     if chunk_size < 1:
         raise ValueError(f"chunk_seconds must be a positive number of seconds, got {chunk_seconds!r}")
     if channel is not None and channel < 0:
         raise ValueError(f"channel must be 0 or more, got {channel}")
+    if isolated:
+        from voxgate.audio.isolate import isolated_iter_decode
+
+        options = {"chunk_seconds": chunk_seconds, "channel": channel, "limits": limits}
+        return isolated_iter_decode(source, options)
     return _iter_decode(source, chunk_size, channel, limits)
 
 
-def decode(source: bytes | Path, *, limits: DecodeLimits = DEFAULT_LIMITS) -> Audio:
+def decode(source: bytes | Path, *, limits: DecodeLimits = DEFAULT_LIMITS, isolated: bool = True) -> Audio:
     """Decode all of ``source`` to one float32 mono 16 kHz array."""
-    chunks = list(iter_decode(source, limits=limits))
+    chunks = list(iter_decode(source, limits=limits, isolated=isolated))
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
 
 
