@@ -10,6 +10,7 @@ answers nothing for ``_REPLY_TIMEOUT`` seconds, is killed and replaced, and the 
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import socket
@@ -150,6 +151,13 @@ class _Pool:
             self._slots.release()
             raise
 
+    def close(self) -> None:
+        """End every worker (at exit; a worker also ends by itself when its socket closes)."""
+        with self._lock:
+            for worker in self._all:
+                worker.kill()
+            self._all, self._idle = [], []
+
     def pids(self) -> list[int]:
         """Process ids of the live workers, busy or idle."""
         with self._lock:
@@ -165,6 +173,7 @@ class _Pool:
 
 
 _POOL = _Pool(_MAX_WORKERS)
+atexit.register(_POOL.close)
 
 
 def _request(worker: _Worker, op: str, source: bytes | Path, options: dict[str, Any]) -> None:
