@@ -36,7 +36,18 @@ def test_chunks_stream_back_one_at_a_time_and_workers_are_reused() -> None:
     chunks.close()  # abandoned: the worker stops and goes back to the pool
     assert len(decode(JFK)) == 11 * SAMPLE_RATE
     assert set(workers()) == before  # no new process
-    assert len(workers()) <= isolate._MAX_WORKERS
+    assert len(workers()) <= isolate._MAX_IDLE
+
+
+def test_decodes_run_side_by_side_and_only_a_few_workers_stay() -> None:
+    streams = [iter_decode(LICENSE_MP3, chunk_seconds=10.0) for _ in range(4)]
+    firsts = [next(s) for s in streams]  # four inputs open at once, each in its own worker
+    assert len(set(workers())) >= 4
+    for first in firsts:
+        np.testing.assert_array_equal(first, firsts[0])
+    for stream in streams:
+        assert sum(len(c) for c in stream) == 958_400 - 10 * SAMPLE_RATE
+    assert len(workers()) <= isolate._MAX_IDLE
 
 
 @pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGKILL])

@@ -30,8 +30,12 @@ __all__ = ["isolated_iter_decode", "isolated_probe"]
 _REPLY_TIMEOUT = 120.0
 """Seconds a worker may take to answer one request (a probe, or one chunk): far above any real decode."""
 
-_MAX_WORKERS = max(2, min(8, os.cpu_count() or 2))
-"""Workers at most; a request waits for a free one past that."""
+_MAX_WORKERS = 32
+"""Workers at most (one per input being decoded: a file transcription holds its worker while it reads the file
+window by window); a request waits for a free one past that."""
+
+_MAX_IDLE = 2
+"""Idle workers kept warm (a cold one costs ~0.15 s and ~50 MB); more are ended when their decode is done."""
 
 
 def _main() -> None:
@@ -165,7 +169,7 @@ class _Pool:
 
     def release(self, worker: _Worker) -> None:
         with self._lock:
-            if worker.healthy:
+            if worker.healthy and len(self._idle) < _MAX_IDLE:
                 self._idle.append(worker)
             else:
                 worker.kill()
