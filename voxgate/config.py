@@ -79,6 +79,16 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = 512 * 1024 * 1024
     """Largest file or request body accepted (REST and multipart)."""
+    max_audio_seconds: float = Field(default=4 * 3600.0, gt=0)
+    """Longest audio a file may decode to (``audio_too_long``), from its header or while it is decoded."""
+    max_audio_channels: int = Field(default=32, ge=1, le=64)
+    """Most channels a file may have (``too_many_channels``)."""
+    min_audio_sample_rate: int = Field(default=4000, ge=1)
+    max_audio_sample_rate: int = Field(default=192_000, ge=1)
+    """Sample rates a file may have (``unsupported_sample_rate``)."""
+    min_audio_bitrate: int = Field(default=2000, ge=0)
+    """Bits of file each second of its audio must average, past its first 30 s (``audio_too_long``; 0: no bound):
+    refuses decompression bombs such as an hour of silent FLAC in 657 KB. Speech codecs need 4.75 kbit/s and more."""
     request_timeout_seconds: float = 3600.0
     """A transcription taking longer than this is cancelled with a ``timeout`` error."""
 

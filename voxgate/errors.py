@@ -9,7 +9,10 @@
     │   └── ProtocolViolation         400  protocol_violation
     ├── AudioError                    422  audio_error
     │   ├── AudioDecodeError          422  audio_decode_error
-    │   └── EmptyAudio                422  empty_audio
+    │   ├── EmptyAudio                422  empty_audio
+    │   ├── TooManyChannels           422  too_many_channels
+    │   ├── UnsupportedSampleRate     422  unsupported_sample_rate
+    │   └── AudioTooLong              422  audio_too_long
     ├── PayloadTooLarge               413  payload_too_large
     ├── Unauthenticated               401  unauthenticated
     ├── PermissionDenied              403  permission_denied
@@ -36,6 +39,7 @@ from typing import ClassVar
 __all__ = [
     "AudioDecodeError",
     "AudioError",
+    "AudioTooLong",
     "EmptyAudio",
     "EngineError",
     "IdleTimeout",
@@ -55,7 +59,9 @@ __all__ = [
     "ProviderUnauthorized",
     "ResourceExhausted",
     "Timeout",
+    "TooManyChannels",
     "Unauthenticated",
+    "UnsupportedSampleRate",
     "VoxgateError",
     "error_body",
 ]
@@ -125,6 +131,24 @@ class AudioDecodeError(AudioError):
 
 class EmptyAudio(AudioError):
     code = "empty_audio"
+
+
+class TooManyChannels(AudioError):
+    """A file with more channels than ``Settings.max_audio_channels``."""
+
+    code = "too_many_channels"
+
+
+class UnsupportedSampleRate(AudioError):
+    """A file whose sample rate is outside ``Settings.min_audio_sample_rate`` .. ``max_audio_sample_rate``."""
+
+    code = "unsupported_sample_rate"
+
+
+class AudioTooLong(AudioError):
+    """A file longer than ``Settings.max_audio_seconds``, or longer than its byte size can carry (a bomb)."""
+
+    code = "audio_too_long"
 
 
 class PayloadTooLarge(VoxgateError):
