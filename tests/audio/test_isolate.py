@@ -24,23 +24,23 @@ def workers() -> list[int]:
 
 def test_isolated_and_in_process_decodes_are_identical() -> None:
     for source in (JFK, LICENSE_MP3.read_bytes()):
-        np.testing.assert_array_equal(decode(source), decode(source, isolated=False))
-        assert probe(source) == probe(source, isolated=False)
+        np.testing.assert_array_equal(decode(source, isolated=True), decode(source, isolated=False))
+        assert probe(source, isolated=True) == probe(source, isolated=False)
 
 
 def test_chunks_stream_back_one_at_a_time_and_workers_are_reused() -> None:
-    decode(JFK)
+    decode(JFK, isolated=True)
     before = set(workers())
-    chunks = iter_decode(LICENSE_MP3, chunk_seconds=1.0)
+    chunks = iter_decode(LICENSE_MP3, chunk_seconds=1.0, isolated=True)
     assert len(next(chunks)) == SAMPLE_RATE
     chunks.close()  # abandoned: the worker stops and goes back to the pool
-    assert len(decode(JFK)) == 11 * SAMPLE_RATE
+    assert len(decode(JFK, isolated=True)) == 11 * SAMPLE_RATE
     assert set(workers()) == before  # no new process
     assert len(workers()) <= isolate._MAX_IDLE
 
 
 def test_decodes_run_side_by_side_and_only_a_few_workers_stay() -> None:
-    streams = [iter_decode(LICENSE_MP3, chunk_seconds=10.0) for _ in range(4)]
+    streams = [iter_decode(LICENSE_MP3, chunk_seconds=10.0, isolated=True) for _ in range(4)]
     firsts = [next(s) for s in streams]  # four inputs open at once, each in its own worker
     assert len(set(workers())) >= 4
     for first in firsts:
@@ -52,19 +52,19 @@ def test_decodes_run_side_by_side_and_only_a_few_workers_stay() -> None:
 
 @pytest.mark.parametrize("sig", [signal.SIGSEGV, signal.SIGKILL])
 def test_a_decoder_crash_is_an_audio_decode_error_and_the_worker_is_replaced(sig: signal.Signals) -> None:
-    chunks = iter_decode(LICENSE_MP3, chunk_seconds=1.0)
+    chunks = iter_decode(LICENSE_MP3, chunk_seconds=1.0, isolated=True)
     next(chunks)
     for pid in workers():
         os.kill(pid, sig)
     with pytest.raises(AudioDecodeError, match="the decoder crashed"):
         for _ in chunks:
             pass
-    assert len(decode(JFK)) == 11 * SAMPLE_RATE  # a fresh worker serves the next request
+    assert len(decode(JFK, isolated=True)) == 11 * SAMPLE_RATE  # a fresh worker serves the next request
 
 
 def test_a_hung_decoder_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(isolate, "_REPLY_TIMEOUT", 0.5)
-    chunks = iter_decode(LICENSE_MP3, chunk_seconds=1.0)
+    chunks = iter_decode(LICENSE_MP3, chunk_seconds=1.0, isolated=True)
     next(chunks)
     for pid in workers():
         os.kill(pid, signal.SIGSTOP)
@@ -73,11 +73,11 @@ def test_a_hung_decoder_is_killed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(isolate, "_REPLY_TIMEOUT", 120.0)
     for pid in workers():  # idle ones stopped too: end them, the pool replaces them
         os.kill(pid, signal.SIGKILL)
-    assert len(decode(JFK)) == 11 * SAMPLE_RATE
+    assert len(decode(JFK, isolated=True)) == 11 * SAMPLE_RATE
 
 
 def test_errors_cross_the_process_boundary_as_themselves() -> None:
     with pytest.raises(AudioDecodeError, match=r"^could not decode audio: "):
-        decode(b"not audio at all" * 100)
+        decode(b"not audio at all" * 100, isolated=True)
     with pytest.raises(ValueError, match="chunk_seconds"):
-        iter_decode(JFK, chunk_seconds=0)
+        iter_decode(JFK, chunk_seconds=0, isolated=True)

@@ -147,7 +147,7 @@ class AudioInfo:
     container: str
 
 
-def probe(source: bytes | Path, *, limits: DecodeLimits = DEFAULT_LIMITS, isolated: bool = True) -> AudioInfo:
+def probe(source: bytes | Path, *, limits: DecodeLimits = DEFAULT_LIMITS, isolated: bool = False) -> AudioInfo:
     """Read the header of ``source`` and describe its first audio stream, without decoding it.
 
     Raises :class:`AudioDecodeError` for input that is not an accepted container, and the limit errors
@@ -191,7 +191,7 @@ def iter_decode(
     chunk_seconds: float = 30.0,
     channel: int | None = None,
     limits: DecodeLimits = DEFAULT_LIMITS,
-    isolated: bool = True,
+    isolated: bool = False,
 ) -> Iterator[Audio]:
     """Stream-decode ``source`` to float32 mono 16 kHz chunks of exactly ``chunk_seconds`` (the last may be shorter):
     every channel mixed down, or only ``channel`` (0-based) when given.
@@ -215,7 +215,7 @@ def iter_decode(
     return _iter_decode(source, chunk_size, channel, limits)
 
 
-def decode(source: bytes | Path, *, limits: DecodeLimits = DEFAULT_LIMITS, isolated: bool = True) -> Audio:
+def decode(source: bytes | Path, *, limits: DecodeLimits = DEFAULT_LIMITS, isolated: bool = False) -> Audio:
     """Decode all of ``source`` to one float32 mono 16 kHz array."""
     chunks = list(iter_decode(source, limits=limits, isolated=isolated))
     return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)

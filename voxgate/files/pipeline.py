@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
+from voxgate.audio.decode import DecodeLimits
 from voxgate.config import Settings
 from voxgate.engines.base import Engine
 from voxgate.engines.fallback import Fallback, with_fallback
@@ -53,6 +54,7 @@ class FilePipeline:
         self._scheduler = scheduler
         self._voice = voice
         self._metrics = metrics
+        self._limits = DecodeLimits.from_settings(settings)
 
     async def transcribe(
         self,
@@ -95,7 +97,7 @@ class FilePipeline:
         profile: bool,
         progress: ProgressCallback | None,
     ) -> FileResult:
-        count = await anyio.to_thread.run_sync(channel_count, source)
+        count = await anyio.to_thread.run_sync(channel_count, source, self._limits)
         results = []
         for channel in range(count):
             report = None
@@ -124,8 +126,8 @@ class FilePipeline:
         if diarize is not None:
             await anyio.to_thread.run_sync(self._voice.speaker_encoder)
             options = replace(options, word_timestamps=True)  # chunks follow the words; the caller may drop them
-        total = await anyio.to_thread.run_sync(duration_hint, source) if progress is not None else 0.0
-        pieces = windows(source, self._settings.window_seconds, channel)
+        total = await anyio.to_thread.run_sync(duration_hint, source, self._limits) if progress is not None else 0.0
+        pieces = windows(source, self._settings.window_seconds, channel, self._limits)
         parts: list[WindowResult] = []
         voices: list[Voices] = []
         while (item := await anyio.to_thread.run_sync(next, pieces, None)) is not None:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from voxgate.audio.decode import iter_decode, probe
+from voxgate.audio.decode import DEFAULT_LIMITS, DecodeLimits, iter_decode, probe
 from voxgate.audio.pcm import PcmEncoding, decode_pcm
 from voxgate.audio.windows import iter_windows
 from voxgate.errors import AudioDecodeError, EmptyAudio
@@ -31,28 +31,30 @@ class RawAudio:
 AudioSource = bytes | Path | RawAudio
 
 
-def duration_hint(source: AudioSource) -> float:
+def duration_hint(source: AudioSource, limits: DecodeLimits = DEFAULT_LIMITS) -> float:
     """Seconds of audio in ``source`` if its header says so, else 0."""
     if isinstance(source, RawAudio):
         width = 2 if source.encoding is PcmEncoding.LINEAR16 else 1
         return len(source.data) / width / source.channels / (source.sample_rate or 1)
     try:
-        return probe(source).duration or 0.0
+        return probe(source, limits=limits).duration or 0.0
     except (AudioDecodeError, EmptyAudio):
         return 0.0  # decoding proper reports the problem
 
 
-def windows(source: AudioSource, window_seconds: float, channel: int | None = None) -> Iterator[tuple[int, Audio]]:
+def windows(
+    source: AudioSource, window_seconds: float, channel: int | None = None, limits: DecodeLimits = DEFAULT_LIMITS
+) -> Iterator[tuple[int, Audio]]:
     """Decode ``source`` lazily into 16 kHz windows cut at quiet points (its downmix, or one 0-based channel), each
     with its offset in samples."""
     chunks: Iterator[Audio]
     if isinstance(source, RawAudio):
         chunks = iter([decode_pcm(source.data, source.encoding, source.sample_rate, source.channels, channel)])
     else:
-        chunks = iter_decode(source, chunk_seconds=_DECODE_CHUNK_SECONDS, channel=channel)
+        chunks = iter_decode(source, chunk_seconds=_DECODE_CHUNK_SECONDS, channel=channel, limits=limits)
     return iter_windows(chunks, window_seconds=window_seconds)
 
 
-def channel_count(source: AudioSource) -> int:
+def channel_count(source: AudioSource, limits: DecodeLimits = DEFAULT_LIMITS) -> int:
     """How many channels ``source`` has (its header's word for a container)."""
-    return source.channels if isinstance(source, RawAudio) else probe(source).channels
+    return source.channels if isinstance(source, RawAudio) else probe(source, limits=limits).channels
