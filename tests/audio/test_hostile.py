@@ -195,7 +195,7 @@ def test_real_low_bitrate_speech_passes(tmp_path: Path) -> None:
         stream = out.add_stream("libopus", rate=48_000, layout="mono")
         assert isinstance(stream, AudioStream)
         stream.bit_rate = 6000
-        from voxgate.audio import resample
+        from voxgate.audio.pcm import resample
 
         frame = av.AudioFrame.from_ndarray(resample(source, SAMPLE_RATE, 48_000)[None, :], format="fltp", layout="mono")
         frame.sample_rate = 48_000

@@ -108,8 +108,7 @@ def test_metrics_can_be_left_to_a_scraper(make: Any) -> None:
 
 async def test_a_stream_from_another_web_page_is_refused(live_server: LiveServer) -> None:
     async with open_stream(live_server, headers={"Origin": "https://attacker.example"}) as ws:
-        await ws.send(config_frame())
-        error = await expect_error(ws, "permission_denied", 1008)
+        error = await expect_error(ws, "permission_denied", 1008)  # refused at once, before any message
     assert "attacker.example" in error["message"]
 
 
