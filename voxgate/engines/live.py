@@ -336,9 +336,9 @@ class SocketConnection(ABC):
                 except ProviderError:
                     return  # the reader reports the failure
 
-    async def _shutdown(self, goodbye: Mapping[str, Any] | None = None) -> None:
-        """Send ``goodbye`` (the vendor's close message), give the vendor :attr:`close_wait` seconds to finish and
-        close, then close the socket and stop the reader."""
+    async def _shutdown(self, goodbye: Mapping[str, Any] | bytes | None = None) -> None:
+        """Send ``goodbye`` (the vendor's close message: JSON, or a binary frame as is), give the vendor
+        :attr:`close_wait` seconds to finish and close, then close the socket and stop the reader."""
         self._stop_keepalive()
         if self._closing:
             return
@@ -346,7 +346,7 @@ class SocketConnection(ABC):
         if goodbye is not None and not self._ended.is_set():
             with contextlib.suppress(ProviderError):
                 async with self._send_lock:
-                    await self._send_locked(json.dumps(goodbye))
+                    await self._send_locked(goodbye if isinstance(goodbye, bytes) else json.dumps(goodbye))
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.close_wait):
                     await self._ended.wait()

@@ -45,8 +45,6 @@ Messages → :class:`~voxgate.engines.live.LiveResult`:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -147,22 +145,7 @@ class SonioxLiveConnection(SocketConnection):
         await self._send_json({"type": "finalize"})
 
     async def close(self) -> None:
-        self._stop_keepalive()
-        if self._closing:
-            return
-        self._closing = True
-        if not self._ended.is_set():
-            with contextlib.suppress(ProviderError):
-                async with self._send_lock:
-                    await self._send_locked(b"")  # end of audio
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.close_wait):
-                    await self._ended.wait()
-        with contextlib.suppress(Exception):
-            await self._ws.close()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._reader
+        await self._shutdown(b"")  # an empty binary frame: the end of the audio
 
     # -- messages -------------------------------------------------------------------------------------------------
 
