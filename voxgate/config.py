@@ -59,6 +59,12 @@ class Settings(BaseSettings):
 
     default_model: str = "whisper/base"
     """Model used when a request names none, and what the alias ``inworld/inworld-stt-1`` points at."""
+    model_roots: list[Path] = Field(default_factory=list)
+    """Directories under which a request may name a model directory (``whisper/<path>``), e.g.
+    ``VOXGATE_MODEL_ROOTS='["/srv/models"]'``. Empty (the default): requests may name only packaged and cloud models;
+    the default model and the preloaded ones may be directories anywhere (the operator chose them)."""
+    max_loaded_models: int = Field(default=32, ge=1)
+    """Most engines held at once; loading one more is refused with ``resource_exhausted``."""
     preload: list[str] = Field(default_factory=lambda: ["default"])
     """Models loaded at start-up (``default`` means ``default_model``), so the first request pays no load time."""
 

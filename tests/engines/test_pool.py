@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from voxgate.config import Settings
 from voxgate.engines.pool import EnginePool, Lazy
-from voxgate.errors import ModelNotFound, ModelUnavailable
+from voxgate.errors import ModelNotFound, ModelUnavailable, ResourceExhausted
 from voxgate.metrics import Metrics
+from voxgate.models.catalog import resolve
+from voxgate.models.materialize import materialize
 from voxgate.service import Service
 
 
@@ -82,3 +86,37 @@ async def test_load_chain_raises_when_nothing_opens(service: Service) -> None:
 def test_unknown_model_is_not_found(service: Service) -> None:
     with pytest.raises(ModelNotFound):
         service.engines.get("whisper/nope")
+
+
+def test_every_spelling_of_a_served_directory_loads_it_once(settings: Settings, tmp_path: Path) -> None:
+    """A request may name a model directory under the configured roots, however it spells it: one engine, once."""
+    tiny = materialize(resolve("whisper/tiny.en", settings.default_model), settings.home)
+    mine = tmp_path / "models" / "tiny"
+    mine.mkdir(parents=True)
+    for f in tiny.iterdir():
+        (mine / f.name).symlink_to(f)
+    pool = EnginePool(settings.model_copy(update={"model_roots": [tmp_path / "models"]}), Metrics())
+    try:
+        spellings = [f"whisper/{mine}", f"whisper/{mine}/", f"whisper/{mine}/./", f"whisper/{mine}/../tiny"]
+        spellings.append(f"whisper/{tmp_path}//models/tiny")
+        engines = {id(pool.get(s)) for s in spellings}
+        assert len(engines) == 1
+        assert [m.id for m in pool.models() if m.loaded] == []  # a directory is served, not listed
+        with pytest.raises(ModelNotFound):
+            pool.get(f"whisper/{tiny}")  # the packaged files themselves are outside the roots
+    finally:
+        pool.close()
+
+
+def test_loaded_engines_are_bounded(settings: Settings) -> None:
+    pool = EnginePool(
+        settings.model_copy(update={"max_loaded_models": 2, "deepgram_api_key": SecretStr("k")}), Metrics()
+    )
+    try:
+        pool.get("deepgram/nova-3")
+        pool.get("deepgram/nova-2")
+        with pytest.raises(ResourceExhausted):
+            pool.get("deepgram/nova-3-medical")
+        assert pool.get("deepgram/nova-3") is pool.get("deepgram/nova-3")  # what is loaded is still served
+    finally:
+        pool.close()

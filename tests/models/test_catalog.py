@@ -160,8 +160,75 @@ def test_directory_by_absolute_path(my_model: Path) -> None:
 def test_directory_by_relative_path(my_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(my_model.parent.parent)
     spec = resolve("whisper/my models/tiny-en-copy", DEFAULT)
-    assert spec.id == "whisper/my models/tiny-en-copy"
+    assert spec.id == f"whisper/{my_model.resolve()}"  # named by its canonical path
     assert spec.path == my_model.resolve()
+
+
+def test_every_spelling_of_a_directory_is_one_model(my_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(my_model.parent)
+    link = my_model.parent / "link-to-it"
+    link.symlink_to(my_model, target_is_directory=True)
+    spellings = [
+        f"whisper/{my_model}",
+        f"whisper/{my_model}/",
+        f"whisper/{my_model.parent}//./tiny-en-copy",
+        f"whisper/{my_model}/../tiny-en-copy",
+        f"whisper/{link}",
+        "whisper/tiny-en-copy",
+        "whisper/./tiny-en-copy/",
+    ]
+    ids = {resolve(s, DEFAULT, roots=(my_model.parent,)).id for s in spellings}
+    assert ids == {f"whisper/{my_model.resolve()}"}
+
+
+def test_directories_outside_the_roots_are_refused_unlooked(my_model: Path, tmp_path: Path) -> None:
+    root = tmp_path / "roots"
+    root.mkdir()
+    (root / "escape").symlink_to(my_model, target_is_directory=True)
+    outside = [
+        f"whisper/{my_model}",  # exists, but not under the root
+        f"whisper/{root}/../my models/tiny-en-copy",  # .. climbs out
+        f"whisper/{root}/escape",  # a link inside the root that leads out
+        "whisper//etc",
+        "whisper/~",
+        "vosk//etc",
+    ]
+    messages = set()
+    for model_id in outside:
+        with pytest.raises(ModelNotFound) as exc:
+            resolve(model_id, DEFAULT, roots=(root,))
+        messages.add(exc.value.message.replace(repr(model_id), "ID"))
+    assert len(messages) == 1, messages  # one answer, whether or not the path exists
+    assert "model roots" in messages.pop()
+    with pytest.raises(ModelNotFound):
+        resolve(f"whisper/{root}/missing", DEFAULT, roots=(root,))
+
+
+def test_without_roots_no_directory_is_accepted(my_model: Path) -> None:
+    with pytest.raises(ModelNotFound):
+        resolve(f"whisper/{my_model}", DEFAULT, roots=())
+    # ... but the operator's own default model may be anywhere
+    assert resolve("", f"whisper/{my_model}", roots=()).path == my_model.resolve()
+
+
+@pytest.mark.parametrize(
+    "model_id",
+    [
+        "whisper/" + "a" * 5000,
+        "whisper/" + "a/" * 300,
+        "whisper//" + "b" * 300,  # one name longer than the filesystem allows
+        "whisper/x\x00y",
+        "deepgram/" + "n" * 200,
+        "deepgram/nova 3",
+        "deepgram/../../v1/keys",
+        "openai/whisper-1?x=1",
+        "x" * 10_000,
+    ],
+)
+def test_absurd_ids_are_not_found(model_id: str) -> None:
+    with pytest.raises(ModelNotFound) as exc:
+        resolve(model_id, DEFAULT)
+    assert exc.value.http_status == 404
 
 
 def test_directory_needs_model_bin_and_config(my_model: Path) -> None:
@@ -187,7 +254,15 @@ def test_vocabulary_txt_is_read_without_leaking_a_file(my_model: Path) -> None:
 def test_users_directory_transcribes(my_model: Path, tmp_path: Path, data: Path) -> None:
     """A model named by path loads and transcribes through the service like a packaged one."""
     model_id = f"whisper/{my_model}"
-    service = Service(Settings(home=tmp_path / "home", preload=[], cpu_threads=2, default_model="whisper/tiny.en"))
+    service = Service(
+        Settings(
+            home=tmp_path / "home",
+            preload=[],
+            cpu_threads=2,
+            default_model="whisper/tiny.en",
+            model_roots=[my_model.parent],
+        )
+    )
     try:
         transcript = service.transcribe_sync(data / "en" / "jfk.flac", TranscriptionOptions(), model_id)
         engine = service.engine(model_id)
@@ -211,8 +286,8 @@ def test_listed_models_are_every_providers_with_the_default_after_its_provider()
     assert len(set(ids)) == len(ids)
     tiny = "whisper/tiny.en"
     assert [s.id for s in listed(tiny)] == ids  # a listed default is listed once
-    vosk = [s.id for s in listed("vosk/some-model-dir")]
-    assert vosk[vosk.index("vosk/ko") + 1] == "vosk/some-model-dir"
+    vosk = [s.id for s in listed("vosk//srv/some-model-dir")]
+    assert vosk[vosk.index("vosk/ko") + 1] == "vosk//srv/some-model-dir"
 
 
 def test_provider_entries_say_whether_their_models_are_configured(settings: Settings) -> None:

@@ -592,6 +592,10 @@ ERROR_CASES: list[tuple[str, Callable[[], Kwargs], int, str]] = [
     ("unknown-provider", _json(PCM, modelId="foo/bar"), 404, "model_not_found"),
     ("unknown-whisper-model", _json(PCM, modelId="whisper/does-not-exist"), 404, "model_not_found"),
     ("model-id-without-provider", _json(PCM, modelId="tiny.en"), 404, "model_not_found"),
+    ("model-id-5000-chars", _json(PCM, modelId="whisper/" + "a" * 5000), 404, "model_not_found"),
+    ("model-id-long-path-name", _json(PCM, modelId="whisper//" + "b" * 300), 404, "model_not_found"),
+    ("model-id-a-directory", _json(PCM, modelId="whisper//etc"), 404, "model_not_found"),
+    ("model-id-parent-climb", _json(PCM, modelId="whisper/../../../usr"), 404, "model_not_found"),
     ("english-model-german", _json(WAV, modelId=TINY, language="de"), 400, "invalid_argument"),
     (
         "diarization-min-over-max",

@@ -292,6 +292,8 @@ BAD_INPUT: dict[str, tuple[list[str | bytes], str | set[str]]] = {
     "second transcribeConfig": ([CONFIG, SPEECH, CONFIG], "protocol_violation"),
     "unknown model": ([config_frame("whisper/no-such-model")], "model_not_found"),
     "unknown provider": ([config_frame("acme/stt-9")], "model_not_found"),
+    "5000-character model id": ([config_frame("whisper/" + "m" * 5000)], "model_not_found"),
+    "model id naming a directory": ([config_frame("whisper//usr/lib")], "model_not_found"),
     "tiny.en with German": ([config_frame(language="de")], "invalid_argument"),
 }
 

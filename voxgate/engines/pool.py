@@ -7,10 +7,12 @@ on first use, once, under one lock, whichever thread asks first.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Generic, TypeVar
 
 import anyio.to_thread
@@ -18,7 +20,7 @@ import anyio.to_thread
 from voxgate.config import Settings
 from voxgate.engines.base import Engine
 from voxgate.engines.registry import load_engine
-from voxgate.errors import EngineError, ModelUnavailable
+from voxgate.errors import EngineError, ModelNotFound, ModelUnavailable, ResourceExhausted
 from voxgate.metrics import Metrics
 from voxgate.models.catalog import ALIASES, PROVIDERS, ModelSpec, listed, resolve
 
@@ -66,6 +68,19 @@ class ModelInfo:
     """A cloud model's key is set (or a local engine's package is installed)."""
 
 
+def _roots(settings: Settings) -> tuple[Path, ...]:
+    roots = [Path(os.path.abspath(os.path.expanduser(r))).resolve() for r in settings.model_roots]
+    for model_id in ("default", *settings.preload):
+        try:
+            spec = resolve(model_id, settings.default_model)
+        except ModelNotFound:
+            continue  # reported when it is loaded
+        entry = PROVIDERS[spec.provider]
+        if entry.directories and spec.packaged is None and spec.name not in entry.models:
+            roots.append(Path(spec.name))
+    return tuple(roots)
+
+
 class EnginePool:
     """Model id → loaded :class:`Engine`, each loaded once (blocking loads; :meth:`load` runs them off the loop)."""
 
@@ -74,9 +89,12 @@ class EnginePool:
         self.metrics = metrics
         self._engines: dict[str, Engine] = {}
         self._lock = threading.Lock()
+        self.roots = _roots(settings)
+        """Where a requested model directory may be: the configured model roots, and the default and preloaded
+        models' own directories."""
 
     def resolve(self, model_id: str | None) -> ModelSpec:
-        return resolve(model_id or "", self.settings.default_model)
+        return resolve(model_id or "", self.settings.default_model, self.roots)
 
     def get(self, model_id: str | None) -> Engine:
         """The loaded engine for ``model_id``, loading it on first use (blocking)."""
@@ -87,6 +105,11 @@ class EnginePool:
         with self._lock:
             engine = self._engines.get(spec.id)
             if engine is None:
+                if len(self._engines) >= self.settings.max_loaded_models:
+                    raise ResourceExhausted(
+                        f"{len(self._engines)} models are loaded, the most this server holds "
+                        "(max_loaded_models): use one of them"
+                    )
                 started = time.perf_counter()
                 engine = load_engine(spec, self.settings)
                 elapsed = time.perf_counter() - started

