@@ -38,6 +38,9 @@ class ProviderConfig(BaseModel):
     url_variable: str
     """The environment variable that sets the base URL (for messages)."""
     timeout: float
+    """Seconds one attempt may take, from connecting to the last byte of the answer."""
+    deadline: float
+    """Seconds the whole call may take, every retry and wait between them included."""
     max_retries: int
 
 
@@ -134,8 +137,12 @@ class Settings(BaseSettings):
     assemblyai_base_url: str = "https://api.assemblyai.com"
     soniox_api_key: SecretStr | None = None
     soniox_base_url: str = "https://api.soniox.com"
-    provider_timeout_seconds: float = 120.0
-    """Timeout of one call to a cloud provider."""
+    provider_timeout_seconds: float = Field(default=30.0, gt=0)
+    """One attempt of a call to a cloud provider, from connecting to the last byte of its answer (a vendor that
+    answers a byte at a time is cut off too); a call that carries more than 30 s of audio gets one more second per
+    further second. A vendor's async job is polled for this long plus one second per second of audio."""
+    provider_deadline_seconds: float = Field(default=90.0, gt=0)
+    """The whole call, its retries and the waits between them included (plus the same allowance for audio)."""
     provider_max_retries: int = 3
     """Retries (with exponential backoff) of an idempotent provider call after a 429, a 5xx or a network error."""
 
@@ -155,6 +162,7 @@ class Settings(BaseSettings):
             key_variable=f"VOXGATE_{name.upper()}_API_KEY" if flat else nested + "API_KEY",
             url_variable=f"VOXGATE_{name.upper()}_BASE_URL" if flat else nested + "BASE_URL",
             timeout=self.provider_timeout_seconds,
+            deadline=self.provider_deadline_seconds,
             max_retries=self.provider_max_retries,
         )
 

@@ -527,6 +527,18 @@ def test_a_slow_answer_times_out(cloud: Cloud[Any], make: Make, sentence: Audio,
 
 
 @every_cloud
+def test_an_answer_that_trickles_is_cut_off_at_the_deadline(cloud: Cloud[Any], make: Make, sentence: Audio) -> None:
+    """One byte every 0.1 s passes any per-read timeout; the call's own deadline still ends it, retries and all."""
+    cloud.fake.script(*[Fault(drip=0.1)] * 3, route=cloud.kind.first)
+    engine = make(provider_timeout_seconds=0.5, provider_deadline_seconds=1.2, provider_max_retries=5)
+    engine.processing_allowance = 0.0
+    with pytest.raises(ProviderTimeout):
+        engine.transcribe(sentence, EN)
+    assert cloud.fake.calls[:2] == [cloud.kind.first] * 2  # cut off, retried within the deadline, cut off again
+    assert len(cloud.fake.calls) <= 3  # ... and never past it
+
+
+@every_cloud
 def test_one_slow_answer_is_retried(cloud: Cloud[Any], make: Make, sentence: Audio) -> None:
     make().transcribe(sentence, EN)  # the fake now has this transcript at hand: its next answers are quick
     before = len(cloud.fake.received)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +153,44 @@ def test_two_processes_at_once(tmp_path: Path) -> None:
     assert target == tmp_path / "models" / f"whisper-base-{SHA256[:12]}"
     assert_complete(target)
     assert sorted(os.listdir(tmp_path / "models")) == sorted([target.name, target.name + ".lock"])
+
+
+_WRITE_LIMITED = """
+import json, resource, signal, sys
+from pathlib import Path
+from fastapi.testclient import TestClient
+from voxgate.config import Settings
+from voxgate.server.app import create_app
+
+# Every file this process writes may hold 8 MB at most: the disk is "full" for the 145 MB join (EFBIG, like ENOSPC).
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (8 << 20, 8 << 20))
+app = create_app(Settings(home=Path(sys.argv[1]), preload=[], cpu_threads=1))
+with TestClient(app, base_url="http://127.0.0.1") as client:
+    pcm = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" * 100
+    for _ in range(2):
+        r = client.post("/stt/v1/transcribe", json={
+            "transcribeConfig": {"modelId": "whisper/base", "audioEncoding": "LINEAR16", "sampleRateHertz": 16000},
+            "audioData": {"content": pcm}})
+        print(json.dumps({"status": r.status_code, "body": r.json()}))
+"""
+
+
+def test_a_disk_that_cannot_take_the_model_is_a_clear_error(tmp_path: Path) -> None:
+    """First use of whisper/base on a home that cannot hold it: 503 model_unavailable saying where and why, each time,
+    and nothing half-written left behind."""
+    home = tmp_path / "home"
+    run = subprocess.run(
+        [sys.executable, "-c", _WRITE_LIMITED, str(home)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    answers = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(answers) == 2
+    for answer in answers:
+        assert answer["status"] == 503, answer
+        error = answer["body"]["error"]
+        assert error["code"] == "model_unavailable"
+        assert str(home / "models") in error["message"]
+        assert "VOXGATE_HOME" in error["message"]
+    assert "Traceback" not in run.stderr
+    assert [p.name for p in (home / "models").iterdir()] == [f"whisper-base-{SHA256[:12]}.lock"]

@@ -45,6 +45,11 @@ log = logging.getLogger(__name__)
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 _BACKOFF_BASE = 0.5
 _BACKOFF_MAX = 8.0
+_CONNECT_TIMEOUT = 10.0
+_NO_ALLOWANCE_SECONDS = 30.0
+"""Audio a call may carry within the plain timeouts; each further second extends them by the processing allowance."""
+_MAX_RESPONSE_BYTES = 64 * 1024 * 1024
+"""A vendor's answer larger than this is an error (a transcript of hours is a few MB)."""
 _PAUSE = 1.0
 """A silence this long (seconds) between two words starts a new segment."""
 _SENTENCE_END = re.compile(r"[.!?…。！？][\"'”’)\]]*$")  # noqa: RUF001
@@ -118,7 +123,7 @@ class RemoteEngine(ABC):
         self.client = httpx.Client(
             base_url=self.config.base_url,
             headers={self.auth_header: value, "User-Agent": "voxgate"},
-            timeout=httpx.Timeout(self.config.timeout, connect=min(10.0, self.config.timeout)),
+            timeout=httpx.Timeout(self.config.timeout, connect=min(_CONNECT_TIMEOUT, self.config.timeout)),
             transport=transport,
         )
         self._capabilities = Capabilities(languages=spec.languages, remote=True, translate=False)
@@ -166,16 +171,39 @@ class RemoteEngine(ABC):
 
     # -- HTTP -----------------------------------------------------------------------------------------------------
 
-    def request(self, method: str, url: str, *, idempotent: bool = True, **kwargs: Any) -> httpx.Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        idempotent: bool = True,
+        audio_seconds: float = 0.0,
+        deadline: float | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
         """One call to the vendor, retried with jittered exponential backoff on 429, 5xx and network errors when
-        ``idempotent``; any final failure is mapped to voxgate's provider errors."""
+        ``idempotent``; any final failure is mapped to voxgate's provider errors.
+
+        Each attempt — connecting, sending, every byte of the answer — takes at most ``provider_timeout_seconds``,
+        the whole call with its retries and waits ``provider_deadline_seconds``, each plus
+        :attr:`processing_allowance` seconds per second of audio the call carries (``audio_seconds``) past its first
+        30 s, and never
+        past ``deadline`` (a :func:`time.monotonic` time) when one is given. A vendor that answers one byte at a time
+        cannot hold a request past them."""
+        allowance = self.processing_allowance * max(0.0, audio_seconds - _NO_ALLOWANCE_SECONDS)
+        started = time.monotonic()
+        end = started + self.config.deadline + allowance
+        if deadline is not None:
+            end = min(end, deadline)
         attempts = 1 + (self.config.max_retries if idempotent else 0)
         for attempt in range(attempts):
             last = attempt == attempts - 1
             try:
-                response = self.client.request(method, url, **kwargs)
+                response = self._send(
+                    method, url, min(end, time.monotonic() + self.config.timeout + allowance), **kwargs
+                )
             except httpx.TimeoutException as exc:
-                if last:
+                if last or end <= time.monotonic():
                     raise ProviderTimeout(f"{self.provider} did not answer in time ({type(exc).__name__})") from exc
             except httpx.TransportError as exc:
                 if last:
@@ -187,12 +215,41 @@ class RemoteEngine(ABC):
                     raise self._error(response)
                 retry_after = response.headers.get("retry-after", "")
                 if retry_after.replace(".", "", 1).isdigit():
-                    time.sleep(min(float(retry_after), _BACKOFF_MAX))
+                    self._wait(min(float(retry_after), _BACKOFF_MAX), end, response)
                     continue
             delay = min(_BACKOFF_MAX, _BACKOFF_BASE * 2**attempt) * (0.5 + random.random() / 2)
             log.info("%s: retrying %s %s in %.2f s", self.provider, method, url, delay)
-            time.sleep(delay)
+            self._wait(delay, end)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _send(self, method: str, url: str, deadline: float, **kwargs: Any) -> httpx.Response:
+        """One attempt, read to the end by ``deadline`` (httpx's own timeouts bound each read, not their sum)."""
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise httpx.ReadTimeout("the call's deadline passed")
+        timeout = httpx.Timeout(remaining, connect=min(_CONNECT_TIMEOUT, remaining))
+        request = self.client.build_request(method, url, timeout=timeout, **kwargs)
+        response = self.client.send(request, stream=True)
+        try:
+            body = bytearray()
+            for chunk in response.iter_raw():
+                body += chunk
+                if len(body) > _MAX_RESPONSE_BYTES:
+                    raise ProviderError(f"{self.provider} answered more than {_MAX_RESPONSE_BYTES} bytes")
+                if time.monotonic() > deadline:
+                    raise httpx.ReadTimeout("the answer was still arriving at the call's deadline", request=request)
+        finally:
+            response.close()
+        # The raw bytes, decoded (gzip, ...) once by the complete response built from them.
+        return httpx.Response(response.status_code, headers=response.headers, content=bytes(body), request=request)
+
+    def _wait(self, seconds: float, deadline: float, response: httpx.Response | None = None) -> None:
+        """Sleep before a retry, unless the retry could not start before the deadline."""
+        if time.monotonic() + seconds >= deadline:
+            if response is not None:
+                raise self._error(response)
+            raise ProviderTimeout(f"{self.provider} did not answer in time (no time left to retry)")
+        time.sleep(seconds)
 
     # -- the vendor's answers -------------------------------------------------------------------------------------
 
@@ -233,8 +290,16 @@ class RemoteEngine(ABC):
         budget = self.config.timeout + self.processing_allowance * duration
         deadline = time.monotonic() + budget
         interval = self.poll_interval
+        status: Any = "queued"
         while True:
-            job = self.json_object(self.request("GET", url))
+            try:
+                job = self.json_object(self.request("GET", url, deadline=deadline))
+            except ProviderTimeout as exc:
+                if time.monotonic() < deadline:
+                    raise
+                raise ProviderTimeout(
+                    f"{self.provider} did not finish {kind} {job_id} within {budget:.1f} s (last status: {status})"
+                ) from exc
             status = job.get("status")
             if status == "completed":
                 return job

@@ -8,6 +8,7 @@ processes from doing the work twice, so concurrent first starts never see or lea
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
 import os
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _COMPANIONS = ("config.json", "tokenizer.json", "vocabulary.json", "vocabulary.txt", "preprocessor_config.json")
 _BLOCK = 8 * 1024 * 1024
+_HEADROOM = 64 * 1024 * 1024
+"""Free space kept beyond a model's size when it is joined."""
 
 
 def materialize(spec: ModelSpec, home: Path) -> Path:
@@ -56,14 +59,25 @@ def _packaged_dir(model: PackagedModel, home: Path) -> Path:
         return dirs[0]
     assert model.sha256 is not None
     target = home / "models" / f"whisper-{model.name}-{model.sha256[:12]}"
-    if _is_complete(target, model):
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock", timeout=600):
+    try:
         if _is_complete(target, model):
             return target
-        log.info("joining %s into %s (first start only)", " + ".join(model.parts), target)
-        _join_into(target, model, dirs)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(target) + ".lock", timeout=600):
+            if _is_complete(target, model):
+                return target
+            free = shutil.disk_usage(target.parent).free
+            if free < model.size_bytes + _HEADROOM:
+                raise OSError(errno.ENOSPC, f"{free // 2**20} MB free, {model.size_bytes // 2**20} MB needed")
+            log.info("joining %s into %s (first start only)", " + ".join(model.parts), target)
+            _join_into(target, model, dirs)
+    except OSError as exc:
+        # A full disk, a read-only or foreign home: say which model could not be written where, and why.
+        raise ModelUnavailable(
+            f"model whisper/{model.name} must be joined once into {target.parent} "
+            f"({model.size_bytes // 2**20} MB) and that failed: {exc.strerror or exc}; "
+            "free some space or point VOXGATE_HOME at a writable disk"
+        ) from exc
     return target
 
 

@@ -71,6 +71,8 @@ class Fault:
     """Start a 200 answer, send part of its body and close the connection."""
     body: bytes | None = None
     """Answer 200 with this body: a proxy's page (served as ``text/html``), or JSON of the test's own."""
+    drip: float = 0.0
+    """Answer 200 and send its body one byte every this many seconds (for ever, as far as any client cares)."""
 
 
 @dataclass
@@ -216,6 +218,23 @@ class _Truncated(Response):
         await send({"type": "http.response.body", "body": b'{"text": "And so my fel', "more_body": False})
 
 
+class _Drip(Response):
+    """A 200 that never ends: one byte of JSON every ``interval`` seconds, each read quick enough for a per-read
+    timeout to pass."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval = interval
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b'{"text": "', "more_body": True})
+        for _ in range(10_000):
+            await asyncio.sleep(self.interval)
+            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        await send({"type": "http.response.body", "body": b'"}', "more_body": False})
+
+
 def _media_type(body: bytes) -> str:
     try:
         json.loads(body)
@@ -235,6 +254,9 @@ async def faulted(vendor: Scripted, received: Received, error_body: ErrorBody) -
     if fault.drop:
         received.status = 200
         return _Truncated()
+    if fault.drip:
+        received.status = 200
+        return _Drip(fault.drip)
     if fault.body is not None:
         received.status = 200
         return Response(fault.body, 200, media_type=_media_type(fault.body))

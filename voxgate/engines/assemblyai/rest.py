@@ -76,7 +76,13 @@ class AssemblyAIEngine(RemoteEngine):
         warnings: list[str] = []
         body = self._request_body(options, warnings)
         upload = self.json_object(
-            self.request("POST", "/v2/upload", content=wav, headers={"Content-Type": "application/octet-stream"})
+            self.request(
+                "POST",
+                "/v2/upload",
+                audio_seconds=duration,
+                content=wav,
+                headers={"Content-Type": "application/octet-stream"},
+            )
         )
         body["audio_url"] = self.json_string(upload, "upload_url")
         job = self.json_object(self.request("POST", "/v2/transcript", idempotent=False, json=body))

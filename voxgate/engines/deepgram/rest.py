@@ -87,7 +87,14 @@ class DeepgramEngine(RemoteEngine):
             warnings.append(NO_PROMPT)
         if options.temperature > 0:
             warnings.append(NO_TEMPERATURE)
-        response = self.request("POST", "/v1/listen", params=params, content=wav, headers={"Content-Type": "audio/wav"})
+        response = self.request(
+            "POST",
+            "/v1/listen",
+            audio_seconds=duration,
+            params=params,
+            content=wav,
+            headers={"Content-Type": "audio/wav"},
+        )
         body = self.json_body(response)
         try:
             language, probability, segments = self._parse(body, duration, options)

@@ -110,7 +110,11 @@ class OpenAIEngine(RemoteEngine):
             form["response_format"] = "verbose_json"
             form["timestamp_granularities[]"] = ["word", "segment"] if options.word_timestamps else ["segment"]
         response = self.request(
-            "POST", "/audio/transcriptions", data=form, files={"file": ("audio.wav", wav, "audio/wav")}
+            "POST",
+            "/audio/transcriptions",
+            audio_seconds=duration,
+            data=form,
+            files={"file": ("audio.wav", wav, "audio/wav")},
         )
         body = self.json_body(response)
         try:

@@ -80,7 +80,9 @@ class SonioxEngine(RemoteEngine):
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
         warnings: list[str] = []
         body = self._request_body(options, warnings)
-        uploaded = self.json_object(self.request("POST", "/v1/files", files={"file": ("audio.wav", wav, "audio/wav")}))
+        uploaded = self.json_object(
+            self.request("POST", "/v1/files", audio_seconds=duration, files={"file": ("audio.wav", wav, "audio/wav")})
+        )
         file_id = self.json_string(uploaded, "id")
         transcription_id: str | None = None
         try:
