@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import re
+import socket
+import time
 import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,6 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import LiveServer
 from tests.speech import conversation, normalise, reference, speaker_accuracy, wer
 from voxgate import __version__
 from voxgate.audio.decode import decode
@@ -816,3 +820,32 @@ def test_metrics_route_labels_are_bounded(client: TestClient) -> None:
     assert "/console/*" in routes
     assert not any(r.startswith("/no/") or r == "/console/console.css" for r in routes), routes
     assert "/healthz" not in routes  # probes are not counted
+
+
+@pytest.mark.parametrize("route", ["/stt/v1/transcribe", "/v1/audio/transcriptions"])
+def test_a_client_hanging_up_mid_upload_is_no_error(
+    live_server: LiveServer, route: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that sends half its body and closes: logged as such (info), never as an unexpected error; the
+    server goes on answering."""
+    kind = "application/json" if route.startswith("/stt") else "multipart/form-data; boundary=xyz"
+    head = (
+        f"POST {route} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {kind}\r\nContent-Length: 1000000\r\n\r\n"
+    ).encode()
+    body = b'{"audioData": {"content": "' if route.startswith("/stt") else b"--xyz\r\nContent-Disposition: form-data; "
+    with caplog.at_level(logging.INFO):
+        for _ in range(3):
+            with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as conn:
+                conn.sendall(head + body + b"A" * 50_000)
+            # the server sees the hang-up on its next read
+        assert httpx.get(f"{live_server.url}/healthz", timeout=10).status_code == 200
+        # Our routes read the body themselves and say so; FastAPI's form parsing answers 400 to nobody, silently.
+        expected = 3 if route.startswith("/stt") else 0
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and sum("client left" in r.getMessage() for r in caplog.records) < expected:
+            time.sleep(0.05)
+        time.sleep(0.2)  # anything else the hang-ups caused has been logged by now
+    left = [r for r in caplog.records if "client left" in r.getMessage()]
+    assert len(left) == expected
+    assert all(r.levelno == logging.INFO for r in left)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING], [r.getMessage() for r in caplog.records]
