@@ -82,15 +82,22 @@ async def run_transcription(
 
 
 async def _from_json(request: Request) -> tuple[bytes, TranscribeConfig]:
-    body = await request.body()
+    # Memory: the body is gathered into one buffer (not a list of chunks joined into a second copy) and freed once
+    # parsed; the base64 text is dropped as soon as it is decoded. Peak ≈ body + text + audio, not twice that.
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
     try:
         parsed = _REQUEST.validate_json(body)
     except ValidationError as exc:
         raise InvalidRequest(describe_errors(exc.errors())) from None
+    finally:
+        body.clear()
     try:
         data = base64.b64decode(parsed.audio_data.content, validate=True)
     except (binascii.Error, ValueError):
         raise InvalidBase64("audioData.content is not valid base64") from None
+    parsed.audio_data.content = ""
     return data, parsed.transcribe_config
 
 
