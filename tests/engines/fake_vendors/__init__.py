@@ -227,11 +227,23 @@ class _Drip(Response):
         self.interval = interval
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": b'{"text": "', "more_body": True})
-        for _ in range(10_000):
-            await asyncio.sleep(self.interval)
-            await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        for _ in range(600):  # a minute at 0.1 s, unless the client hangs up first (it should)
+            try:
+                await asyncio.wait_for(gone.wait(), self.interval)
+                break
+            except TimeoutError:
+                await send({"type": "http.response.body", "body": b"a", "more_body": True})
+        watcher.cancel()
         await send({"type": "http.response.body", "body": b'"}', "more_body": False})
 
 
