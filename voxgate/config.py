@@ -98,6 +98,9 @@ class Settings(BaseSettings):
     min_audio_bitrate: int = Field(default=2000, ge=0)
     """Bits of file each second of its audio must average, past its first 30 s (``audio_too_long``; 0: no bound):
     refuses decompression bombs such as an hour of silent FLAC in 657 KB. Speech codecs need 4.75 kbit/s and more."""
+    decode_isolation: bool = True
+    """Decode uploaded files in worker processes, so that a crash or hang inside FFmpeg ends one request, not the
+    server (costs a few ms and ~50 MB per busy worker; ``voxgate.audio.isolate``)."""
     request_timeout_seconds: float = 3600.0
     """A transcription taking longer than this is cancelled with a ``timeout`` error."""
 

@@ -22,7 +22,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from voxgate.errors import AudioDecodeError, VoxgateError
+from voxgate.errors import AudioDecodeError, ResourceExhausted, VoxgateError
 from voxgate.types import Audio
 
 __all__ = ["isolated_iter_decode", "isolated_probe"]
@@ -33,6 +33,9 @@ _REPLY_TIMEOUT = 120.0
 _MAX_WORKERS = 32
 """Workers at most (one per input being decoded: a file transcription holds its worker while it reads the file
 window by window); a request waits for a free one past that."""
+
+_ACQUIRE_TIMEOUT = 60.0
+"""Seconds a request waits for a free worker before it is refused with ``resource_exhausted``."""
 
 _MAX_IDLE = 2
 """Idle workers kept warm (a cold one costs ~0.15 s and ~50 MB); more are ended when their decode is done."""
@@ -139,7 +142,8 @@ class _Pool:
         self._all: list[_Worker] = []
 
     def acquire(self) -> _Worker:
-        self._slots.acquire()
+        if not self._slots.acquire(timeout=_ACQUIRE_TIMEOUT):
+            raise ResourceExhausted(f"all {_MAX_WORKERS} audio decoders are busy; try again shortly")
         try:
             with self._lock:
                 while self._idle:

@@ -230,6 +230,8 @@ class RemoteEngine(ABC):
         timeout = httpx.Timeout(remaining, connect=min(_CONNECT_TIMEOUT, remaining))
         request = self.client.build_request(method, url, timeout=timeout, **kwargs)
         response = self.client.send(request, stream=True)
+        if response.is_stream_consumed:  # an in-memory transport's answer: complete already
+            return response
         try:
             body = bytearray()
             for chunk in response.iter_raw():

@@ -55,6 +55,7 @@ class FilePipeline:
         self._voice = voice
         self._metrics = metrics
         self._limits = DecodeLimits.from_settings(settings)
+        self._isolated = settings.decode_isolation
 
     async def transcribe(
         self,
@@ -97,7 +98,7 @@ class FilePipeline:
         profile: bool,
         progress: ProgressCallback | None,
     ) -> FileResult:
-        count = await anyio.to_thread.run_sync(channel_count, source, self._limits)
+        count = await anyio.to_thread.run_sync(channel_count, source, self._limits, self._isolated)
         results = []
         for channel in range(count):
             report = None
@@ -126,25 +127,33 @@ class FilePipeline:
         if diarize is not None:
             await anyio.to_thread.run_sync(self._voice.speaker_encoder)
             options = replace(options, word_timestamps=True)  # chunks follow the words; the caller may drop them
-        total = await anyio.to_thread.run_sync(duration_hint, source, self._limits) if progress is not None else 0.0
-        pieces = windows(source, self._settings.window_seconds, channel, self._limits)
+        total = 0.0
+        if progress is not None:
+            total = await anyio.to_thread.run_sync(duration_hint, source, self._limits, self._isolated)
+        pieces = windows(source, self._settings.window_seconds, channel, self._limits, self._isolated)
         parts: list[WindowResult] = []
         voices: list[Voices] = []
-        while (item := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
-            offset, audio = item
-            work = functools.partial(self._run_window, engine, audio, options)
-            result = await self._scheduler.run(work, remote=engine.capabilities.remote)
-            profiles: tuple[VoiceProfile | None, ...] = ()
-            if profile:
-                profiles = await self._scheduler.run(
-                    functools.partial(self._voice.segment_profiles, audio, result, options.language)
-                )
-            if diarize is not None:
-                work_voices = functools.partial(self._voice.window_voices, audio, result, profile, options.language)
-                voices.append(await self._scheduler.run(work_voices))
-            parts.append(WindowResult(offset, result, profiles))
-            if progress is not None:
-                progress((offset + len(audio)) / SAMPLE_RATE, total)
+        try:
+            while (item := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
+                offset, audio = item
+                work = functools.partial(self._run_window, engine, audio, options)
+                result = await self._scheduler.run(work, remote=engine.capabilities.remote)
+                profiles: tuple[VoiceProfile | None, ...] = ()
+                if profile:
+                    profiles = await self._scheduler.run(
+                        functools.partial(self._voice.segment_profiles, audio, result, options.language)
+                    )
+                if diarize is not None:
+                    work_voices = functools.partial(self._voice.window_voices, audio, result, profile, options.language)
+                    voices.append(await self._scheduler.run(work_voices))
+                parts.append(WindowResult(offset, result, profiles))
+                if progress is not None:
+                    progress((offset + len(audio)) / SAMPLE_RATE, total)
+        finally:
+            # The decoder (a worker process when isolated) goes back now, not whenever the generator is collected:
+            # a failed or cancelled request must not hold it.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(pieces.close)
         merged = merge_windows(parts, engine.model_id)
         if channel is not None:
             segments = tuple(replace(s, channel=channel + 1) for s in merged.transcript.segments)

@@ -3,7 +3,7 @@ windows cut at quiet points."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,30 +31,42 @@ class RawAudio:
 AudioSource = bytes | Path | RawAudio
 
 
-def duration_hint(source: AudioSource, limits: DecodeLimits = DEFAULT_LIMITS) -> float:
+def duration_hint(source: AudioSource, limits: DecodeLimits = DEFAULT_LIMITS, isolated: bool = False) -> float:
     """Seconds of audio in ``source`` if its header says so, else 0."""
     if isinstance(source, RawAudio):
         width = 2 if source.encoding is PcmEncoding.LINEAR16 else 1
         return len(source.data) / width / source.channels / (source.sample_rate or 1)
     try:
-        return probe(source, limits=limits).duration or 0.0
+        return probe(source, limits=limits, isolated=isolated).duration or 0.0
     except (AudioDecodeError, EmptyAudio):
         return 0.0  # decoding proper reports the problem
 
 
 def windows(
-    source: AudioSource, window_seconds: float, channel: int | None = None, limits: DecodeLimits = DEFAULT_LIMITS
-) -> Iterator[tuple[int, Audio]]:
+    source: AudioSource,
+    window_seconds: float,
+    channel: int | None = None,
+    limits: DecodeLimits = DEFAULT_LIMITS,
+    isolated: bool = False,
+) -> Generator[tuple[int, Audio], None, None]:
     """Decode ``source`` lazily into 16 kHz windows cut at quiet points (its downmix, or one 0-based channel), each
     with its offset in samples."""
     chunks: Iterator[Audio]
     if isinstance(source, RawAudio):
         chunks = iter([decode_pcm(source.data, source.encoding, source.sample_rate, source.channels, channel)])
     else:
-        chunks = iter_decode(source, chunk_seconds=_DECODE_CHUNK_SECONDS, channel=channel, limits=limits)
-    return iter_windows(chunks, window_seconds=window_seconds)
+        chunks = iter_decode(
+            source, chunk_seconds=_DECODE_CHUNK_SECONDS, channel=channel, limits=limits, isolated=isolated
+        )
+    try:
+        yield from iter_windows(chunks, window_seconds=window_seconds)
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()  # hands a worker process back at once
 
 
-def channel_count(source: AudioSource, limits: DecodeLimits = DEFAULT_LIMITS) -> int:
+def channel_count(source: AudioSource, limits: DecodeLimits = DEFAULT_LIMITS, isolated: bool = False) -> int:
     """How many channels ``source`` has (its header's word for a container)."""
-    return source.channels if isinstance(source, RawAudio) else probe(source, limits=limits).channels
+    if isinstance(source, RawAudio):
+        return source.channels
+    return probe(source, limits=limits, isolated=isolated).channels
