@@ -81,17 +81,21 @@ async def flood_rest(client: httpx.AsyncClient, rng: random.Random, stop: asynci
             name, body = rng.choice(files)
             r = await client.post("/stt/v1/transcribe", files={"file": (name, body)})
         elif kind == 1:
-            name = "model-id"
+            name = "bad-model-id"
             model = rng.choice(["whisper/" + "a" * 5000, "whisper//etc", "whisper/../../usr", "deepgram/x y"])
-            r = await client.post("/stt/v1/transcribe", json={"transcribeConfig": {"modelId": model}})
+            audio = {"content": base64.b64encode(bytes(3200)).decode()}
+            config = {"modelId": model, "audioEncoding": "LINEAR16", "sampleRateHertz": 16000}
+            r = await client.post("/stt/v1/transcribe", json={"transcribeConfig": config, "audioData": audio})
         elif kind == 2:
             name = "broken-json"
             r = await client.post("/stt/v1/transcribe", content=b'{"audioData": {"content": [' * 50)
         else:
             name, body = rng.choice(files)
-            r = await client.post("/v1/audio/transcriptions", files={"file": (name, body)}, data={"model": "x"})
+            name = "openai-" + name
+            r = await client.post("/v1/audio/transcriptions", files={"file": (name, body)}, data={"model": "whisper-1"})
         took = time.perf_counter() - started
         out["answers"][f"{r.status_code}"] += 1
+        out["by_input"][f"{name} {r.status_code}"] += 1
         if r.status_code >= 500:
             out["server_errors"].append({"input": name, "status": r.status_code, "body": r.text[:300]})
         out["slowest_s"] = max(out["slowest_s"], took)
@@ -202,7 +206,8 @@ def pct(values: list[float], q: float) -> float | None:
 
 async def phase(name: str, base: str, model: str, clips: list[Audio], args: argparse.Namespace) -> dict[str, Any]:
     ws_url = base.replace("http", "ws", 1) + "/stt/v1/transcribe:streamBidirectional"
-    out: dict[str, Any] = {"answers": Counter(), "ws_closes": Counter(), "server_errors": [], "slowest_s": 0.0}
+    out: dict[str, Any] = {"answers": Counter(), "by_input": Counter(), "ws_closes": Counter(), "server_errors": []}
+    out["slowest_s"] = 0.0
     stop = asyncio.Event()
     flooders: list[asyncio.Task[None]] = []
     limits = httpx.Limits(max_connections=args.flooders * 2)
@@ -224,6 +229,7 @@ async def phase(name: str, base: str, model: str, clips: list[Audio], args: argp
         "final_p50_ms": pct(got, 50),
         "final_p95_ms": pct(got, 95),
         "garbage_answers": dict(out["answers"]),
+        "garbage_answers_by_input": dict(sorted(out["by_input"].items())),
         "garbage_streams_closed": dict(out["ws_closes"]),
         "server_errors": out["server_errors"][:20],
         "server_error_count": len(out["server_errors"]),
@@ -246,7 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, VOXGATE_HOME=home, VOXGATE_DEFAULT_MODEL=args.model, VOXGATE_PORT=str(port))
     started_at = time.time()
     load_before = loadavg()
-    server = subprocess.Popen([sys.executable, "-m", "voxgate", "serve"], env=env)
+    log = Path(home) / "server.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "voxgate", "serve"], env=env, stdout=subprocess.DEVNULL, stderr=log.open("wb")
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 180
@@ -282,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         "model": args.model,
         "flooders": args.flooders,
         "seconds_per_phase": args.seconds,
-        "machine": machine_info(),
+        "machine": machine_info(("faster-whisper", "ctranslate2", "av", "uvicorn", "starlette")),
         "load_average_before": load_before,
         "load_average_after": loadavg(),
         "wall_s": round(time.time() - started_at, 1),
@@ -308,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         f"flood/alone: p50 x{report['p50_ratio']}, p95 x{report['p95_ratio']}; server memory high-water "
         f"{report['server_memory_high_water_mb']} MB; crashed: {crashed}"
     )
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} (server log: {log})")
     return 1 if crashed or flood["server_error_count"] or not flood["alive_after"] else 0
 
 
