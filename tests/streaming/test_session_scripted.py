@@ -41,12 +41,13 @@ def drive(
     auto: bool = True,
     turn: object = None,
     engine: ScriptedEngine | None = None,
+    policy: TurnPolicy | None = None,
     **config: object,
 ) -> tuple[Driver, ScriptedEngine]:
     """A session on the scripted VAD, answered by ``engine`` (by default a scripted engine of ``script``)."""
     cfg = SessionConfig(
         options=TranscriptionOptions(language="en"),
-        turn=TurnPolicy(mode=mode),
+        turn=policy or TurnPolicy(mode=mode),
         **config,  # type: ignore[arg-type]
     )
     engine = engine or ScriptedEngine(script)
@@ -130,6 +131,48 @@ def test_semantic_mode_asks_once_per_pause_and_ignores_a_stale_answer() -> None:
     assert end.reason is EndTurnReason.SEMANTIC
     assert end.probability == 0.9
     assert sum(isinstance(j, TurnCheckJob) for j in d.jobs) == 2  # one per pause
+
+
+class SurerWithSilence:
+    """A turn model that hears how much silence ends its window: unsure at first, sure past ``sure_after`` s."""
+
+    def __init__(self, sure_after: float) -> None:
+        self.sure_after = sure_after
+        self.heard: list[float] = []
+
+    def predict(self, audio: np.ndarray) -> float:
+        loud = np.nonzero(np.abs(audio) > 1e-3)[0]
+        silence = (len(audio) - (loud[-1] + 1 if len(loud) else 0)) / SAMPLE_RATE
+        self.heard.append(silence)
+        return 0.9 if silence >= self.sure_after else 0.2
+
+
+def test_semantic_mode_asks_again_as_the_pause_grows() -> None:
+    """Unsure at 0.2 s of silence, the model is asked again every ``recheck_ms`` and ends the turn once sure, long
+    before ``max_silence_ms``."""
+    script = Script.say((0.5, CHILD), tail=2.5)
+    model = SurerWithSilence(0.75)
+    d, _ = drive(script, turn=model, policy=TurnPolicy(mode=TurnMode.SEMANTIC))
+    d.feed(script.audio)
+    speech_end = next(e for e in d.events if isinstance(e, SpeechEnded))
+    end = next(e for e in d.events if isinstance(e, TurnEnded))
+    assert end.reason is EndTurnReason.SEMANTIC
+    assert end.probability == 0.9
+    checks = [j for j in d.jobs if isinstance(j, TurnCheckJob)]
+    assert len(checks) >= 3
+    gaps = [b.silence_ms - a.silence_ms for a, b in itertools.pairwise(checks)]
+    assert all(200 <= g < 200 + 100 + 1e-6 for g in gaps), gaps  # every 200 ms, at the first chunk past it
+    assert model.heard[-1] >= 0.75
+    assert end.time - speech_end.time < 1.0  # not the 2 s fallback
+
+
+def test_semantic_mode_without_rechecks_waits_for_the_longest_pause() -> None:
+    script = Script.say((0.5, CHILD), tail=2.5)
+    d, _ = drive(script, turn=SurerWithSilence(0.75), policy=TurnPolicy(mode=TurnMode.SEMANTIC, recheck_ms=0))
+    d.feed(script.audio)
+    end = next(e for e in d.events if isinstance(e, TurnEnded))
+    assert end.reason is EndTurnReason.SILENCE
+    assert sum(isinstance(j, TurnCheckJob) for j in d.jobs) == 1
 
 
 # -- partials ----------------------------------------------------------------------------------------------------------

@@ -111,6 +111,8 @@ class TurnCheckJob:
     audio: Audio
     pause: int
     """Which pause of the stream this check is for; a stale answer is ignored."""
+    silence_ms: float = 0.0
+    """How long the pause had lasted when the check was asked for."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -43,5 +43,8 @@ class TurnPolicy:
     """``semantic`` mode: end-of-turn probability needed to end the turn. Lower is more eager."""
     max_silence_ms: int = 2_000
     """``semantic`` mode: a pause this long ends the turn whatever the model says."""
+    recheck_ms: int = 200
+    """``semantic`` mode: while a pause goes on, the turn model is asked again each time it has grown this much
+    (it hears the silence too, and grows surer of an ending); 0 asks once per pause."""
     vad_threshold: float = 0.5
     """Speech probability above which a 32 ms frame counts as speech."""

@@ -124,6 +124,9 @@ class StreamSession:
         """Count of frames heard as speech; a speculative decode is valid while this has not moved."""
         self._pause = 0
         self._pause_checked = -1
+        self._checked_silence_ms = 0.0
+        """How long the current pause had lasted at its last turn check."""
+        self._check_in_flight = False
         self._turn = _Turn(0, SampleBuffer())
         self._ending: dict[int, _Turn] = {}
         self._smoother = ProfileSmoother()
@@ -283,6 +286,7 @@ class StreamSession:
 
     def turn_checked(self, job: TurnCheckJob, probability: float) -> list[Output]:
         """The turn model's answer: probability that the speaker has finished."""
+        self._check_in_flight = False
         if (
             self.state is not SessionState.STREAMING
             or job.turn != self._turn.index
@@ -334,11 +338,15 @@ class StreamSession:
             return []
         if silence >= policy.max_silence_ms:
             return self._end_turn(EndTurnReason.SILENCE, None, always_answer=False)
-        if self._pause_checked != self._pause:
+        first = self._pause_checked != self._pause
+        again = policy.recheck_ms > 0 and silence - self._checked_silence_ms >= policy.recheck_ms
+        if first or (again and not self._check_in_flight):
             self._pause_checked = self._pause
+            self._checked_silence_ms = silence
+            self._check_in_flight = True
             turn = self._turn
             context = turn.buffer.view(start=turn.buffer.end - int(self.config.turn_context * SAMPLE_RATE))
-            return [TurnCheckJob(turn.index, context, self._pause)]
+            return [TurnCheckJob(turn.index, context, self._pause, silence)]
         return []
 
     def _maybe_partial(self) -> list[Output]:
