@@ -15,10 +15,11 @@ import numpy as np
 import numpy.typing as npt
 
 from voxgate.analysis.diarize import Chunk, assign, chunks_of, clip_of, cluster
+from voxgate.analysis.heads import load_heads
 from voxgate.analysis.profile import OnnxClassifier, ProfileAnalyzer, VoiceProfile, merge_profiles
 from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.config import Settings
-from voxgate.engines.base import LanguageIdentifier
+from voxgate.engines.base import Engine, LanguageIdentifier, Listening, VoiceEncoder
 from voxgate.engines.pool import EnginePool, Lazy
 from voxgate.errors import ModelUnavailable
 from voxgate.files.merge import FileResult, WindowResult
@@ -49,7 +50,7 @@ class Voice:
 
     def _make_analyzer(self) -> ProfileAnalyzer:
         overrides = {dim: OnnxClassifier(m.path, m.labels) for dim, m in self._settings.profile_models.items()}
-        return ProfileAnalyzer(overrides)
+        return ProfileAnalyzer(overrides, load_heads(self._settings.profile_heads))
 
     @property
     def language_id_model(self) -> str:
@@ -67,16 +68,40 @@ class Voice:
         """A voice profile of ``audio``: language ID, then the analyzers.
 
         ``identified``: language-ID scores the language-ID model already gave for this same audio (reused, not redone).
+        When the heads read the language-ID model's encoder, one encoder pass serves both.
         """
         lid = self._engines.get(self.language_id_model)
+        passes: dict[str, Listening] = {}
+
+        def listen(engine: Engine, clip: Audio) -> Listening:
+            if engine.model_id not in passes:
+                if not isinstance(engine, VoiceEncoder):
+                    raise ModelUnavailable(f"{engine.model_id} cannot serve the voice-profile heads")
+                passes[engine.model_id] = engine.listen(clip)
+            return passes[engine.model_id]
+
         detect: Callable[[Audio], Sequence[LanguageScore]]
         if identified:
             detect = _answer(tuple(identified))
+        elif isinstance(lid, VoiceEncoder):
+            detect = lambda clip: listen(lid, clip).language  # noqa: E731
         elif isinstance(lid, LanguageIdentifier):
             detect = lid.detect_language
         else:
             raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
-        return self.analyzer().analyze(audio, words=words, text=text, identify=detect, spoken_language=language)
+
+        def hear(clip: Audio, needs: frozenset[str]) -> dict[str, npt.NDArray[np.floating]]:
+            parts: dict[str, npt.NDArray[np.floating]] = {}
+            for name in needs:
+                if name == "speaker":
+                    parts[name] = self.speaker_encoder().embed([clip])[0]
+                else:
+                    parts[name] = listen(self._engines.get(name), clip).embedding
+            return parts
+
+        return self.analyzer().analyze(
+            audio, words=words, text=text, identify=detect, spoken_language=language, hear=hear
+        )
 
     def segment_profiles(
         self, audio: Audio, result: Transcript, language: str | None
