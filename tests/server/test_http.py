@@ -471,7 +471,8 @@ def test_voice_profile_in_the_response(client: TestClient, short_wav: bytes) -> 
     assert response.status_code == 200, response.text
     out = response.json()
     profile = out["voiceProfile"]
-    for dimension in ("language", "age", "emotion", "pitch", "vocalStyle", "accent"):
+    assert out["transcription"]["voiceProfile"] == profile  # where the reference API puts it
+    for dimension in ("language", "age", "gender", "emotion", "pitch", "vocalStyle", "accent"):
         labels = profile[dimension]
         assert 1 <= len(labels) <= 2, (dimension, labels)
         confidences = [item["confidence"] for item in labels]
