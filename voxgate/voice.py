@@ -25,7 +25,11 @@ from voxgate.errors import ModelUnavailable
 from voxgate.files.merge import FileResult, WindowResult
 from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, LanguageScore, Segment, Transcript, Word
 
-__all__ = ["Voice", "Voices", "with_speakers"]
+__all__ = ["HEADS_SECONDS", "Voice", "Voices", "with_speakers"]
+
+HEADS_SECONDS = 6.0
+"""Seconds of a stretch's most recent audio the voice-profile heads' encoders hear (when no pass over all of it is
+made anyway): the length they were trained on, and a bound on their cost per profile."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,11 +68,13 @@ class Voice:
         words: Sequence[Word] = (),
         language: str | None = None,
         identified: Sequence[LanguageScore] = (),
+        speaker_embedding: npt.NDArray[np.float32] | None = None,
     ) -> VoiceProfile:
         """A voice profile of ``audio``: language ID, then the analyzers.
 
         ``identified``: language-ID scores the language-ID model already gave for this same audio (reused, not redone).
-        When the heads read the language-ID model's encoder, one encoder pass serves both.
+        When the heads read the language-ID model's encoder, one encoder pass serves both. ``speaker_embedding``: the
+        speaker encoder's embedding of this same audio, when diarization already made it.
         """
         lid = self._engines.get(self.language_id_model)
         passes: dict[str, Listening] = {}
@@ -91,12 +97,20 @@ class Voice:
             raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
 
         def hear(clip: Audio, needs: frozenset[str]) -> dict[str, npt.NDArray[np.floating]]:
+            # The heads were trained on clips of 2 to 8 s: they hear the last HEADS_SECONDS of a longer stretch (a
+            # stream's or a file's profile averages its stretches), unless an encoder pass over all of it is made
+            # anyway (language ID) or an embedding of it is already known (diarization).
+            recent = clip[-int(HEADS_SECONDS * SAMPLE_RATE) :]
             parts: dict[str, npt.NDArray[np.floating]] = {}
             for name in needs:
                 if name == "speaker":
-                    parts[name] = self.speaker_encoder().embed([clip])[0]
+                    if speaker_embedding is not None and clip is audio:
+                        parts[name] = speaker_embedding
+                    else:
+                        parts[name] = self.speaker_encoder().embed([recent])[0]
                 else:
-                    parts[name] = listen(self._engines.get(name), clip).embedding
+                    engine = self._engines.get(name)
+                    parts[name] = listen(engine, clip if engine.model_id in passes else recent).embedding
             return parts
 
         return self.analyzer().analyze(
@@ -124,11 +138,15 @@ class Voice:
         reuse = self._reuses_language_id(result)
         words = result.words
         profiles: list[VoiceProfile | None] = []
-        for chunk in chunks:
+        for chunk, embedding in zip(chunks, embeddings, strict=True):
             held = [words[i] for i in chunk.words]
             text = " ".join(w.word for w in held)
             segment = result.segments[chunk.segment]
-            profiles.append(self._stretch_profile(audio, chunk.start, chunk.end, text, held, segment, language, reuse))
+            profiles.append(
+                self._stretch_profile(
+                    audio, chunk.start, chunk.end, text, held, segment, language, reuse, speaker_embedding=embedding
+                )
+            )
         return Voices(chunks, embeddings, tuple(profiles))
 
     def _reuses_language_id(self, result: Transcript) -> bool:
@@ -145,6 +163,7 @@ class Voice:
         segment: Segment,
         language: str | None,
         reuse_scores: bool,
+        speaker_embedding: npt.NDArray[np.float32] | None = None,
     ) -> VoiceProfile | None:
         """The profile of ``audio`` from ``start`` to ``end`` seconds (all of ``segment`` or part of it) with its
         words, or None when under 0.25 s. ``reuse_scores``: take the segment's language-ID scores instead of
@@ -155,7 +174,14 @@ class Voice:
         # The clip starts at ``start``: its words' times must too.
         moved = tuple(Word(w.word, w.start - start, w.end - start, w.confidence) for w in words)
         identified = segment.language_scores if reuse_scores else ()
-        return self.profile(clip, text=text, words=moved, language=language or segment.language, identified=identified)
+        return self.profile(
+            clip,
+            text=text,
+            words=moved,
+            language=language or segment.language,
+            identified=identified,
+            speaker_embedding=speaker_embedding,
+        )
 
 
 def with_speakers(
