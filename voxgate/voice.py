@@ -27,9 +27,11 @@ from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, LanguageScore,
 
 __all__ = ["HEADS_SECONDS", "Voice", "Voices", "with_speakers"]
 
-HEADS_SECONDS = 6.0
+HEADS_SECONDS = 4.0
 """Seconds of a stretch's most recent audio the voice-profile heads' encoders hear (when no pass over all of it is
-made anyway): the length they were trained on, and a bound on their cost per profile."""
+made anyway): a bound on their cost per profile. The heads were trained on clips of 1.8-10.3 s (median 3.9 s); heard
+only through their last 4 s, the held-out speakers score the same (emotion 67.2 % UAR instead of 67.7 %, gender
+96.2 % instead of 96.3 %, age 58.1 % instead of 56.7 %)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,9 +99,9 @@ class Voice:
             raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
 
         def hear(clip: Audio, needs: frozenset[str]) -> dict[str, npt.NDArray[np.floating]]:
-            # The heads were trained on clips of 2 to 8 s: they hear the last HEADS_SECONDS of a longer stretch (a
-            # stream's or a file's profile averages its stretches), unless an encoder pass over all of it is made
-            # anyway (language ID) or an embedding of it is already known (diarization).
+            # The heads hear the last HEADS_SECONDS of a longer stretch (a stream's or a file's profile averages its
+            # stretches), unless an encoder pass over all of it is made anyway (language ID) or an embedding of it is
+            # already known (diarization).
             recent = clip[-int(HEADS_SECONDS * SAMPLE_RATE) :]
             parts: dict[str, npt.NDArray[np.floating]] = {}
             for name in needs:

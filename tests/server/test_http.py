@@ -190,6 +190,7 @@ def test_reference_request_transcribes_jfk(jfk_response: dict[str, Any], jfk_ref
     assert transcription["isFinal"] is True
     assert wer(jfk_ref, transcription["transcript"]) <= 0.15, transcription["transcript"]
     assert transcription["language"] == "en"
+    assert "voiceProfile" not in transcription  # only when voiceProfileConfig asks for it
 
 
 def test_reference_request_word_timestamps(jfk_response: dict[str, Any]) -> None:
