@@ -225,7 +225,8 @@ class _StreamPrinter:
         if isinstance(message, VoiceProfileMessage):
             p = message.result.voice_profile
             tops = [f"{name} {labels[0].label} ({labels[0].confidence:.2f})" for name, labels in (
-                ("language", p.language), ("emotion", p.emotion), ("pitch", p.pitch), ("style", p.vocal_style),
+                ("language", p.language), ("emotion", p.emotion), ("gender", p.gender), ("age", p.age),
+                ("pitch", p.pitch), ("style", p.vocal_style),
             ) if labels]  # fmt: skip
             note = f"voice profile ({p.scope}, turn {p.turn_index}): " + ", ".join(tops)
         elif isinstance(message, SpeechStartedMessage):

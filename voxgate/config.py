@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     """Your own ONNX classifiers for voice-profile dimensions, e.g.
     ``VOXGATE_PROFILE_MODELS='{"emotion": {"path": "/models/ser.onnx", "labels": ["angry", "happy", ...]}}'``.
     Input: 16 kHz float32 waveform ``[1, samples]``; output: one score (logit or probability) per label."""
+    profile_heads: list[str] = Field(default_factory=lambda: ["emotion", "gender", "age"])
+    """The trained voice-profile heads in use (``voxgate/analysis/data/profile_heads``). The emotion head is trained
+    on RAVDESS and carries its non-commercial licence (CC BY-NC-SA 4.0): ``VOXGATE_PROFILE_HEADS='["gender", "age"]'``
+    leaves it out (emotion then answers ``unclear``, unless ``profile_models`` names a classifier of your own)."""
 
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     """Key and base URL of any cloud provider by name, one added with ``register()`` included:

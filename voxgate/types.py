@@ -132,7 +132,7 @@ class TranscriptionOptions:
 
 # -- voice profile ---------------------------------------------------------------------------------------------------
 
-DIMENSIONS = ("language", "age", "emotion", "pitch", "vocal_style", "accent")
+DIMENSIONS = ("language", "age", "gender", "emotion", "pitch", "vocal_style", "accent")
 """The voice profile's dimensions, in the order they are reported."""
 
 
@@ -199,6 +199,7 @@ class VoiceProfile:
 
     language: Labels
     age: Labels
+    gender: Labels
     emotion: Labels
     pitch: Labels
     vocal_style: Labels
@@ -213,6 +214,7 @@ class VoiceProfile:
         return cls(
             language=dimensions["language"],
             age=dimensions["age"],
+            gender=dimensions["gender"],
             emotion=dimensions["emotion"],
             pitch=dimensions["pitch"],
             vocal_style=dimensions["vocal_style"],
@@ -226,6 +228,7 @@ class VoiceProfile:
         return {
             "language": self.language,
             "age": self.age,
+            "gender": self.gender,
             "emotion": self.emotion,
             "pitch": self.pitch,
             "vocal_style": self.vocal_style,

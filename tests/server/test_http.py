@@ -194,6 +194,7 @@ def test_reference_request_transcribes_jfk(jfk_response: dict[str, Any], jfk_ref
     assert transcription["isFinal"] is True
     assert wer(jfk_ref, transcription["transcript"]) <= 0.15, transcription["transcript"]
     assert transcription["language"] == "en"
+    assert "voiceProfile" not in transcription  # only when voiceProfileConfig asks for it
 
 
 def test_reference_request_word_timestamps(jfk_response: dict[str, Any]) -> None:
@@ -475,7 +476,8 @@ def test_voice_profile_in_the_response(client: TestClient, short_wav: bytes) -> 
     assert response.status_code == 200, response.text
     out = response.json()
     profile = out["voiceProfile"]
-    for dimension in ("language", "age", "emotion", "pitch", "vocalStyle", "accent"):
+    assert out["transcription"]["voiceProfile"] == profile  # where the reference API puts it
+    for dimension in ("language", "age", "gender", "emotion", "pitch", "vocalStyle", "accent"):
         labels = profile[dimension]
         assert 1 <= len(labels) <= 2, (dimension, labels)
         confidences = [item["confidence"] for item in labels]

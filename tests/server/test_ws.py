@@ -640,7 +640,7 @@ async def test_voice_profile_results_over_the_socket(live_server: LiveServer, da
     assert len(turns) == 1  # and one for the finished turn, after its final, before the close
     assert got.kinds.index("result") < len(got.kinds) - 1
     last = turns[0]
-    for dimension in ("language", "age", "emotion", "pitch", "vocalStyle", "accent"):
+    for dimension in ("language", "age", "gender", "emotion", "pitch", "vocalStyle", "accent"):
         assert len(last[dimension]) <= 2
         confidences = [item["confidence"] for item in last[dimension]]
         assert confidences == sorted(confidences, reverse=True)
@@ -648,6 +648,28 @@ async def test_voice_profile_results_over_the_socket(live_server: LiveServer, da
     assert last["features"]["f0MedianHz"] > 100
     assert last["features"]["speakingRateWpm"] is not None  # from the final's word timings
     assert last["turnIndex"] == 0
+    # The reference API's clients read the profile from the transcription (``result.transcription.voiceProfile``):
+    # each carries the stream's profile heard before it (a turn's own follows its final: the final never waits).
+    results = got.of("result")
+    heard: dict[str, Any] | None = None
+    carried = 0
+    for r in results:
+        if "voiceProfile" in r and r["voiceProfile"]["scope"] == "stream":
+            heard = r["voiceProfile"]
+        elif "transcription" in r:
+            inside = r["transcription"].get("voiceProfile")
+            if heard is None:
+                assert inside is None
+            else:
+                assert inside is not None
+                assert inside["emotion"] == heard["emotion"]
+                assert inside["gender"] == heard["gender"]
+                assert "scope" not in inside
+                carried += 1
+    first = results.index(next(r for r in results if r.get("voiceProfile", {}).get("scope") == "stream"))
+    after = [r for r in results[first:] if "transcription" in r]
+    assert after  # the final, at least, came after the first update
+    assert carried == len(after)
 
 
 async def test_each_final_is_timed_from_its_turn_end(live_server: LiveServer, service: Service, data: Path) -> None:

@@ -166,6 +166,8 @@ class Transcription(CamelModel):
     word_timestamps: list[WordTimestamp] = Field(default_factory=list)
     language: str | None = None
     language_probability: float | None = None
+    voice_profile: VoiceProfileOut | None = Field(default=None, exclude_if=_is_none)
+    """Where the reference API puts the voice profile (the same one as the response's top-level ``voiceProfile``)."""
 
 
 class SegmentOut(OmitsUnsetTags):
@@ -198,6 +200,7 @@ class VoiceProfileOut(CamelModel):
 
     language: list[LabelConfidence] = Field(default_factory=list)
     age: list[LabelConfidence] = Field(default_factory=list)
+    gender: list[LabelConfidence] = Field(default_factory=list)
     emotion: list[LabelConfidence] = Field(default_factory=list)
     pitch: list[LabelConfidence] = Field(default_factory=list)
     vocal_style: list[LabelConfidence] = Field(default_factory=list)

@@ -197,6 +197,10 @@ class StreamTranscription(CamelModel):
     """Partials only: the first N words are confirmed (LocalAgreement-2) and will not change in later partials."""
     speaker_tag: int | None = None
     """Finals of a diarized stream: the turn's speaker, 1, 2, ... in order of first appearance."""
+    voice_profile: VoiceProfileOut | None = None
+    """With ``voiceProfileConfig``: the voice profile heard before this result (the stream's, or in a diarized stream
+    the final's speaker's), where the reference API's clients read it. A turn's own profile follows in a
+    ``voiceProfile`` result: a final never waits for it."""
 
 
 class TranscriptionResult(CamelModel):

@@ -57,6 +57,7 @@ from voxgate.streaming.events import (
     TurnEnded,
 )
 from voxgate.streaming.runner import StreamRunner
+from voxgate.types import VoiceProfile
 
 __all__ = ["router", "to_wire"]
 
@@ -66,8 +67,11 @@ router = APIRouter()
 _NORMAL = 1000
 
 
-def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
-    """A session event as the JSON object the client receives (None for events with no frame of their own)."""
+def to_wire(event: Event, top_n: int = 3, profile: VoiceProfile | None = None) -> dict[str, Any] | None:
+    """A session event as the JSON object the client receives (None for events with no frame of their own).
+
+    ``profile``: the voice profile heard so far, placed in a transcription's ``voiceProfile`` as the reference API
+    does (``result.transcription.voiceProfile``)."""
     message: Any
     if isinstance(event, TranscriptEvent):
         message = ResultMessage(
@@ -83,6 +87,7 @@ def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
                     end_time_seconds=event.end,
                     stable_word_count=event.stable_words,
                     speaker_tag=event.speaker,
+                    voice_profile=VoiceProfileOut.of(profile, top_n) if profile is not None else None,
                 )
             )
         )
@@ -124,6 +129,9 @@ class _Connection:
         self.settings = settings
         self.runner: StreamRunner | None = None
         self.top_n = 3
+        self.profile: VoiceProfile | None = None
+        """The stream's latest voice profile (``stream`` scope), for the transcriptions' ``voiceProfile``."""
+        self.speaker_profiles: dict[int, VoiceProfile] = {}
 
     async def receive(self, *, idle_timeout: bool = True) -> str | bytes:
         idle = self.settings.stream_idle_timeout_seconds
@@ -197,7 +205,15 @@ class _Connection:
                 raise event
             if isinstance(event, StreamClosed):
                 return
-            body = to_wire(event, self.top_n)
+            if isinstance(event, ProfileEvent):
+                if event.scope == "stream":
+                    self.profile = event.profile
+                elif event.scope == "speaker" and event.speaker is not None:
+                    self.speaker_profiles[event.speaker] = event.profile
+            profile = self.profile
+            if isinstance(event, TranscriptEvent) and event.speaker is not None:
+                profile = self.speaker_profiles.get(event.speaker, profile)
+            body = to_wire(event, self.top_n, profile)
             if body is not None:
                 await self.ws.send_json(body)
 
