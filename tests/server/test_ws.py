@@ -125,17 +125,25 @@ async def test_manual_turn(live_server: LiveServer, data: Path) -> None:
     check_words(final, (0.0, duration))
     assert normalise(" ".join(w["word"] for w in final["wordTimestamps"])) == normalise(final["transcript"])
 
-    # Speech events, in order, with times; endOfTurn comes before the final it announces.
-    events = [(k, m[k]) for m in got.messages for k in m if k in ("speechStarted", "speechEnded", "endOfTurn")]
-    assert [k for k, _ in events] == ["speechStarted", "speechEnded", "endOfTurn"], got.kinds
-    (_, started), (_, ended), (_, end) = events
-    assert all(e["turnIndex"] == 0 for _, e in events)
+    # Speech events, in order, with times; endOfTurn comes before the final it announces, the usage comes last.
+    names = got.names
+    events = [n for n in names if n in ("speechStarted", "speechStopped", "endOfTurn")]
+    assert events == ["speechStarted", "speechStopped", "endOfTurn"], names
+    (started,), (stopped,), (end,) = got.results("speechStarted"), got.results("speechStopped"), got.of("endOfTurn")
+    assert all(e["turnIndex"] == 0 for e in (started, stopped, end))
     assert 0.0 <= started["timeSeconds"] < 0.5
-    assert 2.8 < ended["timeSeconds"] <= end["timeSeconds"]
+    # The reference's fields: the start in ms, the VAD's confidence; the silence that stopped the speech.
+    assert started["startTimeMs"] == round(started["timeSeconds"] * 1000)
+    assert 0.5 <= started["confidence"] <= 1.0
+    assert 2.8 < stopped["timeSeconds"] <= end["timeSeconds"]
+    assert 200 <= stopped["silenceDurationMs"] <= 500  # at least the default pauseMs, measured in 32 ms frames
     assert end["reason"] == "client"
     assert end["timeSeconds"] == pytest.approx(duration, abs=0.01)  # endTurn came after all the audio
-    assert got.kinds.index("endOfTurn") < got.messages.index({"result": {"transcription": final}})
-    assert got.kinds[0] == "speechStarted"
+    assert names.index("endOfTurn") < got.messages.index({"result": {"transcription": final}})
+    assert names[0] == "speechStarted"
+    assert names[-1] == "usage"
+    (usage,) = got.results("usage")
+    assert usage == {"transcribedAudioMs": round(duration * 1000), "modelId": TINY}
 
 
 async def test_two_turns_in_one_stream(live_server: LiveServer, data: Path) -> None:
@@ -638,7 +646,7 @@ async def test_voice_profile_results_over_the_socket(live_server: LiveServer, da
     turns = [p for p in profiles if p["scope"] == "turn"]
     assert updates  # sent as speech accumulates (how many depends on load: updates may be skipped)
     assert len(turns) == 1  # and one for the finished turn, after its final, before the close
-    assert got.kinds.index("result") < len(got.kinds) - 1
+    assert got.names.index("voiceProfile") < len(got.names) - 2  # before the usage and the close
     last = turns[0]
     for dimension in ("language", "age", "emotion", "pitch", "vocalStyle", "accent"):
         assert len(last[dimension]) <= 2

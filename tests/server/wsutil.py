@@ -157,6 +157,15 @@ class Received:
         return [next(iter(m)) for m in self.messages]
 
     @property
+    def names(self) -> list[str]:
+        """Each message's kind, a ``result`` by what it holds (``transcription``, ``speechStarted``, ``usage``...)."""
+        return [next(iter(m["result"])) if "result" in m else next(iter(m)) for m in self.messages]
+
+    def results(self, kind: str) -> list[dict[str, Any]]:
+        """The ``{"result": {kind: ...}}`` messages' bodies, in order."""
+        return [r[kind] for r in self.of("result") if kind in r]
+
+    @property
     def transcriptions(self) -> list[dict[str, Any]]:
         return [r["transcription"] for r in self.of("result") if "transcription" in r]  # not voiceProfile results
 
