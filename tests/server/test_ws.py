@@ -303,6 +303,17 @@ BAD_INPUT: dict[str, tuple[list[str | bytes], str | set[str]]] = {
     "5000-character model id": ([config_frame("whisper/" + "m" * 5000)], "model_not_found"),
     "model id naming a directory": ([config_frame("whisper//usr/lib")], "model_not_found"),
     "tiny.en with German": ([config_frame(language="de")], "invalid_argument"),
+    # The reference's second pass: its prompts rule, and provider blocks that must match a model of the request.
+    "prompt with #": ([config_frame(prompts=["order", "#status"])], "invalid_argument"),
+    "prompt with @": ([config_frame(prompts=["me@example.com"])], "invalid_argument"),
+    "deepgramConfig for whisper": ([config_frame(deepgramConfig={"keyterms": ["x"]})], "invalid_argument"),
+    "inworldSttV1Config for groq": ([config_frame("groq/whisper-large-v3", inworldSttV1Config={})], "invalid_argument"),
+    "two provider blocks": (
+        [config_frame(["deepgram/nova-3", TINY], deepgramConfig={}, inworldSttV1Config={})],
+        "invalid_argument",
+    ),
+    "topN 21": ([config_frame(voiceProfileConfig={"enableVoiceProfile": True, "topN": 21})], "protocol_violation"),
+    "vadThreshold 2": ([config_frame(inworldSttV1Config={"vadThreshold": 2})], "protocol_violation"),
 }
 
 
@@ -345,6 +356,42 @@ async def test_idle_stream_times_out(start_server: StartServer) -> None:
     for elapsed in await asyncio.gather(idle([CONFIG]), idle([])):
         assert 0.9 <= elapsed < 5.0
     await wait_for_streams(svc, 0)
+
+
+async def test_inactivity_timeout_seconds_closes_an_idle_stream_sooner(live_server: LiveServer) -> None:
+    # The session server's idle timeout is 30 s; the client asks for 1 s.
+    async with open_stream(live_server) as ws:
+        await ws.send(config_frame(inactivityTimeoutSeconds=1))
+        error = await expect_error(ws, "idle_timeout", 4008)
+    assert "1 s" in error["message"]
+
+
+async def test_inactivity_timeout_seconds_cannot_outlast_the_servers(start_server: StartServer) -> None:
+    svc, server = start_server(TINY, stream_idle_timeout_seconds=1.0)
+    async with open_stream(server) as ws:
+        await ws.send(config_frame(inactivityTimeoutSeconds=600))
+        await expect_error(ws, "idle_timeout", 4008)
+    await wait_for_streams(svc, 0)
+
+
+async def test_vad_threshold_zero_leaves_the_turns_to_the_client(live_server: LiveServer, data: Path) -> None:
+    audio = speech(data, "spk2_snt4.wav")
+    async with open_stream(live_server) as ws:
+        # 3 s of silence after the sentence: the server's turn detection would end the turn; manual turns do not.
+        await ws.send(config_frame([TINY], inworldSttV1Config={"vadThreshold": 0}, language="en-US"))
+        await send_pcm(ws, pcm16(audio, silence(3.0)))
+        await ws.send(CLOSE_STREAM)
+        got = await drain(ws)
+    assert got.close_code == 1000, got.messages
+    assert [e["reason"] for e in got.of("endOfTurn")] == ["close"]
+    (final,) = got.finals
+    assert wer(reference(data, "en/spk2_snt4.wav"), final["transcript"]) <= 0.2
+    # Speech events still come (from the VAD at its default threshold), and the usage last, naming the model that
+    # served the fallback list.
+    assert got.names[0] == "speechStarted"
+    assert got.names[-1] == "usage"
+    (usage,) = got.results("usage")
+    assert usage == {"transcribedAudioMs": round(len(audio) / SAMPLE_RATE * 1000) + 3000, "modelId": TINY}
 
 
 async def test_stream_is_cut_at_max_seconds(start_server: StartServer, data: Path) -> None:

@@ -93,7 +93,7 @@ def mulaw_encode(samples: Audio) -> bytes:
 # -- frames ---------------------------------------------------------------------------------------------------------
 
 
-def config_frame(model_id: str | None = TINY, **config: Any) -> str:
+def config_frame(model_id: str | list[str] | None = TINY, **config: Any) -> str:
     """``{"transcribeConfig": {...}}``; ``config`` uses the wire's camelCase keys."""
     body = dict(config)
     if model_id is not None:
