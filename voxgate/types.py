@@ -140,29 +140,13 @@ class DeepgramOptions:
 
 @dataclass(frozen=True, slots=True)
 class AssemblyAIOptions:
+    """(The block's turn silences are voxgate's turn policy: voxgate decides a stream's turns, whatever the vendor.)"""
+
     provider: ClassVar[str] = "assemblyai"
-    end_of_turn_confidence_threshold: float | None = None
-    """Live socket only, with the turn fields below: the vendor's own semantic end of turn."""
-    min_end_of_turn_silence_when_confident: int | None = None
-    """Live socket only (ms)."""
-    max_turn_silence: int | None = None
-    """Live socket only (ms)."""
     vad_threshold: float | None = None
-    """Live socket only."""
+    """Live socket only: the vendor's speech/silence threshold."""
     prompt: str | None = None
     """AssemblyAI's instruction prompt (Universal-3 models), not voxgate's free-text context."""
-
-    @property
-    def turn_fields(self) -> bool:
-        return any(
-            v is not None
-            for v in (
-                self.end_of_turn_confidence_threshold,
-                self.min_end_of_turn_silence_when_confident,
-                self.max_turn_silence,
-                self.vad_threshold,
-            )
-        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,13 +106,7 @@ _BLOCKS: dict[str, tuple[dict[str, Any], str, object]] = {
     "assemblyaiConfig": (
         {"minEndOfTurnSilenceWhenConfident": 160, "maxTurnSilence": 1200, "vadThreshold": 0.4, "prompt": " Be terse "},
         "assemblyai/u3-rt-pro",
-        AssemblyAIOptions(
-            end_of_turn_confidence_threshold=0.35,
-            min_end_of_turn_silence_when_confident=160,
-            max_turn_silence=1200,
-            vad_threshold=0.4,
-            prompt="Be terse",
-        ),
+        AssemblyAIOptions(vad_threshold=0.4, prompt="Be terse"),
     ),
     "sonioxConfig": (
         {"languageHints": ["de-DE", "en", "en-GB"], "languageHintsStrict": True, "enableEndpointDetection": True,
@@ -180,6 +174,16 @@ def test_turn_fields_map_onto_the_turn_policy() -> None:
     # No reference field: voxgate's turnDetection as it is.
     plain = StreamTranscribeConfig.model_validate({"turnDetection": {"threshold": 0.9}})
     assert turn_policy(plain) == TurnPolicy(threshold=0.9)
+
+
+def test_assemblyai_turn_silences_shape_voxgates_turns() -> None:
+    # voxgate decides a stream's turns whatever engine serves it; the vendor's VAD threshold goes to the vendor.
+    cfg = StreamTranscribeConfig.model_validate(
+        {"modelId": "assemblyai/u3-rt-pro", "endOfTurnConfidenceThreshold": 0.4,
+         "assemblyaiConfig": {"minEndOfTurnSilenceWhenConfident": 160, "maxTurnSilence": 1200, "vadThreshold": 0.3}}
+    )  # fmt: skip
+    assert turn_policy(cfg) == TurnPolicy(threshold=0.4, pause_ms=160, max_silence_ms=1200)
+    assert options_of(cfg).vendor == AssemblyAIOptions(vad_threshold=0.3)
 
 
 def test_vad_threshold_zero_means_manual_turns() -> None:

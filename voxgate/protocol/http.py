@@ -116,10 +116,11 @@ class InworldSttV1Config(CamelModel):
 
 
 class AssemblyaiConfig(CamelModel):
-    """Passed to AssemblyAI: the turn fields to its streaming socket, ``prompt`` to both APIs."""
+    """AssemblyAI's turn silences shape voxgate's turns (it decides every stream's turns); ``vadThreshold`` goes to
+    AssemblyAI's streaming socket, ``prompt`` to both its APIs."""
 
-    min_end_of_turn_silence_when_confident: int | None = Field(default=None, ge=0, le=10_000)
-    max_turn_silence: int | None = Field(default=None, ge=0, le=60_000)
+    min_end_of_turn_silence_when_confident: int | None = Field(default=None, ge=64, le=5_000)
+    max_turn_silence: int | None = Field(default=None, ge=100, le=30_000)
     vad_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     prompt: str | None = Field(default=None, max_length=4_000)
 

@@ -156,9 +156,6 @@ def vendor_options(config: TranscribeConfig | StreamTranscribeConfig) -> VendorO
         )
     if (aai := config.assemblyai_config) is not None:
         return AssemblyAIOptions(
-            end_of_turn_confidence_threshold=config.end_of_turn_confidence_threshold,
-            min_end_of_turn_silence_when_confident=aai.min_end_of_turn_silence_when_confident,
-            max_turn_silence=aai.max_turn_silence,
             vad_threshold=aai.vad_threshold,
             prompt=aai.prompt.strip() if aai.prompt and aai.prompt.strip() else None,
         )
@@ -180,20 +177,27 @@ def vendor_options(config: TranscribeConfig | StreamTranscribeConfig) -> VendorO
 
 def turn_policy(config: StreamTranscribeConfig) -> TurnPolicy:
     """The stream's turn detection: voxgate's ``turnDetection``, then the reference's fields over it
-    (``endOfTurnConfidenceThreshold``; ``inworldSttV1Config``, whose ``vadThreshold: 0`` means manual turns)."""
+    (``endOfTurnConfidenceThreshold``; the turn silences of ``inworldSttV1Config`` or ``assemblyaiConfig``;
+    ``inworldSttV1Config.vadThreshold``, where 0 means manual turns).
+
+    voxgate decides every stream's turns, whatever engine transcribes it: an AssemblyAI socket left to end turns on
+    its own would end them where voxgate does not, and words of the turn voxgate then settles are lost (a vendor turn
+    ending just before a ``ForceEndpoint`` is taken for the forced one). So ``assemblyaiConfig``'s turn silences shape
+    voxgate's turns, like the reference's own block's; its ``vadThreshold`` goes to the vendor's socket."""
     policy = config.turn_detection.to_policy()
     if config.end_of_turn_confidence_threshold is not None:
         policy = replace(policy, threshold=config.end_of_turn_confidence_threshold)
-    block = config.inworld_stt_v1_config
+    block = config.inworld_stt_v1_config or config.assemblyai_config
     if block is not None:
         if block.min_end_of_turn_silence_when_confident is not None:
             policy = replace(policy, pause_ms=block.min_end_of_turn_silence_when_confident)
         if block.max_turn_silence is not None:
             policy = replace(policy, max_silence_ms=block.max_turn_silence)
-        if block.vad_threshold == 0:
-            policy = replace(policy, mode=TurnMode.MANUAL)
-        elif block.vad_threshold is not None:
-            policy = replace(policy, vad_threshold=block.vad_threshold)
+    vad = config.inworld_stt_v1_config.vad_threshold if config.inworld_stt_v1_config is not None else None
+    if vad == 0:
+        policy = replace(policy, mode=TurnMode.MANUAL)
+    elif vad is not None:
+        policy = replace(policy, vad_threshold=vad)
     return policy
 
 

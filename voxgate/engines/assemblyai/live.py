@@ -19,11 +19,9 @@ The socket, as voxgate uses it:
   ``max_turn_silence=3600`` (a turn ends by itself only after 3.6 s of silence) —
   ``AssemblyAILiveConnector(turn_silence=…)`` changes the silence, ``turn_silence=None`` leaves the vendor's
   defaults. This keeps a vendor turn from ending on its own just as voxgate forces one (which would make the forced
-  turn's end ambiguous). An ``assemblyaiConfig`` with turn fields hands the vendor's turn detection to the client:
-  its ``end_of_turn_confidence_threshold`` (the request's ``endOfTurnConfidenceThreshold``),
-  ``min_end_of_turn_silence_when_confident``, ``max_turn_silence`` and ``vad_threshold`` are sent as given, and
-  voxgate's defaults above are not; its ``prompt`` is sent as ``prompt``. voxgate still ends the turns it detects
-  with ``ForceEndpoint``. The free-text ``prompt`` and ``temperature`` are not sent.
+  turn's end ambiguous, and loses the words after the vendor's own end: a client's ``assemblyaiConfig`` turn
+  silences therefore shape voxgate's turns, not the vendor's). An ``assemblyaiConfig``'s ``vadThreshold`` is sent as
+  ``vad_threshold`` and its ``prompt`` as ``prompt``. The free-text ``prompt`` and ``temperature`` are not sent.
 * Header ``Authorization: <key>`` (the bare key). A refused handshake (HTTP 401/403) or the vendor's
   ``1008 Unauthorized Connection`` close before ``Begin`` raises :class:`~voxgate.errors.ProviderUnauthorized` (a
   ``1008`` about concurrency: :class:`~voxgate.errors.ProviderRateLimited`); no ``Begin`` within ``min(10 s,
@@ -377,20 +375,12 @@ class AssemblyAILiveConnector(SocketConnector):
             ("format_turns", "true" if self.format_turns else "false"),
             ("speech_model", model),
         ]
-        block = options.vendor if isinstance(options.vendor, AssemblyAIOptions) else None
-        if block is not None and block.turn_fields:
-            # The client set the vendor's turn detection itself (assemblyaiConfig): its fields, and no others.
-            for name, value in (
-                ("end_of_turn_confidence_threshold", block.end_of_turn_confidence_threshold),
-                ("min_end_of_turn_silence_when_confident", block.min_end_of_turn_silence_when_confident),
-                ("max_turn_silence", block.max_turn_silence),
-                ("vad_threshold", block.vad_threshold),
-            ):
-                if value is not None:
-                    params.append((name, str(value)))
-        elif self.turn_silence is not None:
+        if self.turn_silence is not None:
             params.append(("end_of_turn_confidence_threshold", "1"))
             params.append(("max_turn_silence", str(self.turn_silence)))
+        block = options.vendor if isinstance(options.vendor, AssemblyAIOptions) else None
+        if block is not None and block.vad_threshold is not None:
+            params.append(("vad_threshold", str(block.vad_threshold)))
         if block is not None and block.prompt:
             params.append(("prompt", block.prompt))
         if options.language is None and model == "universal-streaming-multilingual":

@@ -28,8 +28,8 @@ voxgate's options → the transcript request:
 ``prompt`` (free text)      Not sent, warning. AssemblyAI's ``prompt`` (Universal-3 only) is an instruction on how
                             to transcribe and excludes ``keyterms_prompt``; voxgate's is context (previous text).
 ``assemblyaiConfig``        ``prompt`` → ``prompt`` on Universal-3 models (the vocabulary is then not sent, only
-                            respelled in the result; warning), warning on others. Its turn fields are for streams:
-                            warning.
+                            respelled in the result; warning), warning on others. ``vadThreshold`` is for streams:
+                            warning (its turn silences are voxgate's turn policy, streams only).
 ``word_timestamps=False``   AssemblyAI always returns words; voxgate drops them from the result.
 punctuation, casing         ``punctuate: true``, ``format_text: true`` (voxgate's transcripts are formatted).
 temperature, beam, VAD      Whisper decoding knobs with no AssemblyAI counterpart: not sent.
@@ -130,8 +130,8 @@ class AssemblyAIEngine(RemoteEngine):
         elif terms:
             body["word_boost"] = terms
             body["boost_param"] = "high"
-        if block is not None and block.turn_fields:
-            warnings.append("assemblyaiConfig's turn fields apply to streams only; ignored for a file")
+        if block is not None and block.vad_threshold is not None:
+            warnings.append("assemblyaiConfig.vadThreshold applies to streams only; ignored for a file")
         if options.prompt and options.prompt.strip():
             warnings.append(
                 f"{self.model_id} ignores the free-text prompt: AssemblyAI takes vocabulary terms (prompts) only"
