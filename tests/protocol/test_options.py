@@ -214,6 +214,17 @@ def test_inactivity_timeout_is_bounded_by_the_servers() -> None:
     assert inactivity_timeout(StreamTranscribeConfig.model_validate({"inactivityTimeoutSeconds": 600}), 30.0) == 30.0
 
 
+def test_the_references_top_level_diarization_switch() -> None:
+    for config in _both({"enableSpeakerDiarization": True}):
+        assert diarization(config) == DiarizationOptions()
+    for config in _both({"enableSpeakerDiarization": True, "diarizationConfig": {"maxSpeakerCount": 3}}):
+        assert diarization(config) == DiarizationOptions(max_speakers=3)
+    for config in _both({"enableSpeakerDiarization": False}):
+        assert diarization(config) is None
+    with pytest.raises(ValueError, match="cannot be combined"):
+        TranscribeConfig.model_validate({"enableSpeakerDiarization": True, "enableSeparateRecognitionPerChannel": True})
+
+
 def test_audio_encoding_unspecified() -> None:
     rest, stream = _both({"audioEncoding": "AUDIO_ENCODING_UNSPECIFIED"})
     assert rest.audio_encoding is AudioEncoding.AUTO_DETECT  # a file: its header says what it is

@@ -509,6 +509,18 @@ def test_voice_profile_in_the_response(client: TestClient, short_wav: bytes) -> 
     assert out["warnings"] == []
 
 
+def test_the_references_top_level_diarization_switch(client: TestClient, data: Path) -> None:
+    audio, _ = conversation(data, ["en/spk1_snt4.wav", "en/spk2_snt4.wav"])
+    wav = encode_wav(audio)
+    top = client.post(URL, json=request_body(wav, modelId=TINY, language="en", enableSpeakerDiarization=True))
+    assert top.status_code == 200, top.text
+    nested = client.post(URL, json=request_body(wav, modelId=TINY, language="en", diarizationConfig=DIARIZE))
+    # The same request as Google's nested field with its defaults: the same speakers, word for word.
+    assert top.json()["utterances"] == nested.json()["utterances"]
+    assert top.json()["transcription"] == nested.json()["transcription"]
+    assert all(isinstance(w["speakerTag"], int) for w in top.json()["transcription"]["wordTimestamps"])
+
+
 def test_diarization_in_the_response(client: TestClient, data: Path) -> None:
     audio, turns = conversation(data, ["en/spk1_snt4.wav", "en/spk2_snt4.wav", "en/spk1_snt5.wav", "en/jfk.flac"])
     config = {"enableSpeakerDiarization": True, "maxSpeakerCount": 4}

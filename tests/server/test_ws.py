@@ -378,7 +378,12 @@ async def test_vad_threshold_zero_leaves_the_turns_to_the_client(live_server: Li
     audio = speech(data, "spk2_snt4.wav")
     async with open_stream(live_server) as ws:
         # 3 s of silence after the sentence: the server's turn detection would end the turn; manual turns do not.
-        await ws.send(config_frame([TINY], inworldSttV1Config={"vadThreshold": 0}, language="en-US"))
+        await ws.send(
+            config_frame(
+                [TINY], inworldSttV1Config={"vadThreshold": 0}, language="en-US",
+                audioEncoding="AUDIO_ENCODING_UNSPECIFIED",  # LINEAR16, as the reference streams
+            )
+        )  # fmt: skip
         await send_pcm(ws, pcm16(audio, silence(3.0)))
         await ws.send(CLOSE_STREAM)
         got = await drain(ws)

@@ -180,6 +180,8 @@ class ReferenceConfig(CamelModel):
     """Streams: the turn model's end-of-turn probability needed to end a turn (``turnDetection.threshold``)."""
     inactivity_timeout_seconds: float | None = Field(default=None, gt=0.0, le=3_600.0)
     """Streams: close the stream after this long without a message (at most the server's own idle timeout)."""
+    enable_speaker_diarization: bool = False
+    """The reference's switch: the same as ``diarizationConfig.enableSpeakerDiarization`` (either turns it on)."""
     inworld_stt_v1_config: InworldSttV1Config | None = None
     assemblyai_config: AssemblyaiConfig | None = None
     soniox_config: SonioxConfig | None = None
@@ -204,10 +206,9 @@ class TranscribeConfig(ReferenceConfig):
 
     @model_validator(mode="after")
     def _channels_or_speakers(self) -> Self:
-        if (
-            self.enable_separate_recognition_per_channel
-            and self.diarization_config is not None
-            and self.diarization_config.enable_speaker_diarization
+        if self.enable_separate_recognition_per_channel and (
+            self.enable_speaker_diarization
+            or (self.diarization_config is not None and self.diarization_config.enable_speaker_diarization)
         ):
             raise ValueError(
                 "enableSeparateRecognitionPerChannel and speaker diarization cannot be combined: "

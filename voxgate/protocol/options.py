@@ -14,7 +14,13 @@ from dataclasses import replace
 
 from voxgate.errors import InvalidRequest
 from voxgate.models.catalog import ALIASES, PROVIDERS
-from voxgate.protocol.http import PROVIDER_BLOCKS, ReferenceConfig, TranscribeConfig, normalize_language
+from voxgate.protocol.http import (
+    PROVIDER_BLOCKS,
+    DiarizationConfig,
+    ReferenceConfig,
+    TranscribeConfig,
+    normalize_language,
+)
 from voxgate.protocol.ws import StreamTranscribeConfig
 from voxgate.streaming.policy import TurnMode, TurnPolicy
 from voxgate.streaming.session import SessionConfig
@@ -213,7 +219,14 @@ def wants_profile(config: TranscribeConfig | StreamTranscribeConfig) -> bool:
 
 
 def diarization(config: TranscribeConfig | StreamTranscribeConfig) -> DiarizationOptions | None:
-    return config.diarization_config.options() if config.diarization_config is not None else None
+    """Who spoke when, if asked: ``diarizationConfig`` (its bounds), or the reference's top-level
+    ``enableSpeakerDiarization``."""
+    block = config.diarization_config
+    options = block.options() if block is not None else None
+    if options is None and config.enable_speaker_diarization:
+        bounds = block if block is not None else DiarizationConfig()
+        return DiarizationOptions(min_speakers=bounds.min_speaker_count, max_speakers=bounds.max_speaker_count)
+    return options
 
 
 def session_config(config: StreamTranscribeConfig) -> SessionConfig:
