@@ -139,9 +139,9 @@ def check_block(config: ReferenceConfig, model_id: str | list[str] | None) -> No
     routed = _providers(model_id)
     ok = any(_local(p) for p in routed) if provider == "inworld" else provider in routed
     if not ok:
-        shown = model_id if model_id is not None else "the default model"
+        shown = repr(model_id) if model_id is not None else "(none: the default model)"
         raise InvalidRequest(
-            f"{_wire(name)} is for {provider} models, but modelId {shown!r} routes to "
+            f"{_wire(name)} is for {provider} models, but modelId {shown} routes to "
             f"{', '.join(sorted(routed))}: send the block of the model's provider, or none"
         )
 
