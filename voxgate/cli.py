@@ -25,10 +25,11 @@ from voxgate.protocol.ws import (
     EndOfTurnMessage,
     ResultMessage,
     ServerMessage,
-    SpeechEndedMessage,
     SpeechStartedMessage,
+    SpeechStoppedMessage,
     StreamTranscription,
     TurnMode,
+    UsageMessage,
     VoiceProfileMessage,
 )
 from voxgate.types import DiarizationOptions, Speakers, Transcript, TranscriptionOptions
@@ -230,11 +231,14 @@ class _StreamPrinter:
             ) if labels]  # fmt: skip
             note = f"voice profile ({p.scope}, turn {p.turn_index}): " + ", ".join(tops)
         elif isinstance(message, SpeechStartedMessage):
-            e = message.speech_started
-            note = f"speech started at {e.time_seconds:.2f} s (turn {e.turn_index})"
-        elif isinstance(message, SpeechEndedMessage):
-            e = message.speech_ended
-            note = f"speech ended at {e.time_seconds:.2f} s (turn {e.turn_index})"
+            e = message.result.speech_started
+            note = f"speech started at {e.time_seconds:.2f} s (turn {e.turn_index}, p={e.confidence:.2f})"
+        elif isinstance(message, SpeechStoppedMessage):
+            s = message.result.speech_stopped
+            note = f"speech ended at {s.time_seconds:.2f} s (turn {s.turn_index}, {s.silence_duration_ms} ms silent)"
+        elif isinstance(message, UsageMessage):
+            u = message.result.usage
+            note = f"usage: {u.transcribed_audio_ms} ms of audio, {u.model_id}"
         elif isinstance(message, EndOfTurnMessage):
             end = message.end_of_turn
             why = end.reason.value + (f", p={end.probability:.2f}" if end.probability is not None else "")
