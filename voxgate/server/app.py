@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
@@ -22,7 +22,7 @@ from voxgate.config import Settings
 from voxgate.errors import InvalidRequest, PayloadTooLarge, VoxgateError, error_body
 from voxgate.metrics import Metrics
 from voxgate.protocol.http import describe_errors
-from voxgate.server import console, http, openai, ws
+from voxgate.server import console, http, jobs, openai, ws
 from voxgate.server.guard import Guard
 from voxgate.service import Service
 
@@ -132,9 +132,17 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(svc.preload)
+        queue = await anyio.to_thread.run_sync(jobs.Jobs.open, settings, svc)
+        app.state.jobs = queue
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(queue.runner.run)  # async jobs, claimed from the store and run below everything
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()  # running jobs are handed back to the queue
         finally:
+            await anyio.to_thread.run_sync(queue.close)
             if owned:
                 await anyio.to_thread.run_sync(svc.close)
 
@@ -174,13 +182,16 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(http.router)
+    app.include_router(jobs.router)
+    app.include_router(jobs.results_router)
     app.include_router(openai.router)
     app.include_router(ws.router)
     if settings.console:
         console.mount_console(app)
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
     app.add_middleware(Guard, settings=settings)
-    routers = (http.router, openai.router, console.router) if settings.console else (http.router, openai.router)
+    routers: tuple[APIRouter, ...] = (http.router, jobs.router, jobs.results_router, openai.router)
+    routers += (console.router,) if settings.console else ()
     routes = frozenset(r.path for router in routers for r in router.routes if isinstance(r, APIRoute))
     mounts = tuple(r.path for r in app.routes if isinstance(r, Mount))
     app.add_middleware(Observe, metrics=svc.metrics, routes=routes, mounts=mounts)
