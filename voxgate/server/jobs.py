@@ -110,7 +110,9 @@ class Jobs:
         return await run_job(self.service, self.settings, job, audio, progress)
 
     def _callback_body(self, job: JobRecord) -> bytes:
-        base = self.settings.public_url or f"http://{self.settings.host}:{self.settings.port}"
+        """The finished operation, its ``resultUri`` on the URL the job was submitted to (or ``public_url``)."""
+        stored = json.loads(job.request).get("baseUrl")
+        base = self.settings.public_url or stored or f"http://{self.settings.host}:{self.settings.port}"
         return operation(job, self, base).model_dump_json(by_alias=True).encode()
 
     def sign(self, job_id: str, expires: int) -> str:
@@ -244,7 +246,8 @@ async def submit(request: Request) -> Operation:
     audio_source(data, config, jobs.settings.max_upload_bytes)  # empty, too large, headerless without a rate
     for model_id in [config.model_id] if not isinstance(config.model_id, list) else config.model_id:
         await anyio.to_thread.run_sync(jobs.service.resolve, model_id)  # an unknown model fails now
-    stored = json.dumps({"transcribeConfig": config.model_dump(mode="json", by_alias=True)}).encode()
+    config_json = config.model_dump(mode="json", by_alias=True)
+    stored = json.dumps({"transcribeConfig": config_json, "baseUrl": _base(request, jobs)}).encode()
     owner = key_owner(request.headers, jobs.settings)
     new = NewJob(id=uuid.uuid4().hex, owner=owner, request=stored, callback_url=callback)
     job = await _store(jobs.store.submit, new, data, max_queued=jobs.settings.job_max_queued, now=time.time())
