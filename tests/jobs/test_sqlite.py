@@ -11,7 +11,7 @@ import pytest
 
 from voxgate.errors import ResourceExhausted
 from voxgate.jobs.sqlite import SqliteJobStore
-from voxgate.jobs.store import CallbackState, JobState, NewJob, open_store
+from voxgate.jobs.store import CallbackState, JobState, NewJob
 
 T0 = 1_000_000.0
 LEASE = 30.0
@@ -46,19 +46,6 @@ def test_a_submitted_job_is_kept_with_its_audio_and_survives_reopening(tmp_path:
     with again.audio(job.id) as audio:
         assert audio.read_bytes() == b"RIFF-audio"
     again.close()
-
-
-def test_open_store_reads_the_setting(tmp_path: Path) -> None:
-    default = open_store("", tmp_path)
-    assert isinstance(default, SqliteJobStore)
-    assert default.path == tmp_path / "jobs" / "jobs.sqlite3"
-    default.close()
-    named = open_store(f"sqlite:///{tmp_path}/elsewhere.db", tmp_path)
-    assert isinstance(named, SqliteJobStore)
-    assert named.path == tmp_path / "elsewhere.db"
-    named.close()
-    with pytest.raises(ValueError, match="postgresql"):
-        open_store("postgresql://db/voxgate", tmp_path)
 
 
 def test_the_queue_is_bounded(store: SqliteJobStore) -> None:

@@ -6,6 +6,7 @@ The core knows nothing of the wire: a job's request and its result document are 
 (:mod:`voxgate.server.jobs`) writes and reads.
 """
 
-from voxgate.jobs.store import CallbackState, JobRecord, JobState, JobStore, NewJob, open_store
+from voxgate.jobs.backends import open_store
+from voxgate.jobs.store import CallbackState, JobRecord, JobState, JobStore, NewJob
 
 __all__ = ["CallbackState", "JobRecord", "JobState", "JobStore", "NewJob", "open_store"]

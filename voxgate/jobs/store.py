@@ -33,7 +33,6 @@ __all__ = [
     "JobStore",
     "NewJob",
     "StoreCounts",
-    "open_store",
     "valid_job_id",
 ]
 
@@ -180,15 +179,3 @@ class JobStore(Protocol):
     def counts(self) -> StoreCounts: ...
 
     def close(self) -> None: ...
-
-
-def open_store(url: str, home: Path) -> JobStore:
-    """The store a ``job_store`` setting names: empty for SQLite in ``home/jobs``, or ``sqlite:///path``."""
-    from voxgate.jobs.sqlite import SqliteJobStore
-
-    if not url:
-        return SqliteJobStore(home / "jobs" / "jobs.sqlite3")
-    if url.startswith("sqlite:///"):
-        return SqliteJobStore(Path(url.removeprefix("sqlite:///")))
-    scheme = url.split(":", 1)[0]
-    raise ValueError(f"job_store: no store for {scheme!r} URLs (use sqlite:///path, or leave it empty)")

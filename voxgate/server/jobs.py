@@ -34,9 +34,10 @@ from starlette.datastructures import UploadFile
 from voxgate.config import Settings
 from voxgate.errors import InvalidBase64, InvalidRequest, NotFound, PermissionDenied
 from voxgate.files import AudioSource
+from voxgate.jobs.backends import open_store
 from voxgate.jobs.fetch import UrlPolicy, fetch, resolve
 from voxgate.jobs.runner import JobRunner, Progress, RunnerConfig
-from voxgate.jobs.store import JobRecord, JobState, JobStore, NewJob, open_store, valid_job_id
+from voxgate.jobs.store import JobRecord, JobState, JobStore, NewJob, valid_job_id
 from voxgate.protocol.http import RAW_ENCODINGS, TranscribeConfig, describe_errors
 from voxgate.protocol.jobs import (
     OPERATIONS,
