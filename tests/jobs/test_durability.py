@@ -16,11 +16,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 
-from tests.speech import DATA, normalise
-from voxgate.audio.decode import decode
-from voxgate.audio.pcm import encode_wav
+from tests.jobs.longaudio import long_wav
+from tests.speech import normalise
 
 REPEATS = 16
 """jfk.flac (11 s) this many times over: three minutes of speech, twelve windows of 15 s."""
@@ -77,8 +75,7 @@ def poll(url: str, name: str) -> dict[str, Any]:
 
 
 def test_a_job_killed_mid_run_completes_once_after_a_restart(tmp_path: Path) -> None:
-    speech = decode(DATA / "en" / "jfk.flac")
-    audio = encode_wav(np.concatenate([speech] * REPEATS))
+    audio = long_wav(REPEATS)
     home, log = tmp_path / "home", tmp_path / "server.log"
     body = {
         "transcribeConfig": {"modelId": "whisper/tiny.en"},
