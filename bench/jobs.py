@@ -45,15 +45,14 @@ def body(audio: bytes, model: str) -> dict[str, Any]:
 
 
 def wait_all(client: httpx.Client, names: list[str]) -> list[dict[str, Any]]:
-    pending, done = set(names), {}
-    while pending:
-        for name in list(pending):
-            op = client.get(f"/lro/v1alpha/{name}").json()
-            if op["done"]:
-                done[name] = op
-                pending.discard(name)
-        time.sleep(0.05)
-    return [done[n] for n in names]
+    """Poll the list (one request a sweep, so the polling itself costs the server little) until all are done."""
+    wanted = set(names)
+    while True:
+        ops = client.get("/lro/v1alpha/operations", params={"pageSize": 200}).json()["operations"]
+        done = {op["name"]: op for op in ops if op["name"] in wanted and op["done"]}
+        if len(done) == len(wanted):
+            return [done[n] for n in names]
+        time.sleep(0.2)
 
 
 def sync_round(client: httpx.Client, audios: list[bytes], model: str) -> float:
@@ -160,7 +159,7 @@ def sigkill_cost(audios: list[bytes], model: str, home: Path) -> dict[str, Any]:
     with httpx.Client(base_url=url, timeout=120) as client:
         names = [client.post(SUBMIT, json=body(a, model)).json()["name"] for a in audios]
         while sum(client.get(f"/lro/v1alpha/{n}").json()["done"] for n in names) < len(names) // 2:
-            time.sleep(0.05)
+            time.sleep(0.2)
         states = [client.get(f"/lro/v1alpha/{n}").json() for n in names]
     process.send_signal(signal.SIGKILL)
     process.wait()

@@ -360,3 +360,35 @@ def test_a_callback_url_is_checked_like_an_audio_uri(service: Service, tmp_path:
         refused = strict.post(SUBMIT, json=body)
         assert refused.json()["error"]["code"] == "invalid_argument"
         assert "not a public address" in refused.json()["error"]["message"]
+
+
+def test_a_cancelled_job_calls_back_too(service: Service, tmp_path: Path, data: Path) -> None:
+    audio = b64((data / "en" / "spk1_snt6.wav").read_bytes())
+    with LocalHttp(tmp_path) as receiver, jobs_client(
+        service, tmp_path, job_workers=0, job_url_allow_http=True, job_url_allow_private=True,
+        job_webhook_secret=SecretStr(SECRET),
+    ) as idle:  # fmt: skip
+        body = {"audioData": {"content": audio}, "callbackUrl": f"{receiver.url}/hook"}
+        name = idle.post(SUBMIT, json=body).json()["name"]
+        idle.post(f"/lro/v1alpha/{name}:cancel")
+        idle.post(f"/lro/v1alpha/{name}:cancel")  # once more: still one delivery
+        guard = time.monotonic() + 120
+        while not receiver.received:
+            assert time.monotonic() < guard
+            time.sleep(0.05)
+    assert len(receiver.received) == 1
+    sent = json.loads(receiver.received[0].body)
+    assert sent["name"] == name
+    assert sent["error"]["code"] == "cancelled"
+    assert verify(SECRET, receiver.received[0].body, receiver.received[0].headers[SIGNATURE_HEADER])
+
+
+def test_audio_that_does_not_decode_fails_the_job_with_its_code(client: TestClient) -> None:
+    response = client.post(SUBMIT, json={"audioData": {"content": b64(b"this is not audio at all" * 100)}})
+    assert response.status_code == 200  # accepted: what the bytes are is found out when the job runs
+    op = wait_done(client, response.json()["name"])
+    assert op["metadata"]["state"] == "FAILED"
+    assert op["error"]["code"] == "audio_decode_error"
+    assert "response" not in op
+    job_id = op["name"].split("/")[1]
+    assert client.get(f"/stt/v1/results/{job_id}").json()["error"]["code"] == "not_found"

@@ -78,6 +78,8 @@ class JobRunner:
         """This runner's name in the store's claims."""
         self._wake = anyio.Event()
         self._tasks: anyio.abc.TaskGroup | None = None
+        self._calling: set[str] = set()
+        """Jobs whose callback this runner is delivering now (not started twice)."""
 
     async def _store(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         return await anyio.to_thread.run_sync(lambda: fn(*args, **kwargs))
@@ -92,26 +94,37 @@ class JobRunner:
         async with anyio.create_task_group() as tasks:
             self._tasks = tasks
             for record in await self._store(self.store.callbacks_pending):
-                tasks.start_soon(self._call_back, record)
+                self.call_back_soon(record)
             for _ in range(self.config.workers):
                 tasks.start_soon(self._work)
             tasks.start_soon(self._purge)
 
     async def _work(self) -> None:
         while True:
-            job = await self._store(
-                self.store.claim,
-                self.worker,
-                lease_seconds=self.config.lease_seconds,
-                max_attempts=self.config.max_attempts,
-                retention=self.config.retention_seconds,
-                now=time.time(),
-            )
-            if job is None:
-                with anyio.move_on_after(self.config.poll_seconds):
-                    await self._wake.wait()
-                continue
-            await self.run_one(job)
+            try:
+                job = await self._store(
+                    self.store.claim,
+                    self.worker,
+                    lease_seconds=self.config.lease_seconds,
+                    max_attempts=self.config.max_attempts,
+                    retention=self.config.retention_seconds,
+                    now=time.time(),
+                )
+                if job is not None:
+                    await self.run_one(job)
+                    continue
+            except Exception:  # the store failing (a full disk, a locked database) must not stop the runner
+                log.exception("job runner: the store failed; trying again")
+            with anyio.move_on_after(self.config.poll_seconds):
+                await self._wake.wait()
+
+    def call_back_soon(self, record: JobRecord) -> None:
+        """Deliver ``record``'s callback in the background if it has one pending (a job cancelled by a request)."""
+        if record.callback_state is not CallbackState.PENDING or record.id in self._calling:
+            return
+        if self._tasks is not None:
+            self._calling.add(record.id)
+            self._tasks.start_soon(self._call_back, record)
 
     async def run_one(self, job: JobRecord) -> JobRecord | None:
         """Run a claimed job to its end; the record as written (None when the claim was lost on the way)."""
@@ -149,8 +162,8 @@ class JobRunner:
                 retention=retention,
                 now=now,
             )
-        if record is not None and record.callback_state is CallbackState.PENDING and self._tasks is not None:
-            self._tasks.start_soon(self._call_back, record)
+        if record is not None:
+            self.call_back_soon(record)
         return record
 
     async def _attempt(self, job: JobRecord, progress: list[float]) -> tuple[bytes, None] | tuple[None, VoxgateError]:
@@ -192,19 +205,24 @@ class JobRunner:
             return
         secret = self.config.webhook_secret
         delivered = False
-        if secret is None:
-            log.warning("job %s: no VOXGATE_JOB_WEBHOOK_SECRET, its callback is not sent", record.id)
-        else:
-            delivered = await deliver(
-                record.callback_url,
-                self._callback_body(record),
-                secret=secret,
-                policy=self.config.url_policy,
-                attempts=self.config.webhook_attempts,
-                backoff=self.config.webhook_backoff,
-                name=record.id,
-            )
-        await self._store(self.store.callback_done, record.id, delivered=delivered)
+        try:
+            if secret is None:
+                log.warning("job %s: no VOXGATE_JOB_WEBHOOK_SECRET, its callback is not sent", record.id)
+            else:
+                delivered = await deliver(
+                    record.callback_url,
+                    self._callback_body(record),
+                    secret=secret,
+                    policy=self.config.url_policy,
+                    attempts=self.config.webhook_attempts,
+                    backoff=self.config.webhook_backoff,
+                    name=record.id,
+                )
+            await self._store(self.store.callback_done, record.id, delivered=delivered)
+        except Exception:
+            log.exception("job %s: its callback failed", record.id)
+        finally:
+            self._calling.discard(record.id)
 
     async def _purge(self) -> None:
         interval = min(60.0, max(0.5, self.config.retention_seconds / 10))

@@ -310,6 +310,7 @@ async def cancel_operation(request: Request, target: str) -> Operation:
     job = await _store(jobs.store.cancel, job_id, retention=jobs.settings.job_retention_seconds, now=time.time())
     if job is None:
         raise NotFound(f"no operation {OPERATIONS}{job_id}")
+    jobs.runner.call_back_soon(job)
     return operation(job, jobs, _base(request, jobs))
 
 
