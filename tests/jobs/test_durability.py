@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -111,4 +112,8 @@ def test_a_job_killed_mid_run_completes_once_after_a_restart(tmp_path: Path) -> 
     text = log.read_text()
     assert text.count(f"job {name.split('/')[1]}: attempt 1") == 1
     assert text.count(f"job {name.split('/')[1]}: attempt 2") == 1
+    # Work redone: the window in flight, not the windows finished before the kill.
+    kept = re.search(rf"job {name.split('/')[1]}: (\d+) window\(s\) kept from an earlier attempt", text)
+    assert kept is not None, text
+    assert int(kept.group(1)) >= 1
     assert not list((home / "jobs" / "audio").iterdir())  # the audio went with the finished job

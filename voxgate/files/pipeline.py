@@ -11,7 +11,7 @@ import functools
 import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -36,13 +36,24 @@ from voxgate.types import (
 )
 from voxgate.voice import Voice, Voices, with_speakers
 
-__all__ = ["FilePipeline", "ModelChoice", "blocking"]
+__all__ = ["Checkpoints", "FilePipeline", "ModelChoice", "blocking"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 ModelChoice = str | Sequence[str] | None
 """One model id, an ordered fallback list of them, or None for the default model."""
+
+
+class Checkpoints(Protocol):
+    """Windows an earlier run of the same work already transcribed (an async job run again after its server died).
+
+    Keys name a window by model, channel and offset: windows are cut at the same places every time the same audio is
+    decoded, so a window found here need not be transcribed again. Both methods block (run them on a thread)."""
+
+    def load(self, key: str) -> Transcript | None: ...
+
+    def save(self, key: str, transcript: Transcript) -> None: ...
 
 
 class FilePipeline:
@@ -68,19 +79,22 @@ class FilePipeline:
         progress: ProgressCallback | None = None,
         background: bool = False,
         window_seconds: float | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> FileResult:
         """Transcribe a whole file. ``profile``: a voice profile for the file and each segment; ``diarize``: who spoke
         each word and segment; ``separate_channels``: each channel of a multichannel file transcribed on its own, its
         segments tagged with their channel and merged in time order; ``progress(done, total)`` in seconds of audio.
         ``background``: the scheduler runs this file's work after every stream's and every other file's (async jobs);
-        ``window_seconds``: windows of this length instead of the settings' (shorter ones yield the worker sooner).
+        ``window_seconds``: windows of this length instead of the settings' (shorter ones yield the worker sooner);
+        ``checkpoints``: each window's transcript is kept there, and one kept by an earlier run is not redone (plain
+        transcription only: with a profile or diarization, every window is run).
 
         ``model_id`` may be an ordered list: when a model fails (a provider error or timeout, a missing key, an
         engine failure), the next one is tried, and the result says so in its warnings.
         """
         candidates: list[str | None] = [model_id] if model_id is None or isinstance(model_id, str) else list(model_id)
         chain = Fallback(candidates or [None])
-        how = _How(background, window_seconds or self._settings.window_seconds)
+        how = _How(background, window_seconds or self._settings.window_seconds, checkpoints)
 
         async def attempt(candidate: str | None) -> FileResult:
             if separate_channels:
@@ -127,7 +141,8 @@ class FilePipeline:
         progress: ProgressCallback | None = None,
         how: _How | None = None,
     ) -> FileResult:
-        how = how or _How(False, self._settings.window_seconds)
+        how = how or _How(False, self._settings.window_seconds, None)
+        kept = how.checkpoints if not profile and diarize is None else None
         engine = await self._engines.load(model_id)
         if profile:
             await self._engines.load(self._voice.language_id_model)
@@ -140,8 +155,13 @@ class FilePipeline:
         voices: list[Voices] = []
         while (item := await anyio.to_thread.run_sync(next, pieces, None)) is not None:
             offset, audio = item
-            work = functools.partial(self._run_window, engine, audio, options)
-            result = await self._scheduler.run(work, remote=engine.capabilities.remote, background=how.background)
+            key = f"{engine.model_id}/{'-' if channel is None else channel}/{offset}"
+            result = await anyio.to_thread.run_sync(kept.load, key) if kept is not None else None
+            if result is None:
+                work = functools.partial(self._run_window, engine, audio, options)
+                result = await self._scheduler.run(work, remote=engine.capabilities.remote, background=how.background)
+                if kept is not None:
+                    await anyio.to_thread.run_sync(kept.save, key, result)
             profiles: tuple[VoiceProfile | None, ...] = ()
             if profile:
                 profiles = await self._scheduler.run(
@@ -172,10 +192,11 @@ class FilePipeline:
 
 @dataclass(frozen=True, slots=True)
 class _How:
-    """How one file's work is scheduled: its priority and its window length."""
+    """How one file's work is scheduled: its priority, its window length, where its windows are kept."""
 
     background: bool
     window_seconds: float
+    checkpoints: Checkpoints | None
 
 
 def blocking(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, R]:

@@ -30,6 +30,8 @@ import anyio.abc
 import anyio.to_thread
 
 from voxgate.errors import Timeout, VoxgateError
+from voxgate.files.pipeline import Checkpoints
+from voxgate.jobs.checkpoint import StoreCheckpoints
 from voxgate.jobs.fetch import UrlPolicy
 from voxgate.jobs.store import CallbackState, JobRecord, JobStore
 from voxgate.jobs.webhook import deliver
@@ -42,8 +44,9 @@ T = TypeVar("T")
 
 Progress = Callable[[float], None]
 """Percent done (0-100), called by the handler as it goes."""
-Handler = Callable[[JobRecord, Path, Progress], Awaitable[bytes]]
-"""Runs one job: its record, its audio file and a progress callback → the result document."""
+Handler = Callable[[JobRecord, Path, Progress, Checkpoints], Awaitable[bytes]]
+"""Runs one job: its record, its audio file, a progress callback and where to keep its windows → the result
+document."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +174,11 @@ class JobRunner:
             progress[0] = max(progress[0], min(99.0, percent))
 
         limit = self.config.timeout_seconds
+        kept = StoreCheckpoints(self.store, job, self.worker)
         try:
             with anyio.fail_after(limit):
                 with self.store.audio(job.id) as path:
-                    return await self._handler(job, path, report), None
+                    return await self._handler(job, path, report, kept), None
         except VoxgateError as exc:
             return None, exc
         except TimeoutError:
@@ -182,6 +186,9 @@ class JobRunner:
         except Exception as exc:
             log.exception("job %s failed", job.id)
             return None, VoxgateError(f"internal error: {type(exc).__name__}")
+        finally:
+            if kept.reused:
+                log.info("job %s: %d window(s) kept from an earlier attempt, not redone", job.id, kept.reused)
 
     async def _keep_lease(self, job: JobRecord, progress: list[float], scope: anyio.CancelScope) -> None:
         interval = min(1.0, self.config.lease_seconds / 3)

@@ -47,6 +47,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     callback_state TEXT NOT NULL DEFAULT 'NONE',
     audio_bytes INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS job_windows (
+    job_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (job_id, key)
+);
 CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_by_owner ON jobs (owner, created_at, id);
 CREATE INDEX IF NOT EXISTS jobs_by_expiry ON jobs (expire_at) WHERE expire_at IS NOT NULL;
@@ -65,7 +71,7 @@ class SqliteJobStore:
         self.path = path
         self.audio_dir = path.parent / "audio"
         self.audio_dir.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: a transaction may drop a job's audio and windows
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -98,7 +104,10 @@ class SqliteJobStore:
         return self.audio_dir / job_id
 
     def _drop_audio(self, job_id: str) -> None:
+        """The job's audio and its kept windows: what only running it again would need."""
         self._audio_path(job_id).unlink(missing_ok=True)
+        with self._lock:
+            self._db.execute("DELETE FROM job_windows WHERE job_id = ?", (job_id,))
 
     @staticmethod
     def _record(row: tuple[Any, ...]) -> JobRecord:
@@ -225,6 +234,21 @@ class SqliteJobStore:
                 "UPDATE jobs SET state = ?, worker = NULL, lease_until = NULL, attempts = attempts - 1, updated_at = ?"
             )
             return self._claimed(db, sql, (JobState.QUEUED.value, now), (job_id, worker, attempt))
+
+    def save_window(self, job_id: str, worker: str, attempt: int, key: str, data: bytes) -> bool:
+        with self._write() as db:
+            held = db.execute(
+                "SELECT 1 FROM jobs WHERE id = ? AND state = ? AND worker = ? AND attempts = ?",
+                (job_id, JobState.RUNNING.value, worker, attempt),
+            ).fetchone()
+            if held is None:
+                return False
+            db.execute("INSERT OR REPLACE INTO job_windows (job_id, key, data) VALUES (?, ?, ?)", (job_id, key, data))
+            return True
+
+    def window(self, job_id: str, key: str) -> bytes | None:
+        rows = self._read("SELECT data FROM job_windows WHERE job_id = ? AND key = ?", (job_id, key))
+        return bytes(rows[0][0]) if rows else None
 
     @contextmanager
     def audio(self, job_id: str) -> Iterator[Path]:

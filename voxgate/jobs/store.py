@@ -9,6 +9,8 @@ machines can follow with the same methods):
 * **One runner at a time.** :meth:`JobStore.claim` hands a job to one worker under a lease (a time limit) and counts
   the attempt; the attempt number is the worker's fencing token. A worker that dies leaves its lease to run out, and
   the job is claimed again; after ``max_attempts`` claims it fails instead.
+* **Work kept.** A worker may keep each window's transcript as it goes (:meth:`JobStore.save_window`); the next
+  attempt after a crash redoes only the window that was in flight.
 * **Written once.** :meth:`JobStore.finish` and :meth:`JobStore.fail` write only for the worker holding the current
   claim (same worker, same attempt, still running): a worker whose lease was taken over, or whose job was cancelled,
   writes nothing. So a result is written exactly once, and a job is never done twice over.
@@ -137,6 +139,13 @@ class JobStore(Protocol):
     def release(self, job_id: str, worker: str, attempt: int, *, now: float) -> bool:
         """Give a claimed job back to the queue unrun (a server shutting down), the attempt not counted."""
         ...
+
+    def save_window(self, job_id: str, worker: str, attempt: int, key: str, data: bytes) -> bool:
+        """Keep one window's transcript (a checkpoint), for the current claim only; a later attempt of the same job
+        finds it with :meth:`window` and does not redo it. Deleted with the job's audio."""
+        ...
+
+    def window(self, job_id: str, key: str) -> bytes | None: ...
 
     def audio(self, job_id: str) -> AbstractContextManager[Path]:
         """The job's audio as a file, for the duration of the ``with``."""

@@ -34,6 +34,7 @@ from starlette.datastructures import UploadFile
 from voxgate.config import Settings
 from voxgate.errors import InvalidBase64, InvalidRequest, NotFound, PermissionDenied
 from voxgate.files import AudioSource
+from voxgate.files.pipeline import Checkpoints
 from voxgate.jobs.backends import open_store
 from voxgate.jobs.fetch import UrlPolicy, fetch, resolve
 from voxgate.jobs.runner import JobRunner, Progress, RunnerConfig
@@ -107,8 +108,8 @@ class Jobs:
             key = _home_secret(settings.home / "jobs" / "secret")
         return cls(settings, service, store, key)
 
-    async def _run(self, job: JobRecord, audio: Path, progress: Progress) -> bytes:
-        return await run_job(self.service, self.settings, job, audio, progress)
+    async def _run(self, job: JobRecord, audio: Path, progress: Progress, kept: Checkpoints) -> bytes:
+        return await run_job(self.service, self.settings, job, audio, progress, kept)
 
     def _callback_body(self, job: JobRecord) -> bytes:
         """The finished operation, its ``resultUri`` on the URL the job was submitted to (or ``public_url``)."""
@@ -145,8 +146,16 @@ def _home_secret(path: Path) -> bytes:
     return key
 
 
-async def run_job(service: Service, settings: Settings, job: JobRecord, audio: Path, progress: Progress) -> bytes:
-    """Do one job: its stored request and audio → its result document (JSON bytes)."""
+async def run_job(
+    service: Service,
+    settings: Settings,
+    job: JobRecord,
+    audio: Path,
+    progress: Progress,
+    kept: Checkpoints | None = None,
+) -> bytes:
+    """Do one job: its stored request and audio → its result document (JSON bytes); ``kept``: where its windows are
+    kept as it goes (and found, when an earlier attempt died mid-job)."""
     config = _CONFIG.validate_python(json.loads(job.request)["transcribeConfig"])
     source: AudioSource = audio
     if config.audio_encoding in RAW_ENCODINGS:  # headerless PCM needs its config to be read; a WAV is a file
@@ -168,6 +177,7 @@ async def run_job(service: Service, settings: Settings, job: JobRecord, audio: P
         progress=report,
         background=True,
         window_seconds=settings.job_window_seconds,
+        checkpoints=kept,
     )
     return AsyncResult.of(result, config, profile=wanted).model_dump_json(by_alias=True).encode()
 
