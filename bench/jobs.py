@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import re
 import signal
 import sqlite3
 import statistics
@@ -38,6 +39,18 @@ def clips(count: int) -> list[bytes]:
     folder = DATA / "en" if (DATA / "en").is_dir() else HERE.parent / "tests" / "data" / "en"
     files = sorted(p for p in folder.iterdir() if p.suffix in (".wav", ".flac"))
     return [files[i % len(files)].read_bytes() for i in range(count)]
+
+
+def long_files(count: int, repeats: int) -> list[bytes]:
+    """``count`` WAV files of one clip (jfk, 11 s) ``repeats`` times over: jobs of several windows each."""
+    import numpy as np
+
+    from voxgate.audio.decode import decode
+    from voxgate.audio.pcm import encode_wav
+
+    folder = DATA / "en" if (DATA / "en").is_dir() else HERE.parent / "tests" / "data" / "en"
+    audio = encode_wav(np.concatenate([decode(folder / "jfk.flac")] * repeats))
+    return [audio] * count
 
 
 def body(audio: bytes, model: str) -> dict[str, Any]:
@@ -137,16 +150,20 @@ def store_costs(root: Path, n: int = 200, size: int = 200_000) -> dict[str, Any]
     }
 
 
-def sigkill_cost(audios: list[bytes], model: str, home: Path) -> dict[str, Any]:
-    """Queue the files, SIGKILL the server while it works through them, start it again: how many complete, how many
-    runs it took."""
+def sigkill_cost(audios: list[bytes], model: str, home: Path, window: float = 15.0) -> dict[str, Any]:
+    """Queue the files, SIGKILL the server while it works through them (once a job is under way, past its first
+    window), start it again: how many complete, how many runs it took, how many windows were not redone."""
     env = {**os.environ, "VOXGATE_HOME": str(home), "VOXGATE_DEFAULT_MODEL": model, "VOXGATE_PRELOAD": "[]",
-           "VOXGATE_CONSOLE": "false", "VOXGATE_JOB_LEASE_SECONDS": "3"}  # fmt: skip
+           "VOXGATE_CONSOLE": "false", "VOXGATE_JOB_LEASE_SECONDS": "3",
+           "VOXGATE_JOB_WINDOW_SECONDS": str(window)}  # fmt: skip
+    home.mkdir(parents=True, exist_ok=True)
+    log = home / "server.log"
 
     def start() -> tuple[subprocess.Popen[bytes], str]:
         port = _free_port()
-        p = subprocess.Popen([sys.executable, "-m", "voxgate", "serve", "--port", str(port), "--log-level", "warning"],
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+        with open(log, "ab") as out:
+            p = subprocess.Popen([sys.executable, "-m", "voxgate", "serve", "--port", str(port)],
+                                 env=env, stdout=out, stderr=out)  # fmt: skip
         url = f"http://127.0.0.1:{port}"
         while True:
             try:
@@ -158,9 +175,13 @@ def sigkill_cost(audios: list[bytes], model: str, home: Path) -> dict[str, Any]:
     process, url = start()
     with httpx.Client(base_url=url, timeout=120) as client:
         names = [client.post(SUBMIT, json=body(a, model)).json()["name"] for a in audios]
-        while sum(client.get(f"/lro/v1alpha/{n}").json()["done"] for n in names) < len(names) // 2:
+        while True:
+            states = [client.get(f"/lro/v1alpha/{n}").json() for n in names]
+            if sum(s["done"] for s in states) >= len(names) // 2 and any(
+                s["metadata"]["state"] == "RUNNING" and s["metadata"]["progressPercent"] > 0 for s in states
+            ):
+                break
             time.sleep(0.2)
-        states = [client.get(f"/lro/v1alpha/{n}").json() for n in names]
     process.send_signal(signal.SIGKILL)
     process.wait()
     in_flight = [s for s in states if s["metadata"]["state"] == "RUNNING"]
@@ -171,11 +192,16 @@ def sigkill_cost(audios: list[bytes], model: str, home: Path) -> dict[str, Any]:
     recovery = time.perf_counter() - started
     process.terminate()
     process.wait()
+    text = log.read_text()
+    kept = [int(m) for m in re.findall(r"(\d+) window\(s\) kept from an earlier attempt", text)]
     return {
         "jobs": len(names),
+        "audio_seconds_each": [round(len(a) / 32000, 1) for a in audios],
+        "window_seconds": window,
+        "windows_kept_after_restart": kept,
         "done_before_kill": sum(s["done"] for s in states),
         "running_at_kill": len(in_flight),
-        "progress_lost_percent": [s["metadata"]["progressPercent"] for s in in_flight],
+        "progress_at_kill_percent": [s["metadata"]["progressPercent"] for s in in_flight],
         "succeeded_after_restart": sum(op["metadata"]["state"] == "SUCCEEDED" for op in ops),
         "lost": sum(op["metadata"]["state"] != "SUCCEEDED" for op in ops),
         "runs": sum(op["metadata"]["attempts"] for op in ops),
@@ -188,7 +214,17 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=50)
     parser.add_argument("--model", default="whisper/tiny.en")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--sigkill-only", action="store_true", help="Only the SIGKILL part (its own JSON file).")
     args = parser.parse_args()
+    if args.sigkill_only:
+        with tempfile.TemporaryDirectory() as tmp:
+            begun = time.perf_counter()
+            killed = sigkill_cost(long_files(6, 8), args.model, Path(tmp) / "killed")
+            print(killed, flush=True)
+        report = report_head("jobs-sigkill", time.perf_counter() - begun, DATA)
+        report.update(machine=machine_info(["voxgate"]), model=args.model, sigkill=killed)
+        write_report(HERE / "results" / "jobs-sigkill.json", report)
+        return
     audios = clips(args.files)
     begun = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
