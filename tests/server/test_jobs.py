@@ -392,3 +392,12 @@ def test_audio_that_does_not_decode_fails_the_job_with_its_code(client: TestClie
     assert "response" not in op
     job_id = op["name"].split("/")[1]
     assert client.get(f"/stt/v1/results/{job_id}").json()["error"]["code"] == "not_found"
+
+
+def test_metrics_label_job_routes_by_their_template(client: TestClient) -> None:
+    """Polling many operations adds one route label, not one per job."""
+    for i in range(3):
+        client.get(f"/lro/v1alpha/operations/{i:032x}")
+    text = client.get("/metrics").text
+    assert 'route="/lro/v1alpha/operations/{job_id}"' in text
+    assert "00000000000000000000000000000001" not in text

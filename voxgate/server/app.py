@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Mount
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxgate import __version__
@@ -70,8 +70,9 @@ class BodyLimit:
 class Observe:
     """Count requests by route and status and time them (outermost, so refusals by :class:`BodyLimit` count too).
 
-    The route label is one of the app's own paths, ``<mount>/*`` for files under a mounted app (the console's), or
-    ``unmatched``: never the raw path, which a client could vary without end to grow the metrics.
+    The route label is one of the app's own paths (a route with parameters by its template), ``<mount>/*`` for files
+    under a mounted app (the console's), or ``unmatched``: never the raw path, which a client could vary without end
+    to grow the metrics.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: frozenset[str], mounts: tuple[str, ...] = ()) -> None:
@@ -79,10 +80,15 @@ class Observe:
         self.metrics = metrics
         self.routes = routes
         self.mounts = mounts
+        self.templates = [(compile_path(r)[0], r) for r in sorted(routes) if "{" in r]
+        """Routes with parameters (``/lro/v1alpha/operations/{job_id}``), labelled by their template."""
 
     def label(self, path: str) -> str:
         if path in self.routes:
             return path
+        for pattern, template in self.templates:
+            if pattern.match(path):
+                return template
         for mount in self.mounts:
             if path.startswith(mount + "/"):
                 return mount + "/*"
