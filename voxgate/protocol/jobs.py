@@ -17,11 +17,10 @@ document behind ``resultUri``, in the reference API's shapes.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from pydantic import Field, model_validator
 
-from voxgate.files import FileResult
 from voxgate.jobs.store import JobRecord, JobState
 from voxgate.protocol.http import (
     CamelModel,
@@ -34,6 +33,9 @@ from voxgate.protocol.http import (
     bare_word,
 )
 from voxgate.types import Word
+
+if TYPE_CHECKING:  # the schemas stay importable without the audio stack (a client may want them)
+    from voxgate.files import FileResult
 
 __all__ = [
     "AsyncAudioData",
@@ -211,8 +213,9 @@ class AsyncResult(CamelModel):
                 speaker_tag=speakers.segments[i] if speakers is not None else None,
                 channel_tag=s.channel,
             )
-            if profile and i < len(result.segment_profiles) and result.segment_profiles[i] is not None:
-                out.voice_profile = VoiceProfileOut.of(result.segment_profiles[i], top_n)  # type: ignore[arg-type]
+            measured = result.segment_profiles[i] if profile and i < len(result.segment_profiles) else None
+            if measured is not None:
+                out.voice_profile = VoiceProfileOut.of(measured, top_n)
             segments.append(out)
         echoed = config.model_id if isinstance(config.model_id, str) else t.model_id
         document = cls(
