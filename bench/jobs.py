@@ -42,14 +42,17 @@ def clips(count: int) -> list[bytes]:
 
 
 def long_files(count: int, repeats: int) -> list[bytes]:
-    """``count`` WAV files of one clip (jfk, 11 s) ``repeats`` times over: jobs of several windows each."""
+    """``count`` WAV files of every ``en`` clip one after another (0.5 s apart, about 50 s), ``repeats`` times over:
+    jobs of several windows each, of varied speech (one clip repeated makes Whisper re-decode "repetitive" text)."""
     import numpy as np
 
     from voxgate.audio.decode import decode
     from voxgate.audio.pcm import encode_wav
 
     folder = DATA / "en" if (DATA / "en").is_dir() else HERE.parent / "tests" / "data" / "en"
-    audio = encode_wav(np.concatenate([decode(folder / "jfk.flac")] * repeats))
+    gap = np.zeros(8000, dtype=np.float32)
+    pieces = [x for p in sorted(folder.iterdir()) if p.suffix in (".wav", ".flac") for x in (decode(p), gap)]
+    audio = encode_wav(np.concatenate(pieces * repeats))
     return [audio] * count
 
 
@@ -102,6 +105,74 @@ def behind_backlog(client: httpx.Client, audios: list[bytes], model: str) -> dic
     wait_all(client, names)
     return {"idle_ms": round(idle * 1000, 1), "backlog_jobs": len(names),
             "with_backlog_ms": [round(x * 1000, 1) for x in loaded]}  # fmt: skip
+
+
+async def final_latency(ws_url: str, model: str, audio: bytes) -> float:
+    """One real-time stream (manual turns): 100 ms LINEAR16 chunks at capture pace, then ``endTurn``; seconds from
+    ``endTurn`` sent to the final received."""
+    import asyncio
+    import json
+
+    import websockets
+
+    from voxgate.audio.decode import decode
+    from voxgate.audio.pcm import encode_linear16
+
+    pcm = encode_linear16(decode(audio))
+    chunks = [pcm[i : i + 3200] for i in range(0, len(pcm), 3200)]
+    config = {
+        "modelId": model,
+        "audioEncoding": "LINEAR16",
+        "sampleRateHertz": 16000,
+        "turnDetection": {"mode": "manual"},
+    }
+    async with websockets.connect(ws_url, max_size=None, open_timeout=60) as ws:
+        await ws.send(json.dumps({"transcribeConfig": config}))
+        final = asyncio.get_running_loop().create_future()
+
+        async def receive() -> None:
+            async for raw in ws:
+                t = json.loads(raw).get("result", {}).get("transcription")
+                if t and t.get("isFinal") and not final.done():
+                    final.set_result(time.perf_counter())
+
+        reader = asyncio.create_task(receive())
+        start = time.perf_counter()
+        for k, chunk in enumerate(chunks):
+            await asyncio.sleep(max(0.0, start + (k + 1) * 0.1 - time.perf_counter()))
+            await ws.send(json.dumps({"audioChunk": {"content": base64.b64encode(chunk).decode()}}))
+        sent = time.perf_counter()
+        await ws.send(json.dumps({"endTurn": {}}))
+        received: float = await asyncio.wait_for(final, 120)
+        await ws.send(json.dumps({"closeStream": {}}))
+        reader.cancel()
+        return received - sent
+
+
+def finals_behind_jobs(
+    server: LiveServer, client: httpx.Client, audios: list[bytes], model: str, runs: int = 5
+) -> dict[str, Any]:
+    """A live stream's final latency on an idle server, then with the files queued as jobs (all still running or
+    queued while the streams run)."""
+    import asyncio
+
+    ws_url = server.url.replace("http", "ws") + "/stt/v1/transcribe:streamBidirectional"
+    probe = next(a for a in clips(14) if a.startswith(b"RIFF"))  # a short sentence
+    idle = [asyncio.run(final_latency(ws_url, model, probe)) for _ in range(runs)]
+    names = [client.post(SUBMIT, json=body(a, model)).json()["name"] for a in audios]
+    loaded = [asyncio.run(final_latency(ws_url, model, probe)) for _ in range(runs)]
+    ops = client.get("/lro/v1alpha/operations", params={"pageSize": 200}).json()["operations"]
+    still = sum(1 for op in ops if op["name"] in set(names) and not op["done"])
+    wait_all(client, names)
+    return {
+        "runs": runs,
+        "idle_ms": [round(x * 1000) for x in idle],
+        "with_jobs_ms": [round(x * 1000) for x in loaded],
+        "idle_median_ms": round(statistics.median(idle) * 1000),
+        "with_jobs_median_ms": round(statistics.median(loaded) * 1000),
+        "jobs_queued": len(names),
+        "jobs_not_done_after_the_streams": still,
+    }
 
 
 def store_costs(root: Path, n: int = 200, size: int = 200_000) -> dict[str, Any]:
@@ -215,11 +286,24 @@ def main() -> None:
     parser.add_argument("--model", default="whisper/tiny.en")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--sigkill-only", action="store_true", help="Only the SIGKILL part (its own JSON file).")
+    parser.add_argument("--streams-only", action="store_true", help="Only stream finals behind jobs (own JSON file).")
     args = parser.parse_args()
+    if args.streams_only:
+        begun = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = Settings(home=Path(tmp), default_model=args.model, preload=["default"], console=False)
+            with LiveServer(create_app(settings)) as server, httpx.Client(base_url=server.url, timeout=600) as client:
+                sync_round(client, clips(2), args.model)  # warm
+                finals = finals_behind_jobs(server, client, long_files(40, 1), args.model)
+        print(finals, flush=True)
+        report = report_head("jobs-streams", time.perf_counter() - begun, DATA)
+        report.update(machine=machine_info(["voxgate"]), model=args.model, finals_behind_jobs=finals)
+        write_report(HERE / "results" / "jobs-streams.json", report)
+        return
     if args.sigkill_only:
         with tempfile.TemporaryDirectory() as tmp:
             begun = time.perf_counter()
-            killed = sigkill_cost(long_files(6, 8), args.model, Path(tmp) / "killed")
+            killed = sigkill_cost(long_files(6, 2), args.model, Path(tmp) / "killed")
             print(killed, flush=True)
         report = report_head("jobs-sigkill", time.perf_counter() - begun, DATA)
         report.update(machine=machine_info(["voxgate"]), model=args.model, sigkill=killed)

@@ -195,8 +195,9 @@ class Settings(BaseSettings):
     job_retention_seconds: float = Field(default=24 * 3600.0, gt=0)
     """How long a finished job, its result and its operation are kept; then they are deleted (its audio goes as soon
     as the job ends)."""
-    job_window_seconds: float = Field(default=60.0, gt=0)
-    """Windows of a job's audio (shorter than a synchronous file's, so a stream's final waits less for the worker)."""
+    job_window_seconds: float = Field(default=30.0, gt=0)
+    """Windows of a job's audio. The worker is not preempted: a stream's final that arrives while a job's window is
+    being decoded waits for it, so job windows are kept short (one Whisper chunk) rather than a file's 300 s."""
     job_timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
     """A job running longer than this fails with ``timeout``."""
     job_lease_seconds: float = Field(default=30.0, gt=0)
