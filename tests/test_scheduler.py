@@ -147,3 +147,19 @@ def test_a_closed_scheduler_refuses_remote_calls() -> None:
     scheduler.close()
     with pytest.raises(RuntimeError, match="closed"):
         scheduler.submit(lambda: None, remote=True)
+
+
+def test_background_work_goes_after_everything_else(scheduler: Scheduler) -> None:
+    """An async job's window queued first, with the earliest deadline, still waits for a file window and a final."""
+    gate = threading.Event()
+    order: list[str] = []
+    blocker = scheduler.submit(gate.wait)
+    time.sleep(0.05)
+    job = scheduler.submit(lambda: order.append("job"), deadline_in=-10.0, background=True)
+    later_job = scheduler.submit(lambda: order.append("later job"), deadline_in=0.0, background=True)
+    file = scheduler.submit(lambda: order.append("file"), deadline_in=100.0)
+    final = scheduler.submit(lambda: order.append("final"), deadline_in=0.0, urgent=True)
+    gate.set()
+    for f in (blocker, job, later_job, file, final):
+        f.result(timeout=5)
+    assert order == ["final", "file", "job", "later job"]

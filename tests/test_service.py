@@ -203,3 +203,34 @@ def test_numpy_blas_runs_on_one_thread_beside_ctranslate2(service: Service) -> N
     blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
     assert blas
     assert {pool["num_threads"] for pool in blas} == {service.settings.blas_threads} == {1}
+
+
+async def test_diarized_profiles_reuse_the_chunk_embeddings_and_tell_each_voice(
+    service: Service, data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The profile heads read the speaker embedding diarization already made for each chunk (none again per chunk
+    profile), and each speaker's own profile gets the voice's gender: spk1 is a woman,
+    spk2 a man."""
+    encoder = service.voice.speaker_encoder()
+    calls: list[int] = []
+    embed = encoder.embed
+
+    def counted(clips: list[np.ndarray]) -> np.ndarray:
+        calls.append(len(clips))
+        return embed(clips)
+
+    monkeypatch.setattr(encoder, "embed", counted)
+    audio, _ = conversation(data, _TALK)
+    source = RawAudio(encode_linear16(audio), PcmEncoding.LINEAR16, SAMPLE_RATE)
+    result = await service.transcribe_file(
+        source, TranscriptionOptions(language="en"), "whisper/tiny.en", diarize=DiarizationOptions(), profile=True
+    )
+    assert result.speakers is not None
+    # Each segment's own profile embeds its segment; the window's chunks are embedded together once, for the
+    # clustering and the chunks' profiles alike.
+    segments = len(result.transcript.segments)
+    assert len(calls) == segments + 1
+    assert calls.count(1) == segments
+    assert max(calls) >= 2
+    genders = {k: p.gender[0].label for k, p in result.speaker_profiles.items()}
+    assert genders == {1: "female", 2: "male"}

@@ -1,4 +1,4 @@
-"""``voxgate``: serve, transcribe, models, stream. Flags map to :class:`Settings`; nothing else happens here."""
+"""``voxgate``: serve, transcribe, models, stream, jobs. Flags map to :class:`Settings`; nothing else happens here."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ from voxgate.protocol.ws import (
     EndOfTurnMessage,
     ResultMessage,
     ServerMessage,
-    SpeechEndedMessage,
     SpeechStartedMessage,
+    SpeechStoppedMessage,
     StreamTranscription,
     TurnMode,
+    UsageMessage,
     VoiceProfileMessage,
 )
 from voxgate.types import DiarizationOptions, Speakers, Transcript, TranscriptionOptions
@@ -225,15 +226,19 @@ class _StreamPrinter:
         if isinstance(message, VoiceProfileMessage):
             p = message.result.voice_profile
             tops = [f"{name} {labels[0].label} ({labels[0].confidence:.2f})" for name, labels in (
-                ("language", p.language), ("emotion", p.emotion), ("pitch", p.pitch), ("style", p.vocal_style),
+                ("language", p.language), ("emotion", p.emotion), ("gender", p.gender), ("age", p.age),
+                ("pitch", p.pitch), ("style", p.vocal_style),
             ) if labels]  # fmt: skip
             note = f"voice profile ({p.scope}, turn {p.turn_index}): " + ", ".join(tops)
         elif isinstance(message, SpeechStartedMessage):
-            e = message.speech_started
-            note = f"speech started at {e.time_seconds:.2f} s (turn {e.turn_index})"
-        elif isinstance(message, SpeechEndedMessage):
-            e = message.speech_ended
-            note = f"speech ended at {e.time_seconds:.2f} s (turn {e.turn_index})"
+            e = message.result.speech_started
+            note = f"speech started at {e.time_seconds:.2f} s (turn {e.turn_index}, p={e.confidence:.2f})"
+        elif isinstance(message, SpeechStoppedMessage):
+            s = message.result.speech_stopped
+            note = f"speech ended at {s.time_seconds:.2f} s (turn {s.turn_index}, {s.silence_duration_ms} ms silent)"
+        elif isinstance(message, UsageMessage):
+            u = message.result.usage
+            note = f"usage: {u.transcribed_audio_ms} ms of audio, {u.model_id}"
         elif isinstance(message, EndOfTurnMessage):
             end = message.end_of_turn
             why = end.reason.value + (f", p={end.probability:.2f}" if end.probability is not None else "")
@@ -338,6 +343,221 @@ def stream(
         style="dim",
         highlight=False,
     )
+
+
+# -- async jobs --------------------------------------------------------------------------------------------------
+
+jobs_app = typer.Typer(help="Async jobs on a running server: submit files, follow them, fetch their results.")
+app.add_typer(jobs_app, name="jobs")
+
+_URL = Annotated[str, typer.Option(help="Server URL.")]
+_KEY = Annotated[
+    str | None, typer.Option(help="API key, sent as 'Authorization: Basic <key>'.", envvar="VOXGATE_API_KEY")
+]
+_NAME = Annotated[str, typer.Argument(help="The operation's name (operations/<id>) or its id.")]
+_DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+class _JobsClient:
+    """The job routes of one server, over httpx; errors become a red line and exit code 1."""
+
+    def __init__(self, url: str, api_key: str | None) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Basic {api_key}"} if api_key else {}
+        self.http = httpx.Client(base_url=url.rstrip("/"), headers=headers, timeout=120.0)
+
+    def __enter__(self) -> _JobsClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    @staticmethod
+    def name(value: str) -> str:
+        return value if value.startswith("operations/") else f"operations/{value}"
+
+    def call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            err.print(f"[red]cannot reach {self.http.base_url}: {exc}[/red]")
+            raise typer.Exit(1) from None
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": {"code": "http_error", "message": f"HTTP {response.status_code}"}}
+        if response.status_code >= 400:
+            error = body.get("error", {}) if isinstance(body, dict) else {}
+            err.print(f"[red]{error.get('code', 'error')}: {error.get('message', response.status_code)}[/red]")
+            raise typer.Exit(1)
+        return body
+
+    def operation(self, name: str) -> dict[str, Any]:
+        op: dict[str, Any] = self.call("GET", f"/lro/v1alpha/{self.name(name)}")
+        return op
+
+    def wait(self, name: str, *, quiet: bool = False, interval: float = 0.5) -> dict[str, Any]:
+        """Poll until done, with a progress bar on stderr."""
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+            TimeElapsedColumn(), console=err, transient=True, disable=quiet,
+        ) as progress:  # fmt: skip
+            task = progress.add_task(self.name(name), total=100)
+            while True:
+                op = self.operation(name)
+                progress.update(task, completed=op["metadata"]["progressPercent"])
+                progress.update(task, description=f"{self.name(name)} {op['metadata']['state'].lower()}")
+                if op["done"]:
+                    return op
+                time.sleep(interval)
+
+    def result(self, op: dict[str, Any]) -> dict[str, Any]:
+        if "error" in op:
+            err.print(f"[red]{op['name']}: {op['error']['code']}: {op['error']['message']}[/red]")
+            raise typer.Exit(1)
+        import httpx
+
+        uri = op["response"]["resultUri"]
+        # The link is signed: sent as it is (with the key too, harmless, when it points at this server).
+        same = httpx.URL(uri).netloc == self.http.base_url.netloc
+        document: dict[str, Any] = self.call("GET", uri) if same else httpx.get(uri, timeout=120.0).json()
+        return document
+
+
+def _print_result(document: dict[str, Any], fmt: OutputFormat) -> None:
+    if fmt is OutputFormat.JSON:
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    elif fmt is OutputFormat.TXT:
+        sys.stdout.write(document["transcript"].strip() + "\n")
+    else:
+        from voxgate.types import Segment
+
+        segments = tuple(
+            Segment(s["transcript"], int(s["startTimeMs"]) / 1000, int(s["endTimeMs"]) / 1000)
+            for s in document["segments"]
+        )
+        duration = document["usage"]["transcribedAudioMs"] / 1000
+        transcript = Transcript(segments=segments, duration=duration, language=document.get("language"))
+        sys.stdout.write((to_srt if fmt is OutputFormat.SRT else to_vtt)(transcript, None))
+    sys.stdout.flush()
+
+
+@jobs_app.command("submit")
+def jobs_submit(
+    file: Annotated[Path | None, typer.Argument(help="Audio file to upload.", exists=True, dir_okay=False)] = None,
+    uri: Annotated[str | None, typer.Option(help="Audio URL for the server to fetch, instead of a file.")] = None,
+    url: _URL = _DEFAULT_URL,
+    api_key: _KEY = None,
+    model: Annotated[str | None, typer.Option(help="Model id (default: the server's).")] = None,
+    language: Annotated[str | None, typer.Option(help="Language (BCP-47); omit to detect.")] = None,
+    callback_url: Annotated[str | None, typer.Option(help="URL the server POSTs the finished operation to.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the job and print its result.")] = False,
+    fmt: Annotated[
+        OutputFormat, typer.Option("--format", "-f", help="Result format (with --wait).")
+    ] = OutputFormat.TXT,
+) -> None:
+    """Queue a file (uploaded) or a URL (fetched by the server); prints the operation's name."""
+    if (file is None) == (uri is None):
+        raise typer.BadParameter("give a FILE or --uri, not both", param_hint="FILE")
+    config: dict[str, Any] = {k: v for k, v in (("modelId", model), ("language", language)) if v is not None}
+    with _JobsClient(url, api_key) as client:
+        if file is not None:
+            data: dict[str, str] = {"transcribeConfig": json.dumps(config)}
+            if callback_url:
+                data["callbackUrl"] = callback_url
+            with file.open("rb") as f:
+                op = client.call("POST", "/stt/v1/transcribe:async", data=data, files={"file": (file.name, f)})
+        else:
+            body: dict[str, Any] = {"transcribeConfig": config, "audioUri": uri}
+            if callback_url:
+                body["callbackUrl"] = callback_url
+            op = client.call("POST", "/stt/v1/transcribe:async", json=body)
+        if not wait:
+            sys.stdout.write(op["name"] + "\n")
+            return
+        err.print(op["name"], style="dim", highlight=False)
+        document = client.result(client.wait(op["name"]))
+    _print_result(document, fmt)
+
+
+@jobs_app.command("status")
+def jobs_status(name: _NAME, url: _URL = _DEFAULT_URL, api_key: _KEY = None) -> None:
+    """Print the operation (JSON): state, progress, and its result link or error once done."""
+    with _JobsClient(url, api_key) as client:
+        op = client.operation(name)
+    sys.stdout.write(json.dumps(op, indent=2) + "\n")
+
+
+@jobs_app.command("wait")
+def jobs_wait(name: _NAME, url: _URL = _DEFAULT_URL, api_key: _KEY = None) -> None:
+    """Follow a job with a progress bar until it is done; exit code 1 if it failed or was cancelled."""
+    with _JobsClient(url, api_key) as client:
+        op = client.wait(name)
+    state = op["metadata"]["state"]
+    if "error" in op:
+        err.print(f"[red]{op['name']}: {state}: {op['error']['code']}: {op['error']['message']}[/red]")
+        raise typer.Exit(1)
+    sys.stdout.write(f"{op['name']} {state}\n")
+
+
+@jobs_app.command("result")
+def jobs_result(
+    name: _NAME,
+    url: _URL = _DEFAULT_URL,
+    api_key: _KEY = None,
+    fmt: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = OutputFormat.JSON,
+    wait: Annotated[bool, typer.Option("--wait/--no-wait", help="Wait for the job first.")] = True,
+) -> None:
+    """Print a finished job's result: the reference's document (json), or its text, SRT or VTT."""
+    with _JobsClient(url, api_key) as client:
+        op = client.wait(name) if wait else client.operation(name)
+        if not op["done"]:
+            err.print(f"[red]{op['name']} is {op['metadata']['state'].lower()}, not done[/red]")
+            raise typer.Exit(1)
+        document = client.result(op)
+    _print_result(document, fmt)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    url: _URL = _DEFAULT_URL,
+    api_key: _KEY = None,
+    limit: Annotated[int, typer.Option(min=1, help="How many, newest first.")] = 50,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the operations as JSON.")] = False,
+) -> None:
+    """The jobs this key submitted, newest first."""
+    ops: list[dict[str, Any]] = []
+    token = ""
+    with _JobsClient(url, api_key) as client:
+        while len(ops) < limit:
+            params = {"pageSize": min(200, limit - len(ops)), "pageToken": token}
+            page = client.call("GET", "/lro/v1alpha/operations", params=params)
+            ops += page["operations"]
+            token = page.get("nextPageToken", "")
+            if not token:
+                break
+    if json_out:
+        sys.stdout.write(json.dumps(ops, indent=2) + "\n")
+        return
+    table = Table()
+    for column in ("name", "state", "progress", "created", "error"):
+        table.add_column(column, no_wrap=column == "name")
+    for op in ops:
+        meta = op["metadata"]
+        problem = f"{op['error']['code']}" if "error" in op else ""
+        table.add_row(op["name"], meta["state"], f"{meta['progressPercent']}%", meta["createTime"], problem)
+    out.print(table)
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(name: _NAME, url: _URL = _DEFAULT_URL, api_key: _KEY = None) -> None:
+    """Cancel a queued or running job."""
+    with _JobsClient(url, api_key) as client:
+        op = client.call("POST", f"/lro/v1alpha/{client.name(name)}:cancel")
+    sys.stdout.write(f"{op['name']} {op['metadata']['state']}\n")
 
 
 if __name__ == "__main__":

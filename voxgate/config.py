@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     """Your own ONNX classifiers for voice-profile dimensions, e.g.
     ``VOXGATE_PROFILE_MODELS='{"emotion": {"path": "/models/ser.onnx", "labels": ["angry", "happy", ...]}}'``.
     Input: 16 kHz float32 waveform ``[1, samples]``; output: one score (logit or probability) per label."""
+    profile_heads: list[str] = Field(default_factory=lambda: ["emotion", "gender", "age"])
+    """The trained voice-profile heads in use (``voxgate/analysis/data/profile_heads``). The emotion head is trained
+    on RAVDESS and carries its non-commercial licence (CC BY-NC-SA 4.0): ``VOXGATE_PROFILE_HEADS='["gender", "age"]'``
+    leaves it out (emotion then answers ``unclear``, unless ``profile_models`` names a classifier of your own)."""
 
     providers: dict[str, ProviderSettings] = Field(default_factory=dict)
     """Key and base URL of any cloud provider by name, one added with ``register()`` included:
@@ -198,6 +202,53 @@ class Settings(BaseSettings):
         self.api_keys = [*self.api_keys, *(SecretStr(k) for k in keys if k not in known)]
         self.api_keys_file = None  # read once: a copy of these settings must not add the keys again
         return self
+
+    # Async jobs (``POST /stt/v1/transcribe:async``): a durable queue in the home directory, run below streams and
+    # synchronous requests on the same scheduler.
+    job_store: str = ""
+    """Where jobs, their audio and their results live: empty for SQLite at ``home/jobs/jobs.sqlite3`` (audio files
+    beside it), or ``sqlite:///path/to/jobs.sqlite3``."""
+    job_workers: int = Field(default=1, ge=0, le=64)
+    """Jobs this server runs at once (0: it accepts and answers jobs but runs none; another server sharing the store
+    does)."""
+    job_max_queued: int = Field(default=1000, ge=1)
+    """Jobs waiting or running at once, in the whole store; a submit past it is refused with ``resource_exhausted``."""
+    job_retention_seconds: float = Field(default=24 * 3600.0, gt=0)
+    """How long a finished job, its result and its operation are kept; then they are deleted (its audio goes as soon
+    as the job ends)."""
+    job_window_seconds: float = Field(default=30.0, gt=0)
+    """Windows of a job's audio. The worker is not preempted: a stream's final that arrives while a job's window is
+    being decoded waits for it, so job windows are kept short (one Whisper chunk) rather than a file's 300 s."""
+    job_timeout_seconds: float = Field(default=4 * 3600.0, gt=0)
+    """A job running longer than this fails with ``timeout``."""
+    job_lease_seconds: float = Field(default=30.0, gt=0)
+    """A running job's claim lasts this long and is renewed every third of it; a server that dies holding one (SIGKILL,
+    power loss) leaves it to be claimed again once the lease runs out."""
+    job_max_attempts: int = Field(default=3, ge=1)
+    """Claims of one job before it is failed (a job that kills its server every time is not retried for ever)."""
+    job_url_allow_http: bool = False
+    """Let ``audioUri`` and ``callbackUrl`` be plain ``http://`` URLs (default: https only)."""
+    job_url_allow_private: bool = False
+    """Let ``audioUri`` and ``callbackUrl`` reach private, loopback, link-local and other non-public addresses (default:
+    refused after DNS resolution, so a client cannot make the server fetch from or post into its own network)."""
+    job_fetch_max_bytes: int | None = Field(default=None, ge=1)
+    """Largest audio fetched from an ``audioUri`` (default: ``max_upload_bytes``)."""
+    job_fetch_timeout_seconds: float = Field(default=60.0, gt=0)
+    """Total time to fetch an ``audioUri``, connection and body."""
+    job_webhook_secret: SecretStr | None = None
+    """Key of the HMAC-SHA256 signature on completion callbacks (header ``X-Voxgate-Signature``). A job may ask for a
+    ``callbackUrl`` only when it is set."""
+    job_webhook_max_attempts: int = Field(default=5, ge=1, le=20)
+    """Deliveries of one callback tried before it is given up (a 2xx answer ends them)."""
+    job_webhook_backoff_seconds: float = Field(default=2.0, ge=0)
+    """Wait before the second delivery; doubled before each next one."""
+    job_webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    """Time one delivery may take."""
+    job_result_secret: SecretStr | None = None
+    """Key that signs ``resultUri`` links (default: a random key made once and kept in ``home/jobs/secret``)."""
+    public_url: str | None = None
+    """This server's URL as clients reach it (``https://stt.example.com``), for ``resultUri`` links; default: the
+    URL of the request asking."""
 
     console: bool = True
     """Serve the web console at ``/`` (static files; it uses the public API and so needs a key when one is set)."""

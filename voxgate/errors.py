@@ -16,6 +16,7 @@
     ├── PayloadTooLarge               413  payload_too_large
     ├── Unauthenticated               401  unauthenticated
     ├── PermissionDenied              403  permission_denied
+    ├── NotFound                      404  not_found
     ├── ModelNotFound                 404  model_not_found
     ├── ModelUnavailable              503  model_unavailable
     ├── Timeout                       504  timeout
@@ -50,6 +51,7 @@ __all__ = [
     "InvalidSampleRate",
     "ModelNotFound",
     "ModelUnavailable",
+    "NotFound",
     "PayloadTooLarge",
     "PermissionDenied",
     "ProtocolViolation",
@@ -168,6 +170,14 @@ class PermissionDenied(VoxgateError):
 
     code = "permission_denied"
     http_status = 403
+    ws_close_code = WS_POLICY
+
+
+class NotFound(VoxgateError):
+    """A resource (an async job's operation, its result) that does not exist, has expired, or is not the caller's."""
+
+    code = "not_found"
+    http_status = 404
     ws_close_code = WS_POLICY
 
 

@@ -12,6 +12,10 @@ the same key too (up to the batch limit) and runs them in one call, so N streams
 Items may also be marked droppable: one still queued well past its deadline is skipped (:class:`Skipped`) rather
 than run late, which is how partials give way when the server falls behind. Finals are never droppable.
 
+Work marked ``background`` (an async job's windows) goes after all other queued work whatever its deadline, so a
+flood of queued jobs never delays a stream or a synchronous request; among themselves, background jobs run earliest
+deadline first too.
+
 Calls to cloud providers (``remote=True``) do not queue behind inference: they wait on the network, so they run on a
 bounded pool of I/O threads of their own (``remote_calls`` at once, streams and files alike), first come first served.
 """
@@ -43,7 +47,7 @@ class Skipped(Exception):
 @dataclass(order=True)
 class _Job:
     rank: int
-    """0 for urgent work, 1 for the rest: compared before the deadline."""
+    """0 for urgent work, 1 for the rest, 2 for background work: compared before the deadline."""
     deadline: float
     seq: int
     fn: Callable[[], Any] | None = field(compare=False)
@@ -76,17 +80,24 @@ class Scheduler:
             return len(self._heap)
 
     def submit(
-        self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND, urgent: bool = False, remote: bool = False
+        self,
+        fn: Callable[[], T],
+        *,
+        deadline_in: float = BACKGROUND,
+        urgent: bool = False,
+        remote: bool = False,
+        background: bool = False,
     ) -> Future[T]:
         """Queue ``fn`` to run no later than ``deadline_in`` seconds from now (a priority, not a guarantee); ``urgent``
-        puts it before every queued job that is not. ``remote``: a cloud call, run on the I/O pool instead."""
+        puts it before every queued job that is not, ``background`` after every one that is not. ``remote``: a cloud
+        call, run on the I/O pool instead."""
         if remote:
             with self._cond:
                 if self._closed:
                     raise RuntimeError("scheduler is closed")
             return self._io.submit(fn)
         future: Future[T] = Future()
-        self._push(_Job(_rank(urgent), time.monotonic() + deadline_in, next(self._seq), fn, future))
+        self._push(_Job(_rank(urgent, background), time.monotonic() + deadline_in, next(self._seq), fn, future))
         return future
 
     def submit_batched(
@@ -121,11 +132,18 @@ class Scheduler:
             self._cond.notify()
 
     async def run(
-        self, fn: Callable[[], T], *, deadline_in: float = BACKGROUND, urgent: bool = False, remote: bool = False
+        self,
+        fn: Callable[[], T],
+        *,
+        deadline_in: float = BACKGROUND,
+        urgent: bool = False,
+        remote: bool = False,
+        background: bool = False,
     ) -> T:
         """Run ``fn`` on a worker (``remote``: on the I/O pool) and await its result. Cancelling the caller drops the
         job if it has not started."""
-        return await wait(self.submit(fn, deadline_in=deadline_in, urgent=urgent, remote=remote))
+        future = self.submit(fn, deadline_in=deadline_in, urgent=urgent, remote=remote, background=background)
+        return await wait(future)
 
     def _take(self) -> list[_Job] | None:
         """Pop the most urgent job, plus its batch mates; None once closed and drained."""
@@ -185,8 +203,8 @@ class Scheduler:
         self._io.shutdown(wait=True)
 
 
-def _rank(urgent: bool) -> int:
-    return 0 if urgent else 1
+def _rank(urgent: bool, background: bool = False) -> int:
+    return 0 if urgent else 2 if background else 1
 
 
 async def wait(future: Future[T]) -> T:

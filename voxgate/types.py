@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import numpy as np
 import numpy.typing as npt
@@ -14,16 +15,21 @@ import numpy.typing as npt
 __all__ = [
     "DIMENSIONS",
     "SAMPLE_RATE",
+    "AssemblyAIOptions",
     "Audio",
+    "DeepgramOptions",
     "DiarizationOptions",
+    "GroqOptions",
     "LabelScore",
     "Labels",
     "LanguageScore",
     "ProgressCallback",
     "Segment",
+    "SonioxOptions",
     "Speakers",
     "Transcript",
     "TranscriptionOptions",
+    "VendorOptions",
     "VoiceFeatures",
     "VoiceProfile",
     "Word",
@@ -112,6 +118,61 @@ class Speakers:
     count: int
 
 
+# -- one cloud vendor's own settings -------------------------------------------------------------------------------
+# A request may carry settings for one vendor (the reference API's provider blocks). They travel with the options to
+# every engine of the request's fallback list; only an engine of that vendor reads them (``provider`` names it), the
+# others go on without. None means "not given": the adapter keeps its own default.
+
+
+@dataclass(frozen=True, slots=True)
+class DeepgramOptions:
+    provider: ClassVar[str] = "deepgram"
+    keyterms: tuple[str, ...] = ()
+    """Terms to boost, added to the vocabulary (``keyterm`` on Nova-3, ``keywords`` on older models)."""
+    smart_format: bool | None = None
+    punctuate: bool | None = None
+    profanity_filter: bool | None = None
+    filler_words: bool | None = None
+    numerals: bool | None = None
+    endpointing: int | None = None
+    """Live socket only: milliseconds of silence after which Deepgram marks speech final (0: off)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AssemblyAIOptions:
+    """(The block's turn silences are voxgate's turn policy: voxgate decides a stream's turns, whatever the vendor.)"""
+
+    provider: ClassVar[str] = "assemblyai"
+    vad_threshold: float | None = None
+    """Live socket only: the vendor's speech/silence threshold."""
+    prompt: str | None = None
+    """AssemblyAI's instruction prompt (Universal-3 models), not voxgate's free-text context."""
+
+
+@dataclass(frozen=True, slots=True)
+class SonioxOptions:
+    provider: ClassVar[str] = "soniox"
+    language_hints: tuple[str, ...] = ()
+    language_hints_strict: bool | None = None
+    enable_endpoint_detection: bool | None = None
+    """Live socket only."""
+    max_endpoint_delay_ms: int | None = None
+    """Live socket only."""
+    context_general: tuple[tuple[str, str], ...] = ()
+    """``context.general`` key/value pairs (domain, topic, names...)."""
+    context_text: str | None = None
+    context_terms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class GroqOptions:
+    provider: ClassVar[str] = "groq"
+    temperature: float | None = None
+
+
+VendorOptions = DeepgramOptions | AssemblyAIOptions | SonioxOptions | GroqOptions
+
+
 @dataclass(frozen=True, slots=True)
 class TranscriptionOptions:
     """What a caller may ask of any engine. Engines that cannot honour an option say so, never drop it silently."""
@@ -128,11 +189,13 @@ class TranscriptionOptions:
     temperature: float = 0.0
     beam_size: int = 5
     vad_filter: bool = True
+    vendor: VendorOptions | None = None
+    """One cloud vendor's own settings; read only by that vendor's engines."""
 
 
 # -- voice profile ---------------------------------------------------------------------------------------------------
 
-DIMENSIONS = ("language", "age", "emotion", "pitch", "vocal_style", "accent")
+DIMENSIONS = ("language", "age", "gender", "emotion", "pitch", "vocal_style", "accent")
 """The voice profile's dimensions, in the order they are reported."""
 
 
@@ -199,6 +262,7 @@ class VoiceProfile:
 
     language: Labels
     age: Labels
+    gender: Labels
     emotion: Labels
     pitch: Labels
     vocal_style: Labels
@@ -213,6 +277,7 @@ class VoiceProfile:
         return cls(
             language=dimensions["language"],
             age=dimensions["age"],
+            gender=dimensions["gender"],
             emotion=dimensions["emotion"],
             pitch=dimensions["pitch"],
             vocal_style=dimensions["vocal_style"],
@@ -226,6 +291,7 @@ class VoiceProfile:
         return {
             "language": self.language,
             "age": self.age,
+            "gender": self.gender,
             "emotion": self.emotion,
             "pitch": self.pitch,
             "vocal_style": self.vocal_style,

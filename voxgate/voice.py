@@ -15,16 +15,23 @@ import numpy as np
 import numpy.typing as npt
 
 from voxgate.analysis.diarize import Chunk, assign, chunks_of, clip_of, cluster
+from voxgate.analysis.heads import load_heads
 from voxgate.analysis.profile import OnnxClassifier, ProfileAnalyzer, VoiceProfile, merge_profiles
 from voxgate.analysis.speaker import SpeakerEncoder
 from voxgate.config import Settings
-from voxgate.engines.base import LanguageIdentifier
+from voxgate.engines.base import Engine, LanguageIdentifier, Listening, VoiceEncoder
 from voxgate.engines.pool import EnginePool, Lazy
 from voxgate.errors import ModelUnavailable
 from voxgate.files.merge import FileResult, WindowResult
 from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, LanguageScore, Segment, Transcript, Word
 
-__all__ = ["Voice", "Voices", "with_speakers"]
+__all__ = ["HEADS_SECONDS", "Voice", "Voices", "with_speakers"]
+
+HEADS_SECONDS = 4.0
+"""Seconds of a stretch's most recent audio the voice-profile heads' encoders hear (when no pass over all of it is
+made anyway): a bound on their cost per profile. The heads were trained on clips of 1.8-10.3 s (median 3.9 s); heard
+only through their last 4 s, the held-out speakers score the same (emotion 67.2 % UAR instead of 67.7 %, gender
+96.2 % instead of 96.3 %, age 58.1 % instead of 56.7 %)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +56,7 @@ class Voice:
 
     def _make_analyzer(self) -> ProfileAnalyzer:
         overrides = {dim: OnnxClassifier(m.path, m.labels) for dim, m in self._settings.profile_models.items()}
-        return ProfileAnalyzer(overrides)
+        return ProfileAnalyzer(overrides, load_heads(self._settings.profile_heads))
 
     @property
     def language_id_model(self) -> str:
@@ -63,20 +70,54 @@ class Voice:
         words: Sequence[Word] = (),
         language: str | None = None,
         identified: Sequence[LanguageScore] = (),
+        speaker_embedding: npt.NDArray[np.float32] | None = None,
     ) -> VoiceProfile:
         """A voice profile of ``audio``: language ID, then the analyzers.
 
         ``identified``: language-ID scores the language-ID model already gave for this same audio (reused, not redone).
+        When the heads read the language-ID model's encoder, one encoder pass serves both. ``speaker_embedding``: the
+        speaker encoder's embedding of this same audio, when diarization already made it.
         """
         lid = self._engines.get(self.language_id_model)
+        passes: dict[str, Listening] = {}
+
+        def listen(engine: Engine, clip: Audio) -> Listening:
+            if engine.model_id not in passes:
+                if not isinstance(engine, VoiceEncoder):
+                    raise ModelUnavailable(f"{engine.model_id} cannot serve the voice-profile heads")
+                passes[engine.model_id] = engine.listen(clip)
+            return passes[engine.model_id]
+
         detect: Callable[[Audio], Sequence[LanguageScore]]
         if identified:
             detect = _answer(tuple(identified))
+        elif isinstance(lid, VoiceEncoder):
+            detect = lambda clip: listen(lid, clip).language  # noqa: E731
         elif isinstance(lid, LanguageIdentifier):
             detect = lid.detect_language
         else:
             raise ModelUnavailable(f"{lid.model_id} cannot identify languages; set VOXGATE_LANGUAGE_ID_MODEL")
-        return self.analyzer().analyze(audio, words=words, text=text, identify=detect, spoken_language=language)
+
+        def hear(clip: Audio, needs: frozenset[str]) -> dict[str, npt.NDArray[np.floating]]:
+            # The heads hear the last HEADS_SECONDS of a longer stretch (a stream's or a file's profile averages its
+            # stretches), unless an encoder pass over all of it is made anyway (language ID) or an embedding of it is
+            # already known (diarization).
+            recent = clip[-int(HEADS_SECONDS * SAMPLE_RATE) :]
+            parts: dict[str, npt.NDArray[np.floating]] = {}
+            for name in needs:
+                if name == "speaker":
+                    if speaker_embedding is not None and clip is audio:
+                        parts[name] = speaker_embedding
+                    else:
+                        parts[name] = self.speaker_encoder().embed([recent])[0]
+                else:
+                    engine = self._engines.get(name)
+                    parts[name] = listen(engine, clip if engine.model_id in passes else recent).embedding
+            return parts
+
+        return self.analyzer().analyze(
+            audio, words=words, text=text, identify=detect, spoken_language=language, hear=hear
+        )
 
     def segment_profiles(
         self, audio: Audio, result: Transcript, language: str | None
@@ -99,11 +140,15 @@ class Voice:
         reuse = self._reuses_language_id(result)
         words = result.words
         profiles: list[VoiceProfile | None] = []
-        for chunk in chunks:
+        for chunk, embedding in zip(chunks, embeddings, strict=True):
             held = [words[i] for i in chunk.words]
             text = " ".join(w.word for w in held)
             segment = result.segments[chunk.segment]
-            profiles.append(self._stretch_profile(audio, chunk.start, chunk.end, text, held, segment, language, reuse))
+            profiles.append(
+                self._stretch_profile(
+                    audio, chunk.start, chunk.end, text, held, segment, language, reuse, speaker_embedding=embedding
+                )
+            )
         return Voices(chunks, embeddings, tuple(profiles))
 
     def _reuses_language_id(self, result: Transcript) -> bool:
@@ -120,6 +165,7 @@ class Voice:
         segment: Segment,
         language: str | None,
         reuse_scores: bool,
+        speaker_embedding: npt.NDArray[np.float32] | None = None,
     ) -> VoiceProfile | None:
         """The profile of ``audio`` from ``start`` to ``end`` seconds (all of ``segment`` or part of it) with its
         words, or None when under 0.25 s. ``reuse_scores``: take the segment's language-ID scores instead of
@@ -130,7 +176,14 @@ class Voice:
         # The clip starts at ``start``: its words' times must too.
         moved = tuple(Word(w.word, w.start - start, w.end - start, w.confidence) for w in words)
         identified = segment.language_scores if reuse_scores else ()
-        return self.profile(clip, text=text, words=moved, language=language or segment.language, identified=identified)
+        return self.profile(
+            clip,
+            text=text,
+            words=moved,
+            language=language or segment.language,
+            identified=identified,
+            speaker_embedding=speaker_embedding,
+        )
 
 
 def with_speakers(

@@ -12,7 +12,7 @@ from onnx import TensorProto, helper
 from voxgate.analysis.profile import (
     AGE_LABELS,
     EMOTION_LABELS,
-    EMOTION_MAX_CONFIDENCE,
+    MIN_VOICED_FOR_HEADS,
     OnnxClassifier,
     ProfileAnalyzer,
     ProfileSmoother,
@@ -41,36 +41,23 @@ def top(labels: tuple[LabelScore, ...]) -> str:
     return labels[0].label
 
 
-def test_emotion_follows_the_words_and_the_voice(analyzer: ProfileAnalyzer) -> None:
-    lively = features(f0_std_semitones=4.5, loudness_dbfs=-16.0, articulation_rate_wpm=210.0)
-    flat = features(f0_std_semitones=1.0, loudness_dbfs=-34.0, articulation_rate_wpm=120.0)
-    happy = analyzer._emotion(lively, "This is wonderful, I am so happy and excited to see you all here today!", "en")
-    sad = analyzer._emotion(flat, "I miss her so much, everything feels empty and hopeless since she died.", "en")
-    angry = analyzer._emotion(lively, "This is outrageous, I hate this, you ruined everything, you idiot!", "en")
-    assert top(happy) in ("happy", "surprised")
-    assert top(sad) == "sad"
-    assert top(angry) in ("angry", "fearful", "disgusted")
-    for labels in (happy, sad, angry):
-        assert {s.label for s in labels} == set(EMOTION_LABELS)
-        assert max(s.confidence for s in labels) <= EMOTION_MAX_CONFIDENCE + 1e-9
+def test_without_heads_emotion_gender_age_are_unclear(analyzer: ProfileAnalyzer) -> None:
+    """No trained head (all switched off) and no classifier of one's own: nothing is guessed; only the ``kid`` rule of
+    age stays."""
+    voice = np.sin(2 * np.pi * 140 * np.arange(2 * SAMPLE_RATE) / SAMPLE_RATE).astype(np.float32) * 0.3
+    profile = analyzer.analyze(voice)
+    for labels in (profile.emotion, profile.gender):
+        assert [(s.label, s.confidence) for s in labels] == [("unclear", 1.0)]
+    assert top(profile.age) == "unclear"
+    assert {s.label for s in profile.age} <= {"kid", "unclear"}
 
 
-def test_emotion_without_evidence_stays_neutral(analyzer: ProfileAnalyzer) -> None:
-    nothing = VoiceFeatures(duration_s=1.0)
-    labels = analyzer._emotion(nothing, "", None)
-    assert top(labels) == "neutral"
-    # Words in a language the lexicon does not cover carry no valence.
-    german = analyzer._emotion(nothing, "Ich bin so glücklich, das ist wunderbar!", "de")
-    assert top(german) == "neutral"
-
-
-def test_age_is_unclear_unless_the_pitch_says_child(analyzer: ProfileAnalyzer) -> None:
-    adult = analyzer._age(features(f0_median_hz=120.0))
-    child = analyzer._age(features(f0_median_hz=330.0))
+def test_age_says_kid_only_when_the_pitch_does(analyzer: ProfileAnalyzer) -> None:
+    adult = analyzer._age(features(f0_median_hz=120.0), {})
+    child = analyzer._age(features(f0_median_hz=330.0), {})
     assert top(adult) == "unclear"
     assert top(child) == "kid"
-    assert {s.label for s in adult} == set(AGE_LABELS)
-    assert all(s.confidence <= 0.05 for s in adult if s.label in ("young", "adult", "old"))
+    assert {s.label for s in adult} <= set(AGE_LABELS)
     assert abs(sum(s.confidence for s in adult) - 1.0) < 1e-3
 
 
@@ -88,7 +75,7 @@ def test_accent_from_language_id(analyzer: ProfileAnalyzer) -> None:
 
 def _profile(emotion: str, seconds: float) -> VoiceProfile:
     one = (LabelScore(emotion, 1.0),)
-    return VoiceProfile(one, one, one, one, one, one, VoiceFeatures(duration_s=seconds), speech_seconds=seconds)
+    return VoiceProfile(one, one, one, one, one, one, one, VoiceFeatures(duration_s=seconds), speech_seconds=seconds)
 
 
 def test_smoother_weights_by_speech_and_peek_keeps_nothing() -> None:
@@ -194,7 +181,7 @@ def test_real_speech_end_to_end(service: Service, data: Path) -> None:
     text = "And so my fellow Americans, ask not what your country can do for you, ask what you can do for your country."
     profile = service.profile(audio, text=text)
     dims = profile.dimensions()
-    assert set(dims) == {"language", "age", "emotion", "pitch", "vocal_style", "accent"}
+    assert set(dims) == {"language", "age", "gender", "emotion", "pitch", "vocal_style", "accent"}
     for labels in dims.values():
         confidences = [s.confidence for s in labels]
         assert confidences == sorted(confidences, reverse=True)
@@ -205,4 +192,40 @@ def test_real_speech_end_to_end(service: Service, data: Path) -> None:
     # Kennedy's raised, projected oratory voice: high for a man (bench/prosody_norms.py measures ~237 Hz).
     assert 180 < profile.features.f0_median_hz < 280
     assert top(profile.pitch) != "unclear"
-    assert top(profile.age) == "unclear"  # nothing here can tell an adult's age
+    # The trained heads answer (their accuracy is bench/profile.py's and the model card's business, not a test's).
+    assert {s.label for s in profile.emotion} == set(EMOTION_LABELS) - {"unclear"}
+    assert {s.label for s in profile.age} == {"kid", "young", "adult"}  # "old" is never emitted
+    for labels in (profile.emotion, profile.gender, profile.age):
+        assert sum(s.confidence for s in labels) == pytest.approx(1.0, abs=1e-3)
+
+
+def test_gender_of_two_unseen_speakers(service: Service, data: Path) -> None:
+    """The two Harvard readers of tests/data (not in the training data): a woman (spk1, median F0 ~205 Hz) and a man
+    (spk2, ~150 Hz), every sentence."""
+    for speaker, expected in (("spk1", "female"), ("spk2", "male")):
+        for n in range(1, 7):
+            profile = service.profile(decode(data / "en" / f"{speaker}_snt{n}.wav"))
+            assert top(profile.gender) == expected, (speaker, n, profile.gender)
+
+
+def test_too_little_voiced_speech_is_unclear(service: Service, data: Path) -> None:
+    audio = decode(data / "en" / "spk2_snt1.wav")
+    whole = service.profile(audio)
+    assert (whole.features.voiced_s or 0.0) >= MIN_VOICED_FOR_HEADS
+    assert top(whole.gender) == "male"
+    short = service.profile(audio[: int(0.6 * SAMPLE_RATE)])
+    assert (short.features.voiced_s or 0.0) < MIN_VOICED_FOR_HEADS
+    for labels in (short.emotion, short.gender):
+        assert [(s.label, s.confidence) for s in labels] == [("unclear", 1.0)]
+    assert top(short.age) == "unclear"
+
+
+def test_a_head_can_be_left_out(settings: Settings, data: Path) -> None:
+    """VOXGATE_PROFILE_HEADS without ``emotion`` (its weights carry RAVDESS's non-commercial licence)."""
+    custom = Service(settings.model_copy(update={"profile_heads": ["gender", "age"]}))
+    try:
+        profile = custom.profile(decode(data / "en" / "spk1_snt1.wav"))
+    finally:
+        custom.close()
+    assert [(s.label, s.confidence) for s in profile.emotion] == [("unclear", 1.0)]
+    assert top(profile.gender) == "female"

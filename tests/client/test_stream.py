@@ -21,10 +21,12 @@ from voxgate.client import (
     EndOfTurnMessage,
     ResultMessage,
     SpeechStartedMessage,
+    SpeechStoppedMessage,
     StreamResult,
     StreamTranscription,
     TurnDetection,
     TurnMode,
+    UsageMessage,
     VoxgateClientError,
     VoxgateConnectionError,
     connect,
@@ -262,6 +264,20 @@ def test_parse_server_message() -> None:
     assert isinstance(message, EndOfTurnMessage)
     assert message.end_of_turn.reason is EndTurnReason.SEMANTIC
     assert parse_server_message('{"voiceProfile": {}}') is None  # a newer server's message: skipped, not fatal
+    assert parse_server_message('{"result": {"somethingNew": {}}}') is None
+    started = parse_server_message(
+        '{"result": {"speechStarted": {"startTimeMs": 320, "confidence": 0.91, "timeSeconds": 0.32, "turnIndex": 0}}}'
+    )
+    assert isinstance(started, SpeechStartedMessage)
+    assert (started.result.speech_started.start_time_ms, started.result.speech_started.confidence) == (320, 0.91)
+    stopped = parse_server_message(
+        '{"result": {"speechStopped": {"silenceDurationMs": 256, "timeSeconds": 2.9, "turnIndex": 0}}}'
+    )
+    assert isinstance(stopped, SpeechStoppedMessage)
+    assert stopped.result.speech_stopped.silence_duration_ms == 256
+    usage = parse_server_message('{"result": {"usage": {"transcribedAudioMs": 3520, "modelId": "whisper/base"}}}')
+    assert isinstance(usage, UsageMessage)
+    assert usage.result.usage.transcribed_audio_ms == 3520
     for junk in ("not json", "[1, 2]", '{"result": {"transcription": {"transcript": 3}}}'):
         with pytest.raises(VoxgateClientError) as info:
             parse_server_message(junk)

@@ -27,7 +27,7 @@ from voxgate.engines.assemblyai.rest import AssemblyAIEngine
 from voxgate.engines.base import Engine
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import resolve
-from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, AssemblyAIOptions, Audio, TranscriptionOptions
 
 LOCAL = "whisper/tiny.en"
 ISSUED = re.compile(r"https://cdn\.assemblyai\.com/upload/[0-9a-f-]{36}")
@@ -220,3 +220,30 @@ def test_broken_answers_are_provider_errors(
         make().transcribe(sentence, TranscriptionOptions())
     assert type(caught.value) is ProviderError
     assert fake.calls.count("poll") == 1
+
+
+# -- the reference's provider block ----------------------------------------------------------------------------------
+
+
+def test_assemblyai_config_prompt_reaches_a_universal3_model(fake: FakeAssemblyAI, make: Make, comfyui: Audio) -> None:
+    block = AssemblyAIOptions(prompt="Software names are spelled as their makers spell them.", vad_threshold=0.3)
+    t = make("assemblyai/universal-3-pro").transcribe(
+        comfyui, TranscriptionOptions(language="en", prompts=("ComfyUI",), vendor=block)
+    )
+    (body,) = fake.created
+    assert body["prompt"] == "Software names are spelled as their makers spell them."
+    assert "keyterms_prompt" not in body  # the vendor takes one or the other
+    assert any("prompt or key terms" in w for w in t.warnings)
+    assert any("vadThreshold applies to streams only" in w for w in t.warnings)
+
+
+def test_assemblyai_config_prompt_on_another_model_is_a_warning(
+    fake: FakeAssemblyAI, make: Make, sentence: Audio
+) -> None:
+    options = TranscriptionOptions(language="en", vendor=AssemblyAIOptions(prompt="Be exact."))
+    t = make("assemblyai/universal-2").transcribe(sentence, options)
+    (body,) = fake.created
+    assert "prompt" not in body
+    (warning,) = t.warnings
+    assert "Universal-3" in warning
+    assert "dog" in t.text

@@ -17,9 +17,9 @@ import pytest
 from tests.engines.fake_vendors import FakeVendor, Fault
 from tests.engines.harness import DEEPGRAM, Cloud, Make, Speech, cloud_fixture, heard_jfk
 from voxgate.audio.pcm import encode_wav
-from voxgate.engines.deepgram.rest import NO_PROMPT, NO_TEMPERATURE
+from voxgate.engines.deepgram.rest import NO_ENDPOINTING, NO_PROMPT, NO_TEMPERATURE
 from voxgate.errors import ProviderError
-from voxgate.types import Audio, TranscriptionOptions
+from voxgate.types import Audio, DeepgramOptions, GroqOptions, TranscriptionOptions
 
 LOCAL = "whisper/base"
 KEY = DEEPGRAM.key
@@ -179,3 +179,44 @@ def test_the_fake_checks_the_wire_format(cloud: Cloud[FakeVendor], short: Audio)
         ok = client.post(url, params=[("model", "nova-3"), ("language", "en")], content=wav, headers=good)
         assert ok.status_code == 200
         assert ok.json()["results"]["channels"][0]["alternatives"][0]["transcript"]
+
+
+# -- the reference's provider block and routed ids ------------------------------------------------------------------
+
+
+def test_deepgram_config_reaches_the_vendor(make: Make, fake: FakeVendor, comfyui: Audio) -> None:
+    block = DeepgramOptions(
+        keyterms=("ComfyUI",), smart_format=False, profanity_filter=True, filler_words=True, numerals=True,
+        endpointing=300,
+    )  # fmt: skip
+    t = make().transcribe(comfyui, TranscriptionOptions(language="en", vendor=block))
+    assert "ComfyUI" in t.text, t.text  # the block's key term reached the vendor, which heard it
+    (request,) = fake.received
+    assert request.params("keyterm") == ["ComfyUI"]
+    assert request.params("smart_format") == ["false"]
+    assert request.params("punctuate") == ["true"]
+    assert [request.params(k) for k in ("profanity_filter", "filler_words", "numerals")] == [["true"]] * 3
+    assert request.params("endpointing") == []  # a stream setting: said, not sent
+    assert t.warnings == (NO_ENDPOINTING,)
+
+
+def test_another_vendors_block_is_not_deepgrams_business(make: Make, fake: FakeVendor, short: Audio) -> None:
+    # A fallback list's block travels with the options; only its own vendor's engine reads it.
+    make().transcribe(short, TranscriptionOptions(language="en", vendor=GroqOptions(temperature=0.9)))
+    (request,) = fake.received
+    assert {k for k, _ in request.query} == {"model", "punctuate", "smart_format", "utterances", "language"}
+
+
+@pytest.mark.parametrize(("model", "language"), [("flux-general-en", ["en"]), ("flux-general-multi", [])])
+def test_flux_ids_are_served_by_nova3_with_a_warning(
+    make: Make, fake: FakeVendor, short: Audio, model: str, language: list[str]
+) -> None:
+    t = make(f"deepgram/{model}").transcribe(short, TranscriptionOptions())
+    assert "joy" in t.text.lower()
+    assert t.model_id == f"deepgram/{model}"
+    (request,) = fake.received
+    assert request.params("model") == ["nova-3"]
+    assert request.params("language") == language
+    assert request.params("detect_language") == ([] if language else ["true"])
+    (warning,) = t.warnings
+    assert "nova-3" in warning

@@ -35,7 +35,7 @@ from tests.speech import wer
 from voxgate.engines.assemblyai.live import AssemblyAILiveConnection, AssemblyAILiveConnector, streaming_url
 from voxgate.engines.assemblyai.wire import speech_model
 from voxgate.engines.deepgram.live import DeepgramLiveConnector
-from voxgate.types import SAMPLE_RATE, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, AssemblyAIOptions, DeepgramOptions, TranscriptionOptions
 
 LOCAL = "whisper/tiny.en"
 
@@ -206,3 +206,41 @@ async def test_assemblyai_turn_without_formatted_copy(assemblyai: Live[AssemblyA
     assert wer(harvard.reference, t.text) <= 0.2, t.text
     assert t.text == " ".join(plain(w) for w in t.text.split())
     assert not any(m.get("turn_is_formatted") for m in assemblyai.vendor.sent)
+
+
+# -- the reference's provider blocks on the live sockets -----------------------------------------------------------
+
+
+async def test_deepgram_config_and_a_flux_id_on_the_live_socket(deepgram: Live[LiveVendor], harvard: Speech) -> None:
+    block = DeepgramOptions(keyterms=("figures",), endpointing=0, filler_words=True, punctuate=False)
+    options = TranscriptionOptions(vendor=block)
+    async with decoding(DeepgramLiveConnector(deepgram.config(), "flux-general-multi"), options) as (decoder, _):
+        await stream(decoder, harvard.audio, pace=0.0)
+        t = await decoder.settle(0.0, harvard.duration)
+    settled(t, harvard)
+    (received,) = deepgram.vendor.received
+    assert received.params("model") == ["nova-3"]  # Flux's own /v2/listen is not spoken: nova-3 serves its id
+    assert received.params("language") == ["multi"]
+    assert received.params("keyterm") == ["figures"]
+    assert received.params("endpointing") == ["false"]
+    assert received.params("filler_words") == ["true"]
+    assert received.params("punctuate") == ["false"]
+    assert received.params("smart_format") == ["true"]
+
+
+async def test_assemblyai_config_reaches_the_socket_and_leaves_turns_to_voxgate(
+    assemblyai: Live[AssemblyAIVendor], harvard: Speech
+) -> None:
+    options = TranscriptionOptions(language="en", vendor=AssemblyAIOptions(vad_threshold=0.3, prompt="Be exact."))
+    connector = AssemblyAILiveConnector(assemblyai.config(), "u3-rt-pro")
+    async with decoding(connector, options) as (decoder, _):
+        await stream(decoder, harvard.audio, pace=0.0)
+        t = await decoder.settle(0.0, harvard.duration)
+    settled(t, harvard)
+    (received,) = assemblyai.vendor.received
+    assert received.params("speech_model") == ["u3-rt-pro"]
+    assert received.params("vad_threshold") == ["0.3"]
+    assert received.params("prompt") == ["Be exact."]
+    # The vendor's own turn ends stay turned down: voxgate decides the turns (the block's silences shape those).
+    assert received.params("end_of_turn_confidence_threshold") == ["1"]
+    assert received.params("max_turn_silence") == ["3600"]

@@ -21,7 +21,7 @@ from voxgate.audio.pcm import encode_wav
 from voxgate.engines.openai.rest import GroqEngine
 from voxgate.engines.openai.wire import language_code
 from voxgate.errors import ProviderError
-from voxgate.types import Audio, TranscriptionOptions
+from voxgate.types import Audio, GroqOptions, TranscriptionOptions
 
 LOCAL = "whisper/base"
 KEY = OPENAI.key
@@ -179,3 +179,21 @@ def test_the_fake_checks_the_wire_format(cloud: Cloud[FakeVendor], short: Audio)
             assert response.status_code == 400, (form, response.text)
             assert message in response.json()["error"]["message"]
         assert client.post(url, data={"model": "whisper-1"}, files={"file": ("a.wav", wav)}).status_code == 200
+
+
+# -- the reference's groqConfig --------------------------------------------------------------------------------------
+
+
+def test_groq_config_temperature_reaches_groq(groq: Cloud[FakeVendor], short: Audio) -> None:
+    t = groq.engine("groq/whisper-large-v3").transcribe(
+        short, TranscriptionOptions(language="en", vendor=GroqOptions(temperature=0.2))
+    )
+    assert "joy" in t.text.lower()
+    (request,) = groq.fake.received
+    assert request.form["temperature"] == ["0.2"]
+
+
+def test_groq_config_is_not_openais(make: Make, fake: FakeVendor, short: Audio) -> None:
+    make().transcribe(short, TranscriptionOptions(language="en", vendor=GroqOptions(temperature=0.2)))
+    (request,) = fake.received
+    assert request.form["temperature"] == ["0.0"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from tests.engines.fake_vendors.deepgram_live_server import LiveVendor
 from tests.engines.harness import SONIOX_LIVE, Live, Speech, decoding, growing, live_fixture, settled, stream
 from voxgate.engines.soniox.live import SonioxLiveConnector, realtime_model, streaming_url
-from voxgate.types import TranscriptionOptions
+from voxgate.types import SonioxOptions, TranscriptionOptions
 
 LOCAL = "whisper/tiny.en"
 
@@ -51,3 +51,29 @@ async def test_soniox_streams_real_speech(soniox: Live[LiveVendor], jfk_speech: 
     assert "finalize" in soniox.vendor.controls
     assert soniox.vendor.sent[-1].get("finished") is True  # the connector ended the audio on close
     assert any(t.get("text") == "<fin>" for m in soniox.vendor.sent for t in m.get("tokens", []))
+
+
+async def test_soniox_config_on_the_real_time_socket(soniox: Live[LiveVendor], jfk_speech: Speech) -> None:
+    block = SonioxOptions(
+        language_hints=("en",), language_hints_strict=True, enable_endpoint_detection=True, max_endpoint_delay_ms=800,
+        context_general=(("topic", "a speech"),), context_terms=("Americans",),
+    )  # fmt: skip
+    options = TranscriptionOptions(vendor=block)
+    async with decoding(SonioxLiveConnector(soniox.config(), "stt-rt-v5"), options) as (decoder, _):
+        await stream(decoder, jfk_speech.audio, pace=0.0)
+        t = await decoder.settle(0.0, jfk_speech.duration)
+        settled(t, jfk_speech)
+    assert soniox.vendor.sessions == [
+        {
+            "model": "stt-rt-v5",
+            "audio_format": "pcm_s16le",
+            "sample_rate": 16000,
+            "num_channels": 1,
+            "enable_language_identification": True,
+            "language_hints": ["en"],
+            "language_hints_strict": True,
+            "context": {"general": [{"key": "topic", "value": "a speech"}], "terms": ["Americans"]},
+            "enable_endpoint_detection": True,
+            "max_endpoint_delay_ms": 800,
+        }
+    ]

@@ -29,7 +29,7 @@ from voxgate.engines.base import Engine
 from voxgate.engines.soniox.rest import SonioxEngine
 from voxgate.errors import ProviderError
 from voxgate.models.catalog import resolve
-from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
+from voxgate.types import SAMPLE_RATE, Audio, SonioxOptions, TranscriptionOptions
 
 LOCAL = "whisper/tiny.en"
 CLEANUP = list(SONIOX.cleanup)
@@ -217,3 +217,26 @@ def test_broken_transcripts_are_provider_errors(
         make().transcribe(sentence, TranscriptionOptions())
     assert type(caught.value) is ProviderError
     assert fake.calls[-2:] == CLEANUP
+
+
+# -- the reference's provider block ----------------------------------------------------------------------------------
+
+
+def test_soniox_config_is_merged_into_the_request(fake: FakeSoniox, make: Make, sentence: Audio) -> None:
+    block = SonioxOptions(
+        language_hints=("en", "de"), language_hints_strict=True, context_general=(("domain", "pets"),),
+        context_text="About a dog.", context_terms=("puppy", "dog"), enable_endpoint_detection=True,
+    )  # fmt: skip
+    options = TranscriptionOptions(language="en", prompts=("dog",), prompt="A child.", vendor=block)
+    t = make().transcribe(sentence, options)
+    (body,) = fake.created
+    assert body["language_hints"] == ["en", "de"]
+    assert body["language_hints_strict"] is True
+    assert body["context"] == {
+        "general": [{"key": "domain", "value": "pets"}],
+        "terms": ["dog", "puppy"],
+        "text": "A child.\nAbout a dog.",
+    }
+    assert "enable_endpoint_detection" not in body  # a stream setting: said, not sent
+    assert any("endpoint fields apply to streams only" in w for w in t.warnings)
+    assert "dog" in t.text

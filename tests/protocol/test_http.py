@@ -173,9 +173,19 @@ def test_features_keep_their_published_camel_case_keys_rounded() -> None:
 
 def test_voice_profile_dimensions_are_published_in_camel_case() -> None:
     one = (LabelScore("a", 0.6), LabelScore("b", 0.3), LabelScore("c", 0.1))
-    profile = VoiceProfile(one, one, one, one, one, one, VoiceFeatures(duration_s=1.0), speech_seconds=1.2345)
+    profile = VoiceProfile(one, one, one, one, one, one, one, VoiceFeatures(duration_s=1.0), speech_seconds=1.2345)
     body = VoiceProfileOut.of(profile, top_n=2).model_dump(by_alias=True)
-    assert list(body) == ["language", "age", "emotion", "pitch", "vocalStyle", "accent", "features", "speechSeconds"]
+    assert list(body) == [
+        "language",
+        "age",
+        "gender",
+        "emotion",
+        "pitch",
+        "vocalStyle",
+        "accent",
+        "features",
+        "speechSeconds",
+    ]
     assert body["vocalStyle"] == [{"label": "a", "confidence": 0.6}, {"label": "b", "confidence": 0.3}]
     assert body["features"]["durationSec"] == 1.0
     assert body["speechSeconds"] == 1.23

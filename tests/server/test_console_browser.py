@@ -305,7 +305,7 @@ def test_talking_into_the_microphone(keyed_page: Visit, microphone: Microphone) 
     # The voice profile appeared and moved with the stream.
     assert int(page.get_attribute("#profile", "data-updates") or 0) >= 3
     assert page.inner_text("#profile [data-dimension=language] .bar.top .bar-label") == "English"
-    for dimension in ("emotion", "age", "pitch", "vocalStyle", "accent"):
+    for dimension in ("emotion", "gender", "age", "pitch", "vocalStyle", "accent"):
         bar = page.locator(f"#profile [data-dimension={dimension}] .bar.top")
         assert bar.count() == 1, dimension
         width = bar.locator(".bar-fill").evaluate("e => parseFloat(e.style.width)")

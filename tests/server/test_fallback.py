@@ -30,6 +30,18 @@ def test_rest_falls_back_when_a_provider_has_no_key(client: TestClient, data: Pa
     assert wer(reference(data, "en/spk1_snt1.wav"), out["transcription"]["transcript"]) <= 0.2
 
 
+def test_a_provider_block_applies_to_its_model_only(client: TestClient, data: Path) -> None:
+    # deepgramConfig is for the list's Deepgram model; the local model it falls back to goes on without it.
+    body = _body(data / "en" / "spk1_snt1.wav", ["deepgram/nova-3", TINY])
+    block = {"keyterms": ["dog"], "smartFormat": False}
+    config = {"modelId": ["deepgram/nova-3", TINY], "language": "en", "deepgramConfig": block}
+    response = client.post(URL, json={**body, "transcribeConfig": config})
+    assert response.status_code == 200, response.text
+    out = response.json()
+    assert out["usage"]["modelId"] == TINY
+    assert wer(reference(data, "en/spk1_snt1.wav"), out["transcription"]["transcript"]) <= 0.2
+
+
 def test_rest_without_a_usable_model_names_the_last_error(client: TestClient, data: Path) -> None:
     response = client.post(
         URL, json=_body(data / "en" / "spk1_snt1.wav", ["openai/whisper-1", "groq/whisper-large-v3"])

@@ -194,6 +194,7 @@ def test_reference_request_transcribes_jfk(jfk_response: dict[str, Any], jfk_ref
     assert transcription["isFinal"] is True
     assert wer(jfk_ref, transcription["transcript"]) <= 0.15, transcription["transcript"]
     assert transcription["language"] == "en"
+    assert "voiceProfile" not in transcription  # only when voiceProfileConfig asks for it
 
 
 def test_reference_request_word_timestamps(jfk_response: dict[str, Any]) -> None:
@@ -326,6 +327,28 @@ def test_wav_sent_as_linear16_is_read_from_its_header(client: TestClient, data: 
     result = response.json()
     assert wer(reference(data, "en/spk1_snt1.wav"), result["transcription"]["transcript"]) <= 0.2
     assert abs(result["usage"]["transcribedAudioMs"] - 2870) <= 50
+
+
+def test_audio_encoding_unspecified_is_read_from_the_file(client: TestClient, data: Path) -> None:
+    wav = (data / "en" / "spk1_snt1.wav").read_bytes()
+    response = client.post(URL, json=request_body(wav, modelId=TINY, audioEncoding="AUDIO_ENCODING_UNSPECIFIED"))
+    assert response.status_code == 200, response.text
+    assert wer(reference(data, "en/spk1_snt1.wav"), response.json()["transcription"]["transcript"]) <= 0.2
+
+
+def test_the_references_routed_model_ids_are_listed(client: TestClient) -> None:
+    ids = {m["id"] for m in client.get("/stt/v1/models").json()["models"]}
+    routed = {
+        "groq/whisper-large-v3",
+        "assemblyai/universal-streaming-multilingual",
+        "assemblyai/universal-streaming-english",
+        "assemblyai/u3-rt-pro",
+        "soniox/stt-rt-v4",
+        "soniox/stt-rt-v5",
+        "deepgram/flux-general-en",
+        "deepgram/flux-general-multi",
+    }
+    assert routed <= ids
 
 
 def test_lowercase_audio_encoding_is_accepted(client: TestClient, short_wav: bytes, data: Path) -> None:
@@ -475,7 +498,8 @@ def test_voice_profile_in_the_response(client: TestClient, short_wav: bytes) -> 
     assert response.status_code == 200, response.text
     out = response.json()
     profile = out["voiceProfile"]
-    for dimension in ("language", "age", "emotion", "pitch", "vocalStyle", "accent"):
+    assert out["transcription"]["voiceProfile"] == profile  # where the reference API puts it
+    for dimension in ("language", "age", "gender", "emotion", "pitch", "vocalStyle", "accent"):
         labels = profile[dimension]
         assert 1 <= len(labels) <= 2, (dimension, labels)
         confidences = [item["confidence"] for item in labels]
@@ -485,6 +509,18 @@ def test_voice_profile_in_the_response(client: TestClient, short_wav: bytes) -> 
     assert 60 < profile["features"]["f0MedianHz"] < 400
     assert all(seg["voiceProfile"] is not None for seg in out["segments"])
     assert out["warnings"] == []
+
+
+def test_the_references_top_level_diarization_switch(client: TestClient, data: Path) -> None:
+    audio, _ = conversation(data, ["en/spk1_snt4.wav", "en/spk2_snt4.wav"])
+    wav = encode_wav(audio)
+    top = client.post(URL, json=request_body(wav, modelId=TINY, language="en", enableSpeakerDiarization=True))
+    assert top.status_code == 200, top.text
+    nested = client.post(URL, json=request_body(wav, modelId=TINY, language="en", diarizationConfig=DIARIZE))
+    # The same request as Google's nested field with its defaults: the same speakers, word for word.
+    assert top.json()["utterances"] == nested.json()["utterances"]
+    assert top.json()["transcription"] == nested.json()["transcription"]
+    assert all(isinstance(w["speakerTag"], int) for w in top.json()["transcription"]["wordTimestamps"])
 
 
 def test_diarization_in_the_response(client: TestClient, data: Path) -> None:
@@ -619,6 +655,20 @@ ERROR_CASES: list[tuple[str, Callable[[], Kwargs], int, str]] = [
         400,
         "invalid_argument",
     ),
+    # The reference's second pass: its prompts rule, provider blocks that must match a model of the request, topN.
+    ("prompt-with-hash", _json(WAV, modelId=TINY, prompts=["delivery", "#order"]), 400, "invalid_argument"),
+    ("prompt-with-slash", _json(WAV, modelId=TINY, prompts=["and/or"]), 400, "invalid_argument"),
+    ("prompt-with-at", _json(WAV, modelId=TINY, prompts=["me@example.com"]), 400, "invalid_argument"),
+    ("prompt-with-pipe", _json(WAV, modelId=TINY, prompts=["a|b"]), 400, "invalid_argument"),
+    ("block-for-another-provider", _json(WAV, modelId=TINY, sonioxConfig={}), 400, "invalid_argument"),
+    (
+        "two-provider-blocks",
+        _json(WAV, modelId=["groq/whisper-large-v3", "deepgram/nova-3"], groqConfig={}, deepgramConfig={}),
+        400,
+        "invalid_argument",
+    ),
+    ("top-n-0", _json(WAV, modelId=TINY, voiceProfileConfig={"topN": 0}), 400, "invalid_argument"),
+    ("top-n-21", _json(WAV, modelId=TINY, voiceProfileConfig={"topN": 21}), 400, "invalid_argument"),
     (
         "malformed-json",
         lambda: {"content": b'{"audioData": {"content": ', "headers": {"content-type": "application/json"}},

@@ -125,17 +125,25 @@ async def test_manual_turn(live_server: LiveServer, data: Path) -> None:
     check_words(final, (0.0, duration))
     assert normalise(" ".join(w["word"] for w in final["wordTimestamps"])) == normalise(final["transcript"])
 
-    # Speech events, in order, with times; endOfTurn comes before the final it announces.
-    events = [(k, m[k]) for m in got.messages for k in m if k in ("speechStarted", "speechEnded", "endOfTurn")]
-    assert [k for k, _ in events] == ["speechStarted", "speechEnded", "endOfTurn"], got.kinds
-    (_, started), (_, ended), (_, end) = events
-    assert all(e["turnIndex"] == 0 for _, e in events)
+    # Speech events, in order, with times; endOfTurn comes before the final it announces, the usage comes last.
+    names = got.names
+    events = [n for n in names if n in ("speechStarted", "speechStopped", "endOfTurn")]
+    assert events == ["speechStarted", "speechStopped", "endOfTurn"], names
+    (started,), (stopped,), (end,) = got.results("speechStarted"), got.results("speechStopped"), got.of("endOfTurn")
+    assert all(e["turnIndex"] == 0 for e in (started, stopped, end))
     assert 0.0 <= started["timeSeconds"] < 0.5
-    assert 2.8 < ended["timeSeconds"] <= end["timeSeconds"]
+    # The reference's fields: the start in ms, the VAD's confidence; the silence that stopped the speech.
+    assert started["startTimeMs"] == round(started["timeSeconds"] * 1000)
+    assert 0.5 <= started["confidence"] <= 1.0
+    assert 2.8 < stopped["timeSeconds"] <= end["timeSeconds"]
+    assert 200 <= stopped["silenceDurationMs"] <= 500  # at least the default pauseMs, measured in 32 ms frames
     assert end["reason"] == "client"
     assert end["timeSeconds"] == pytest.approx(duration, abs=0.01)  # endTurn came after all the audio
-    assert got.kinds.index("endOfTurn") < got.messages.index({"result": {"transcription": final}})
-    assert got.kinds[0] == "speechStarted"
+    assert names.index("endOfTurn") < got.messages.index({"result": {"transcription": final}})
+    assert names[0] == "speechStarted"
+    assert names[-1] == "usage"
+    (usage,) = got.results("usage")
+    assert usage == {"transcribedAudioMs": round(duration * 1000), "modelId": TINY}
 
 
 async def test_two_turns_in_one_stream(live_server: LiveServer, data: Path) -> None:
@@ -295,6 +303,17 @@ BAD_INPUT: dict[str, tuple[list[str | bytes], str | set[str]]] = {
     "5000-character model id": ([config_frame("whisper/" + "m" * 5000)], "model_not_found"),
     "model id naming a directory": ([config_frame("whisper//usr/lib")], "model_not_found"),
     "tiny.en with German": ([config_frame(language="de")], "invalid_argument"),
+    # The reference's second pass: its prompts rule, and provider blocks that must match a model of the request.
+    "prompt with #": ([config_frame(prompts=["order", "#status"])], "invalid_argument"),
+    "prompt with @": ([config_frame(prompts=["me@example.com"])], "invalid_argument"),
+    "deepgramConfig for whisper": ([config_frame(deepgramConfig={"keyterms": ["x"]})], "invalid_argument"),
+    "inworldSttV1Config for groq": ([config_frame("groq/whisper-large-v3", inworldSttV1Config={})], "invalid_argument"),
+    "two provider blocks": (
+        [config_frame(["deepgram/nova-3", TINY], deepgramConfig={}, inworldSttV1Config={})],
+        "invalid_argument",
+    ),
+    "topN 21": ([config_frame(voiceProfileConfig={"enableVoiceProfile": True, "topN": 21})], "protocol_violation"),
+    "vadThreshold 2": ([config_frame(inworldSttV1Config={"vadThreshold": 2})], "protocol_violation"),
 }
 
 
@@ -337,6 +356,47 @@ async def test_idle_stream_times_out(start_server: StartServer) -> None:
     for elapsed in await asyncio.gather(idle([CONFIG]), idle([])):
         assert 0.9 <= elapsed < 5.0
     await wait_for_streams(svc, 0)
+
+
+async def test_inactivity_timeout_seconds_closes_an_idle_stream_sooner(live_server: LiveServer) -> None:
+    # The session server's idle timeout is 30 s; the client asks for 1 s.
+    async with open_stream(live_server) as ws:
+        await ws.send(config_frame(inactivityTimeoutSeconds=1))
+        error = await expect_error(ws, "idle_timeout", 4008)
+    assert "1 s" in error["message"]
+
+
+async def test_inactivity_timeout_seconds_cannot_outlast_the_servers(start_server: StartServer) -> None:
+    svc, server = start_server(TINY, stream_idle_timeout_seconds=1.0)
+    async with open_stream(server) as ws:
+        await ws.send(config_frame(inactivityTimeoutSeconds=600))
+        await expect_error(ws, "idle_timeout", 4008)
+    await wait_for_streams(svc, 0)
+
+
+async def test_vad_threshold_zero_leaves_the_turns_to_the_client(live_server: LiveServer, data: Path) -> None:
+    audio = speech(data, "spk2_snt4.wav")
+    async with open_stream(live_server) as ws:
+        # 3 s of silence after the sentence: the server's turn detection would end the turn; manual turns do not.
+        await ws.send(
+            config_frame(
+                [TINY], inworldSttV1Config={"vadThreshold": 0}, language="en-US",
+                audioEncoding="AUDIO_ENCODING_UNSPECIFIED",  # LINEAR16, as the reference streams
+            )
+        )  # fmt: skip
+        await send_pcm(ws, pcm16(audio, silence(3.0)))
+        await ws.send(CLOSE_STREAM)
+        got = await drain(ws)
+    assert got.close_code == 1000, got.messages
+    assert [e["reason"] for e in got.of("endOfTurn")] == ["close"]
+    (final,) = got.finals
+    assert wer(reference(data, "en/spk2_snt4.wav"), final["transcript"]) <= 0.2
+    # Speech events still come (from the VAD at its default threshold), and the usage last, naming the model that
+    # served the fallback list.
+    assert got.names[0] == "speechStarted"
+    assert got.names[-1] == "usage"
+    (usage,) = got.results("usage")
+    assert usage == {"transcribedAudioMs": round(len(audio) / SAMPLE_RATE * 1000) + 3000, "modelId": TINY}
 
 
 async def test_stream_is_cut_at_max_seconds(start_server: StartServer, data: Path) -> None:
@@ -638,9 +698,9 @@ async def test_voice_profile_results_over_the_socket(live_server: LiveServer, da
     turns = [p for p in profiles if p["scope"] == "turn"]
     assert updates  # sent as speech accumulates (how many depends on load: updates may be skipped)
     assert len(turns) == 1  # and one for the finished turn, after its final, before the close
-    assert got.kinds.index("result") < len(got.kinds) - 1
+    assert got.names.index("voiceProfile") < len(got.names) - 2  # before the usage and the close
     last = turns[0]
-    for dimension in ("language", "age", "emotion", "pitch", "vocalStyle", "accent"):
+    for dimension in ("language", "age", "gender", "emotion", "pitch", "vocalStyle", "accent"):
         assert len(last[dimension]) <= 2
         confidences = [item["confidence"] for item in last[dimension]]
         assert confidences == sorted(confidences, reverse=True)
@@ -648,6 +708,28 @@ async def test_voice_profile_results_over_the_socket(live_server: LiveServer, da
     assert last["features"]["f0MedianHz"] > 100
     assert last["features"]["speakingRateWpm"] is not None  # from the final's word timings
     assert last["turnIndex"] == 0
+    # The reference API's clients read the profile from the transcription (``result.transcription.voiceProfile``):
+    # each carries the stream's profile heard before it (a turn's own follows its final: the final never waits).
+    results = got.of("result")
+    heard: dict[str, Any] | None = None
+    carried = 0
+    for r in results:
+        if "voiceProfile" in r and r["voiceProfile"]["scope"] == "stream":
+            heard = r["voiceProfile"]
+        elif "transcription" in r:
+            inside = r["transcription"].get("voiceProfile")
+            if heard is None:
+                assert inside is None
+            else:
+                assert inside is not None
+                assert inside["emotion"] == heard["emotion"]
+                assert inside["gender"] == heard["gender"]
+                assert "scope" not in inside
+                carried += 1
+    first = results.index(next(r for r in results if r.get("voiceProfile", {}).get("scope") == "stream"))
+    after = [r for r in results[first:] if "transcription" in r]
+    assert after  # the final, at least, came after the first update
+    assert carried == len(after)
 
 
 async def test_each_final_is_timed_from_its_turn_end(live_server: LiveServer, service: Service, data: Path) -> None:

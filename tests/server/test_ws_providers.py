@@ -79,3 +79,24 @@ async def test_stream_falls_back_when_the_vendor_socket_drops(
     assert len(got.finals) == 1
     # The whole clip is in the final: the audio heard before the drop was decoded by the fallback model.
     assert wer(reference(data, "en/jfk.flac"), str(got.finals[0]["transcript"])) <= 0.2
+
+
+async def test_a_deepgram_block_and_a_flux_id_reach_the_vendor_socket(
+    server: LiveServer, vendor: tuple[LiveVendor, LiveServer], data: Path
+) -> None:
+    fake, _ = vendor
+    fake.reset()
+    block = {"keyterms": ["Americans"], "endpointing": 300, "smartFormat": False}
+    got = await _stream(server, data, "deepgram/flux-general-en", deepgramConfig=block)
+    assert got.close_code == 1000, got.messages
+    (final,) = got.finals
+    assert wer(reference(data, "en/jfk.flac"), str(final["transcript"])) <= 0.2
+    # Through the whole stack: wire block -> options -> session -> decoder -> the vendor's socket query.
+    (request,) = fake.received
+    assert request.params("model") == ["nova-3"]
+    assert request.params("language") == ["en"]
+    assert request.params("keyterm") == ["Americans"]
+    assert request.params("endpointing") == ["300"]
+    assert request.params("smart_format") == ["false"]
+    (usage,) = [r["usage"] for r in got.of("result") if "usage" in r]
+    assert usage["modelId"] == "deepgram/flux-general-en"

@@ -93,7 +93,7 @@ def mulaw_encode(samples: Audio) -> bytes:
 # -- frames ---------------------------------------------------------------------------------------------------------
 
 
-def config_frame(model_id: str | None = TINY, **config: Any) -> str:
+def config_frame(model_id: str | list[str] | None = TINY, **config: Any) -> str:
     """``{"transcribeConfig": {...}}``; ``config`` uses the wire's camelCase keys."""
     body = dict(config)
     if model_id is not None:
@@ -155,6 +155,15 @@ class Received:
     @property
     def kinds(self) -> list[str]:
         return [next(iter(m)) for m in self.messages]
+
+    @property
+    def names(self) -> list[str]:
+        """Each message's kind, a ``result`` by what it holds (``transcription``, ``speechStarted``, ``usage``...)."""
+        return [next(iter(m["result"])) if "result" in m else next(iter(m)) for m in self.messages]
+
+    def results(self, kind: str) -> list[dict[str, Any]]:
+        """The ``{"result": {kind: ...}}`` messages' bodies, in order."""
+        return [r[kind] for r in self.of("result") if kind in r]
 
     @property
     def transcriptions(self) -> list[dict[str, Any]]:

@@ -271,3 +271,33 @@ def test_diarized_finals_keep_turn_order_whichever_voice_is_ready_first(vad_mode
     assert d.finals() == []  # ... but its final waits for the earlier one's
     d.run_one(first)
     assert [(f.turn, f.speaker) for f in d.finals()] == [(0, 1), (1, 2)]  # in turn order, numbered in it
+
+
+# -- the reference's speech events: speechStarted{confidence}, speechStopped{silenceDurationMs}, usage ---------------
+
+
+def test_speech_events_carry_the_vads_confidence_and_the_silence_heard(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL)
+    audio = np.concatenate([silence(0.5), clip("spk1_snt2.wav"), silence(1.2)])
+    d.feed(audio)
+    (started,) = [e for e in d.events if isinstance(e, SpeechStarted)]
+    (ended,) = [e for e in d.events if isinstance(e, SpeechEnded)]
+    # The frames that opened the speech were all above the VAD's lower threshold, the first above its threshold.
+    assert TurnPolicy().vad_threshold - 0.15 <= started.confidence <= 1.0
+    # Reported once the pause (200 ms in whole 32 ms frames) was heard, in 100 ms chunks: a chunk and a frame more.
+    assert 0.2 <= ended.silence <= 0.2 + 0.032 + 0.1 + 0.032
+    d.close()
+    (closed,) = [e for e in d.events if isinstance(e, StreamClosed)]
+    assert closed.audio_seconds == round(len(audio) / SAMPLE_RATE, 3)
+
+
+def test_silence_of_a_speech_end_stops_where_speech_resumes_in_the_same_chunk(vad_model, tiny, clip) -> None:
+    d = make(vad_model, tiny, mode=TurnMode.MANUAL)
+    audio = np.concatenate([clip("spk1_snt1.wav"), silence(0.8), clip("spk2_snt4.wav"), silence(0.5)])
+    d.feed(audio, chunk=len(audio) / SAMPLE_RATE)  # one chunk: both speeches and the pause between them
+    starts = [e for e in d.events if isinstance(e, SpeechStarted)]
+    ends = [e for e in d.events if isinstance(e, SpeechEnded)]
+    assert len(starts) == 2
+    assert ends[0].time < starts[1].time
+    assert ends[0].silence == round(starts[1].time - ends[0].time, 3)
+    assert all(0.5 <= s.confidence <= 1.0 for s in starts)

@@ -360,5 +360,5 @@ def test_close_without_speech_closes_at_once_and_end_turn_answers_empty() -> Non
     d.end_turn()
     assert [(f.turn, f.text) for f in d.finals()] == [(0, "")]
     assert d.session.turn_index == 1
-    assert d.close() == [StreamClosed()]
+    assert d.close() == [StreamClosed(audio_seconds=1.0)]  # its usage: the audio heard
     assert engine.calls == []

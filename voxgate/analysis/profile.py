@@ -1,26 +1,22 @@
-"""Voice profile: who is speaking and how — language, emotion, age, pitch, vocal style, accent — with the measurements.
-
-No pretrained emotion, age or accent model ships in any package voxgate can install, and the real speech available
-to develop with carries no emotion, age or accent labels, so nothing could be trained or validated here. Each
-dimension therefore uses the most honest method available, and says how sure it is:
+"""Voice profile: who is speaking and how — language, age, gender, emotion, pitch, vocal style, accent — with the
+measurements.
 
 * **language** — Whisper language identification over the speech so far (the caller supplies the scores).
+* **emotion**, **gender**, **age** — trained heads (:mod:`voxgate.analysis.heads`): small calibrated classifiers over
+  what voxgate's own encoders already hear (the Whisper encoder's pooled hidden states, the speaker encoder's
+  d-vector) and the prosodic measurements, trained and measured on speakers they never saw by
+  ``tools/train_profile.py`` (scores in ``docs/profile-model-card.md``). Below :data:`MIN_VOICED_FOR_HEADS` seconds
+  of voiced speech they answer ``unclear``. ``age``: a median F0 above adult ranges still suggests a child (``kid``,
+  a rule: no child speech to train on); the head separates ``young`` (teens, twenties) from ``adult`` (thirties to
+  fifties); ``old`` is never emitted (too few old speakers to train or measure it).
 * **pitch**, **vocalStyle** — signal processing (:mod:`voxgate.analysis.prosody`, Praat via parselmouth): median F0,
   F0 range, loudness, rate, pauses, voice quality, mapped to labels with documented thresholds.
-* **emotion** — a documented fusion on the valence/arousal circumplex (Russell 1980): *arousal* from acoustic cues
-  (F0 variability, loudness, articulation rate, each scored against conversational-speech norms), *valence* from the
-  words (VADER, a validated lexicon-and-rules sentiment model, English only). Each emotion label has a prototype
-  point; its score falls off with distance from the measured point. Evidence strength (how many words, how much
-  voiced speech) decides how far the distribution moves away from ``neutral``; confidence never exceeds
-  :data:`EMOTION_MAX_CONFIDENCE`, because the mapping is unvalidated.
-* **age** — only a strong acoustic cue is used: a median F0 above adult ranges suggests a child (``kid``);
-  otherwise ``unclear`` dominates. Adult / young / old are not separable from these cues with any reliability, so
-  they are never emitted with more than a token confidence.
 * **accent** — from language-ID posteriors: speech in one language whose LID spreads probability onto another
-  language is a known (weak) cue of a non-native accent; otherwise ``unclear``.
+  language is a known (weak) cue of a non-native accent; otherwise ``unclear``. No accent head is trained: no accent
+  but US English has enough speakers in the labelled data.
 
 Any dimension can instead be served by a user's own ONNX classifier (:class:`OnnxClassifier`, configured with a path
-and its label list), e.g. a wav2vec2 emotion or age model exported to ONNX.
+and its label list), e.g. a wav2vec2 emotion or age model exported to ONNX; any head can be left out.
 """
 
 from __future__ import annotations
@@ -32,8 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import onnxruntime
 
+from voxgate.analysis.heads import Head, prosody_vector
 from voxgate.analysis.prosody import PITCH_LABELS, extract_features, pitch_labels, vocal_style_labels
 from voxgate.errors import ModelUnavailable
 from voxgate.models.catalog import WHISPER_LANGUAGE_NAMES
@@ -44,6 +42,8 @@ __all__ = [
     "AGE_LABELS",
     "DIMENSIONS",
     "EMOTION_LABELS",
+    "GENDER_LABELS",
+    "MIN_VOICED_FOR_HEADS",
     "LabelScore",
     "OnnxClassifier",
     "ProfileAnalyzer",
@@ -53,31 +53,17 @@ __all__ = [
 ]
 
 AGE_LABELS = ("kid", "young", "adult", "old", "unclear")
-EMOTION_LABELS = ("neutral", "calm", "tender", "happy", "surprised", "angry", "fearful", "disgusted", "sad")
-EMOTION_MAX_CONFIDENCE = 0.6
+GENDER_LABELS = ("male", "female", "unclear")
+EMOTION_LABELS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgusted", "surprised", "unclear")
 MIN_VOICED_FOR_LANGUAGE = 0.5
 """Seconds of voiced speech below which no language is claimed (silence and noise get none)."""
+MIN_VOICED_FOR_HEADS = 0.75
+"""Seconds of voiced speech below which emotion, gender and age answer ``unclear``: the heads were trained and
+measured on clips holding 0.8 to 3.5 s of voiced speech (median 1.2 s in RAVDESS, 2 s in Common Voice)."""
 
-# (valence, arousal) prototypes on the circumplex, each in [-1, 1]. Placement follows Russell (1980) and
-# Scherer (2005) as commonly drawn: happy is pleasant and somewhat activated, calm pleasant and deactivated, etc.
-_EMOTION_POINTS: dict[str, tuple[float, float]] = {
-    "neutral": (0.0, 0.0),
-    "calm": (0.35, -0.6),
-    "tender": (0.6, -0.3),
-    "happy": (0.75, 0.45),
-    "surprised": (0.2, 0.85),
-    "angry": (-0.65, 0.75),
-    "fearful": (-0.6, 0.55),
-    "disgusted": (-0.7, 0.2),
-    "sad": (-0.65, -0.45),
-}
-_EMOTION_WIDTH = 0.45
-
-# Conversational-speech norms used to score arousal cues (mean, spread): F0 standard deviation in semitones over an
-# utterance, speech loudness in dBFS for a reasonably gained microphone, articulation rate in words per minute (the
-# English clips in shared/data measure a median of 199 wpm; bench/prosody_norms.py).
-_AROUSAL_NORMS = {"f0_std_semitones": (2.5, 1.2), "loudness_dbfs": (-24.0, 6.0), "articulation_rate_wpm": (195.0, 40.0)}
-_AROUSAL_WEIGHTS = {"f0_std_semitones": 0.5, "loudness_dbfs": 0.2, "articulation_rate_wpm": 0.3}
+Hear = Callable[[Audio, frozenset[str]], Mapping[str, npt.NDArray[np.floating]]]
+"""What the caller's encoders hear in a clip: the named inputs of :data:`voxgate.analysis.heads.INPUTS` asked for
+(``prosody`` excepted: the analyzer measures it)."""
 
 
 def _language_name(code: str) -> str:
@@ -127,33 +113,25 @@ def _logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
-def _arousal(features: VoiceFeatures) -> tuple[float, float]:
-    """(arousal in [-1, 1], evidence weight in [0, 1]) from whichever acoustic cues were measurable."""
-    total, weight = 0.0, 0.0
-    for name, (mean, spread) in _AROUSAL_NORMS.items():
-        value = getattr(features, name)
-        if value is None:
-            continue
-        w = _AROUSAL_WEIGHTS[name]
-        total += w * (value - mean) / spread
-        weight += w
-    if weight == 0:
-        return 0.0, 0.0
-    return math.tanh(total / weight / 1.5), weight * min(1.0, (features.voiced_s or 0.0) / 2.0)
-
-
 class ProfileAnalyzer:
-    """Stateless: one instance serves every stream and file. ``overrides`` maps a dimension to a user's classifier."""
+    """Stateless: one instance serves every stream and file. ``overrides`` maps a dimension to a user's classifier;
+    ``heads`` are the trained heads in use (by dimension: ``emotion``, ``gender``, ``age``); a dimension with
+    neither answers ``unclear`` (``age`` keeps its ``kid`` rule)."""
 
-    def __init__(self, overrides: Mapping[str, OnnxClassifier] | None = None) -> None:
-        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
-
-        self._sentiment = SentimentIntensityAnalyzer()
+    def __init__(
+        self, overrides: Mapping[str, OnnxClassifier] | None = None, heads: Mapping[str, Head] | None = None
+    ) -> None:
         # VOXGATE_PROFILE_MODELS may name a dimension as the API spells it (``vocalStyle``) or as voxgate does.
         self.overrides = {_CONFIG_NAMES.get(k, k): v for k, v in (overrides or {}).items()}
         unknown = set(self.overrides) - set(DIMENSIONS)
         if unknown:
             raise ModelUnavailable(f"unknown voice-profile dimensions {sorted(unknown)}; known: {list(DIMENSIONS)}")
+        self.heads = {k: v for k, v in (heads or {}).items() if k not in self.overrides}
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """The encoders' outputs the heads in use read (``prosody`` excepted)."""
+        return frozenset(i for head in self.heads.values() for i in head.inputs if i != "prosody")
 
     def analyze(
         self,
@@ -164,18 +142,26 @@ class ProfileAnalyzer:
         language: Sequence[LanguageScore] = (),
         identify: Callable[[Audio], Sequence[LanguageScore]] | None = None,
         spoken_language: str | None = None,
+        hear: Hear | None = None,
     ) -> VoiceProfile:
         """Profile ``audio`` (one speaker's speech). ``words``/``text`` are its transcript, ``language`` the
         language-ID scores over it — or ``identify`` computes them, only when there is enough voiced speech to
-        identify a language from — and ``spoken_language`` is the language the transcript is in when known."""
+        identify a language from — and ``spoken_language`` is the language the transcript is in when known.
+        ``hear`` gives the heads their encoder inputs, asked only when there is enough voiced speech for the heads;
+        without it the heads' dimensions answer ``unclear``."""
         features = extract_features(audio, words)
-        if identify is not None and (features.voiced_s or 0.0) >= MIN_VOICED_FOR_LANGUAGE:
+        voiced = features.voiced_s or 0.0
+        if identify is not None and voiced >= MIN_VOICED_FOR_LANGUAGE:
             language = tuple(identify(audio))
         spoken = spoken_language or (language[0].code if language else None)
+        parts: dict[str, npt.NDArray[np.floating]] = {}
+        if self.heads and hear is not None and voiced >= MIN_VOICED_FOR_HEADS:
+            parts = {**hear(audio, self.needs), "prosody": prosody_vector(features)}
         dims: dict[str, Labels] = {
             "language": _sorted({s.code: s.probability for s in language}) if language else (),
-            "age": self._age(features),
-            "emotion": self._emotion(features, text, spoken),
+            "age": self._age(features, parts),
+            "gender": self._head("gender", parts),
+            "emotion": self._head("emotion", parts),
             "pitch": _sorted(dict(pitch_labels(features))),
             "vocal_style": _sorted(dict(vocal_style_labels(features, language=spoken))),
             "accent": self._accent(language, spoken),
@@ -184,40 +170,22 @@ class ProfileAnalyzer:
             dims[dimension] = classifier.predict(audio)
         return VoiceProfile.of(dims, features, float(features.speech_s or 0.0))
 
-    def _emotion(self, features: VoiceFeatures, text: str, language: str | None) -> Labels:
-        arousal, arousal_weight = _arousal(features)
-        valence, valence_weight = 0.0, 0.0
-        words = len(text.split())
-        if text.strip() and (language in (None, "en")):
-            valence = float(self._sentiment.polarity_scores(text)["compound"])
-            valence_weight = min(1.0, words / 12)
-        # Words and voice together may move the distribution all the way; the voice alone (no English words) at most
-        # 0.6 of the way, since arousal cannot tell happy from angry.
-        evidence = min(1.0, 0.6 * valence_weight + 0.4 * arousal_weight) if valence_weight > 0 else 0.6 * arousal_weight
-        raw = {
-            label: math.exp(-((valence - v) ** 2 + (arousal - a) ** 2) / (2 * _EMOTION_WIDTH**2))
-            for label, (v, a) in _EMOTION_POINTS.items()
-        }
-        total = sum(raw.values())
-        # With no evidence everything collapses onto "neutral"; with full evidence the circumplex decides, and no
-        # label may claim more than EMOTION_MAX_CONFIDENCE.
-        prior = {label: (1.0 if label == "neutral" else 0.0) for label in _EMOTION_POINTS}
-        mixed = {label: evidence * raw[label] / total + (1 - evidence) * prior[label] for label in raw}
-        top = max(mixed.values())
-        if top > EMOTION_MAX_CONFIDENCE:
-            scale = EMOTION_MAX_CONFIDENCE / top
-            mixed = {k: v * scale for k, v in mixed.items()}
-        return _sorted(mixed)
+    def _head(self, name: str, parts: Mapping[str, npt.NDArray[np.floating]]) -> Labels:
+        head = self.heads.get(name)
+        if head is None or not parts:
+            return (LabelScore("unclear", 1.0),)
+        return _sorted(head.predict(parts))
 
-    @staticmethod
-    def _age(features: VoiceFeatures) -> Labels:
+    def _age(self, features: VoiceFeatures, parts: Mapping[str, npt.NDArray[np.floating]]) -> Labels:
         f0 = features.f0_median_hz
         voiced = features.voiced_s or 0.0
         # Children's F0 sits around 250-400 Hz, above adult women's typical 165-255 Hz: only a median well above
         # 260 Hz counts as evidence, and only with a second of voiced speech behind it.
         kid = 0.0 if f0 is None else 0.7 * _logistic((f0 - 280.0) / 20.0) * min(1.0, voiced)
-        token = (1.0 - kid) * 0.05
-        return _sorted({"kid": kid, "young": token, "adult": token, "old": token, "unclear": 1.0 - kid - 3 * token})
+        head = self.heads.get("age")
+        if head is None or not parts:
+            return _sorted({"kid": kid, "unclear": 1.0 - kid})
+        return _sorted({"kid": kid, **{k: (1.0 - kid) * v for k, v in head.predict(parts).items()}})
 
     @staticmethod
     def _accent(language: Sequence[LanguageScore], spoken: str | None) -> Labels:

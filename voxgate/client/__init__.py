@@ -24,11 +24,12 @@ from voxgate.protocol.ws import (
     EndOfTurnMessage,
     ErrorMessage,
     ResultMessage,
-    SpeechEndedMessage,
     SpeechStartedMessage,
+    SpeechStoppedMessage,
     StreamTranscription,
     TurnDetection,
     TurnMode,
+    UsageMessage,
 )
 
 __all__ = [
@@ -41,8 +42,8 @@ __all__ = [
     "ErrorMessage",
     "FileOptions",
     "ResultMessage",
-    "SpeechEndedMessage",
     "SpeechStartedMessage",
+    "SpeechStoppedMessage",
     "StreamFileOptions",
     "StreamOptions",
     "StreamResult",
@@ -50,6 +51,7 @@ __all__ = [
     "TranscribeResponse",
     "TurnDetection",
     "TurnMode",
+    "UsageMessage",
     "VoxgateClientError",
     "VoxgateConnectionError",
     "connect",

@@ -50,12 +50,13 @@ from voxgate.protocol.ws import (
     ErrorMessage,
     ResultMessage,
     ServerMessage,
-    SpeechEndedMessage,
     SpeechStartedMessage,
+    SpeechStoppedMessage,
     StreamEncoding,
     StreamTranscribeConfig,
     TranscribeConfigMessage,
     TurnDetection,
+    UsageMessage,
     VoiceProfileMessage,
 )
 from voxgate.types import SAMPLE_RATE
@@ -77,7 +78,9 @@ log = logging.getLogger(__name__)
 
 STREAM_PATH = "/stt/v1/transcribe:streamBidirectional"
 
-StreamResult = ResultMessage | VoiceProfileMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage
+StreamResult = (
+    ResultMessage | VoiceProfileMessage | SpeechStartedMessage | SpeechStoppedMessage | UsageMessage | EndOfTurnMessage
+)
 """What iterating a stream yields: transcripts and speech events (errors are raised, not yielded)."""
 
 _NORMAL_CLOSE = 1000
@@ -87,12 +90,17 @@ _DECODE_BLOCK_SECONDS = 10.0
 """stream_file decodes this much audio at a time (in a worker thread) and slices it into chunks."""
 
 _SERVER_MESSAGES: dict[str, TypeAdapter[Any]] = {
-    "result": TypeAdapter(ResultMessage | VoiceProfileMessage),
-    "speechStarted": TypeAdapter(SpeechStartedMessage),
-    "speechEnded": TypeAdapter(SpeechEndedMessage),
     "endOfTurn": TypeAdapter(EndOfTurnMessage),
     "error": TypeAdapter(ErrorMessage),
 }
+_RESULTS: dict[str, TypeAdapter[Any]] = {
+    "transcription": TypeAdapter(ResultMessage),
+    "voiceProfile": TypeAdapter(VoiceProfileMessage),
+    "speechStarted": TypeAdapter(SpeechStartedMessage),
+    "speechStopped": TypeAdapter(SpeechStoppedMessage),
+    "usage": TypeAdapter(UsageMessage),
+}
+"""``{"result": {...}}`` messages, by the key inside ``result``."""
 
 
 def stream_url(url: str) -> str:
@@ -126,6 +134,15 @@ def parse_server_message(raw: str | bytes) -> ServerMessage | None:
         raise VoxgateClientError("invalid_response", f"server sent a frame that is not JSON: {raw[:200]!r}") from None
     if not isinstance(obj, dict):
         raise VoxgateClientError("invalid_response", f"server sent JSON that is not an object: {raw[:200]!r}")
+    result = obj.get("result")
+    if isinstance(result, dict):
+        for inner, adapter in _RESULTS.items():
+            if inner in result:
+                try:
+                    found: ServerMessage = adapter.validate_python({"result": {inner: result[inner]}})
+                except ValidationError as exc:
+                    raise VoxgateClientError("invalid_response", f"malformed {inner!r} result: {exc}") from None
+                return found
     for key, adapter in _SERVER_MESSAGES.items():
         if key in obj:
             try:

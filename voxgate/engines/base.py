@@ -6,12 +6,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
+import numpy as np
+import numpy.typing as npt
+
 from voxgate.types import Audio, LanguageScore, ProgressCallback, Transcript, TranscriptionOptions
 
 if TYPE_CHECKING:
     from voxgate.engines.live import LiveConnector
 
-__all__ = ["Capabilities", "Engine", "LanguageIdentifier", "LiveEngine"]
+__all__ = ["Capabilities", "Engine", "LanguageIdentifier", "Listening", "LiveEngine", "VoiceEncoder"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,4 +82,23 @@ class LanguageIdentifier(Protocol):
 
     def detect_language(self, audio: Audio, top: int = 5) -> tuple[LanguageScore, ...]:
         """The ``top`` most likely languages of 16 kHz mono ``audio``, most likely first."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listening:
+    """What one encoder pass over a clip tells the voice profile."""
+
+    language: tuple[LanguageScore, ...]
+    """The most likely languages, most likely first (``en`` alone from an English-only model)."""
+    embedding: npt.NDArray[np.float32]
+    """The encoder's hidden states pooled over the speech frames (mean, then standard deviation)."""
+
+
+@runtime_checkable
+class VoiceEncoder(Protocol):
+    """An engine whose encoder also describes the voice (the input of the trained voice-profile heads)."""
+
+    def listen(self, audio: Audio, top: int = 5) -> Listening:
+        """Language ID and the pooled voice embedding of 16 kHz mono ``audio``, from one encoder pass."""
         ...

@@ -16,12 +16,13 @@ from typing import Any
 
 import ctranslate2
 import numpy as np
+import numpy.typing as npt
 from faster_whisper import BatchedInferencePipeline, WhisperModel
 from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 
 from voxgate.config import Settings
-from voxgate.engines.base import Capabilities
+from voxgate.engines.base import Capabilities, Listening
 from voxgate.errors import EngineError, InvalidRequest
 from voxgate.models.catalog import ModelSpec
 from voxgate.models.materialize import materialize
@@ -92,6 +93,25 @@ def _repeats(text: str, n: int = 4) -> bool:
 def _compression_ratio(text: str) -> float:
     raw = text.encode("utf-8")
     return len(raw) / len(zlib.compress(raw))
+
+
+_SPEECH_FLOOR = 0.75
+"""Encoder frames pooled for the voice embedding: those whose log-mel energy is within 30 dB of the clip's loudest
+(Whisper's log-mel is log10 power scaled by 1/4, so 0.75 is 3 decades)."""
+
+
+def pool_speech_frames(hidden: np.ndarray, mel: np.ndarray, samples: int) -> npt.NDArray[np.float32]:
+    """Mean and standard deviation of the encoder's hidden states ``[frames, width]`` over the frames that hold
+    speech: inside the clip's ``samples`` (not the padding) and loud enough in the log-mel ``[bins, mel frames]``
+    (each encoder frame covers two mel frames). A clip of silence pools all its frames."""
+    inside = max(1, min(hidden.shape[0], -(-samples // 320)))
+    energy = mel[:, : inside * 2].mean(axis=0)
+    if energy.shape[0] % 2:
+        energy = np.append(energy, energy[-1])
+    frame_energy = energy.reshape(-1, 2).max(axis=1)
+    keep = frame_energy >= frame_energy.max() - _SPEECH_FLOOR
+    states = hidden[:inside][keep[:inside]].astype(np.float32)
+    return np.concatenate([states.mean(axis=0), states.std(axis=0)]).astype(np.float32)
 
 
 class WhisperEngine:
@@ -237,6 +257,25 @@ class WhisperEngine:
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"{self._model_id} language identification failed: {exc}") from exc
         return tuple(LanguageScore(token[2:-2], round(float(p), 4)) for token, p in ranked[:top])
+
+    def listen(self, audio: Audio, top: int = 5) -> Listening:
+        """One encoder pass over (at most the last 25 s of) ``audio`` that serves the voice profile twice: language
+        identification (as :meth:`detect_language`) and the encoder's hidden states pooled over the speech frames
+        (:func:`pool_speech_frames`), the input of the trained profile heads."""
+        clip = audio[-(_FULL_FRAMES - _DRAFT_PAD_FRAMES) * 160 :]
+        try:
+            features, _ = _draft_features(self._model, [clip])
+            encoder_output = self._model.encode(features)
+            if self._capabilities.language_detection:
+                ranked = self._model.model.detect_language(encoder_output)[0]
+                language = tuple(LanguageScore(token[2:-2], round(float(p), 4)) for token, p in ranked[:top])
+            else:
+                language = (LanguageScore("en", 1.0),)
+            hidden = np.asarray(encoder_output)[0]
+        except (RuntimeError, ValueError) as exc:
+            raise EngineError(f"{self._model_id} encoder pass failed: {exc}") from exc
+        mel = features[0]
+        return Listening(language, pool_speech_frames(hidden, mel, len(clip)))
 
     def transcribe_utterance(self, audio: Audio, options: TranscriptionOptions) -> Transcript:
         """A streaming turn (at most 30 s): beam search and word times like :meth:`transcribe`, on a shortened window.

@@ -310,13 +310,24 @@ PROVIDERS: dict[str, Provider] = {
     "groq": Provider(
         "voxgate.engines.openai:load_groq", models=("whisper-large-v3", "whisper-large-v3-turbo"), remote=True
     ),
-    "deepgram": Provider("voxgate.engines.deepgram:load", models=("nova-3", "nova-2"), remote=True),
-    "assemblyai": Provider(
-        "voxgate.engines.assemblyai:load",
-        models=("universal-3-pro", "universal-2", "universal-streaming-multilingual"),
+    # The reference routes flux-general-*, u3-rt-pro, universal-streaming-* and stt-rt-v4/v5 (its stream models):
+    # listed so that GET /stt/v1/models shows them. Each adapter maps a stream-only model to its closest batch model
+    # for files, with a warning (and Flux to nova-3 on the live socket too: its docstring says why).
+    "deepgram": Provider(
+        "voxgate.engines.deepgram:load", models=("nova-3", "nova-2", "flux-general-en", "flux-general-multi"),
         remote=True,
     ),
-    "soniox": Provider("voxgate.engines.soniox:load", models=("stt-async-v5", "stt-rt-v4"), remote=True),
+    "assemblyai": Provider(
+        "voxgate.engines.assemblyai:load",
+        models=(
+            "universal-3-pro", "universal-2", "u3-rt-pro", "universal-streaming-english",
+            "universal-streaming-multilingual",
+        ),
+        remote=True,
+    ),
+    "soniox": Provider(
+        "voxgate.engines.soniox:load", models=("stt-async-v5", "stt-rt-v4", "stt-rt-v5"), remote=True
+    ),
 }  # fmt: skip
 
 

@@ -18,11 +18,18 @@ from pydantic.alias_generators import to_camel
 from voxgate.types import DiarizationOptions, Segment, Speakers, Transcript, VoiceFeatures, VoiceProfile, Word
 
 __all__ = [
+    "AssemblyaiConfig",
     "AudioData",
     "AudioEncoding",
     "CamelModel",
+    "DeepgramConfig",
     "DiarizationConfig",
+    "GroqConfig",
+    "InworldSttV1Config",
+    "ReferenceConfig",
     "SegmentOut",
+    "SonioxConfig",
+    "SonioxContext",
     "SpeakerOut",
     "TranscribeConfig",
     "TranscribeRequest",
@@ -45,6 +52,7 @@ class CamelModel(BaseModel):
 
 class AudioEncoding(StrEnum):
     AUTO_DETECT = "AUTO_DETECT"
+    """Also what ``AUDIO_ENCODING_UNSPECIFIED`` (the protobuf default the reference publishes) means for a file."""
     LINEAR16 = "LINEAR16"
     MP3 = "MP3"
     OGG_OPUS = "OGG_OPUS"
@@ -93,7 +101,95 @@ class OmitsUnsetTags(CamelModel):
     channel_tag: int | None = Field(default=None, exclude_if=_is_none)
 
 
-class TranscribeConfig(CamelModel):
+# -- the reference's provider blocks and turn fields (shared by the REST and WebSocket configs) --------------------
+
+
+class InworldSttV1Config(CamelModel):
+    """voxgate's own turn detection, in the reference's terms (its own model, ``inworld/inworld-stt-1``)."""
+
+    min_end_of_turn_silence_when_confident: int | None = Field(default=None, ge=64, le=5_000)
+    """ms of silence after which the turn model is asked; a confident answer ends the turn then."""
+    vad_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Speech probability of a frame counted as speech; 0: no server turn detection (the client sends endTurn)."""
+    max_turn_silence: int | None = Field(default=None, ge=100, le=30_000)
+    """ms of silence that end a turn whatever the turn model says."""
+
+
+class AssemblyaiConfig(CamelModel):
+    """AssemblyAI's turn silences shape voxgate's turns (it decides every stream's turns); ``vadThreshold`` goes to
+    AssemblyAI's streaming socket, ``prompt`` to both its APIs."""
+
+    min_end_of_turn_silence_when_confident: int | None = Field(default=None, ge=64, le=5_000)
+    max_turn_silence: int | None = Field(default=None, ge=100, le=30_000)
+    vad_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    prompt: str | None = Field(default=None, max_length=4_000)
+
+
+class SonioxContextItem(CamelModel):
+    key: str = Field(max_length=200)
+    value: str = Field(max_length=2_000)
+
+
+class SonioxContext(CamelModel):
+    general: list[SonioxContextItem] = Field(default_factory=list, max_length=50)
+    text: str | None = Field(default=None, max_length=10_000)
+    terms: list[str] = Field(default_factory=list, max_length=1_000)
+
+
+class SonioxConfig(CamelModel):
+    """Passed to Soniox (files and streams; the endpoint fields to its real-time socket only)."""
+
+    language_hints: list[str] = Field(default_factory=list, max_length=100)
+    language_hints_strict: bool | None = None
+    enable_endpoint_detection: bool | None = None
+    max_endpoint_delay_ms: int | None = Field(default=None, ge=500, le=3_000)
+    context: SonioxContext | None = None
+
+
+class GroqConfig(CamelModel):
+    temperature: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
+class DeepgramConfig(CamelModel):
+    """A few of Deepgram's documented query parameters (files and streams; ``endpointing`` streams only)."""
+
+    keyterms: list[str] = Field(default_factory=list, max_length=100)
+    smart_format: bool | None = None
+    punctuate: bool | None = None
+    profanity_filter: bool | None = None
+    filler_words: bool | None = None
+    numerals: bool | None = None
+    endpointing: int | None = Field(default=None, ge=0, le=10_000)
+
+
+PROVIDER_BLOCKS = {
+    "inworld_stt_v1_config": "inworld",
+    "assemblyai_config": "assemblyai",
+    "soniox_config": "soniox",
+    "groq_config": "groq",
+    "deepgram_config": "deepgram",
+}
+"""Each provider block's field and the provider whose models it is for."""
+
+
+class ReferenceConfig(CamelModel):
+    """What the REST and WebSocket ``transcribeConfig`` share beyond the first pass: the reference's turn fields and
+    its provider blocks (at most one, matching a model of the request: :mod:`voxgate.protocol.options` checks)."""
+
+    end_of_turn_confidence_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Streams: the turn model's end-of-turn probability needed to end a turn (``turnDetection.threshold``)."""
+    inactivity_timeout_seconds: float | None = Field(default=None, gt=0.0, le=3_600.0)
+    """Streams: close the stream after this long without a message (at most the server's own idle timeout)."""
+    enable_speaker_diarization: bool = False
+    """The reference's switch: the same as ``diarizationConfig.enableSpeakerDiarization`` (either turns it on)."""
+    inworld_stt_v1_config: InworldSttV1Config | None = None
+    assemblyai_config: AssemblyaiConfig | None = None
+    soniox_config: SonioxConfig | None = None
+    groq_config: GroqConfig | None = None
+    deepgram_config: DeepgramConfig | None = None
+
+
+class TranscribeConfig(ReferenceConfig):
     model_id: str | list[str] | None = None
     """One model id, or an ordered list to fall back along when a model fails."""
     audio_encoding: AudioEncoding = AudioEncoding.AUTO_DETECT
@@ -110,10 +206,9 @@ class TranscribeConfig(CamelModel):
 
     @model_validator(mode="after")
     def _channels_or_speakers(self) -> Self:
-        if (
-            self.enable_separate_recognition_per_channel
-            and self.diarization_config is not None
-            and self.diarization_config.enable_speaker_diarization
+        if self.enable_separate_recognition_per_channel and (
+            self.enable_speaker_diarization
+            or (self.diarization_config is not None and self.diarization_config.enable_speaker_diarization)
         ):
             raise ValueError(
                 "enableSeparateRecognitionPerChannel and speaker diarization cannot be combined: "
@@ -124,7 +219,10 @@ class TranscribeConfig(CamelModel):
     @field_validator("audio_encoding", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+        if isinstance(value, str):
+            value = value.upper()
+            return AudioEncoding.AUTO_DETECT.value if value == "AUDIO_ENCODING_UNSPECIFIED" else value
+        return value
 
 
 class AudioData(CamelModel):
@@ -166,6 +264,8 @@ class Transcription(CamelModel):
     word_timestamps: list[WordTimestamp] = Field(default_factory=list)
     language: str | None = None
     language_probability: float | None = None
+    voice_profile: VoiceProfileOut | None = Field(default=None, exclude_if=_is_none)
+    """Where the reference API puts the voice profile (the same one as the response's top-level ``voiceProfile``)."""
 
 
 class SegmentOut(OmitsUnsetTags):
@@ -198,6 +298,7 @@ class VoiceProfileOut(CamelModel):
 
     language: list[LabelConfidence] = Field(default_factory=list)
     age: list[LabelConfidence] = Field(default_factory=list)
+    gender: list[LabelConfidence] = Field(default_factory=list)
     emotion: list[LabelConfidence] = Field(default_factory=list)
     pitch: list[LabelConfidence] = Field(default_factory=list)
     vocal_style: list[LabelConfidence] = Field(default_factory=list)

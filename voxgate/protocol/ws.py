@@ -11,7 +11,11 @@ Server → client:
 
 * ``{"result": {"transcription": {...}}}`` — partial (``isFinal: false``) or final transcripts, the same object as the
   sync API's ``transcription`` plus ``turnIndex``, ``startTimeSeconds``, ``endTimeSeconds`` (stream-relative);
-* ``{"speechStarted": {...}}``, ``{"speechEnded": {...}}``, ``{"endOfTurn": {...}}`` — speech events with times;
+* ``{"result": {"speechStarted": {"startTimeMs", "confidence", ...}}}`` and
+  ``{"result": {"speechStopped": {"silenceDurationMs", ...}}}`` — the reference's speech events, with voxgate's
+  ``timeSeconds`` and ``turnIndex`` as additions;
+* ``{"result": {"usage": {"transcribedAudioMs", "modelId"}}}`` — once, when the stream closes normally;
+* ``{"endOfTurn": {...}}`` — voxgate's own: why and when a turn ended;
 * ``{"error": {"code", "message"}}`` — then the socket closes with the error's close code.
 """
 
@@ -26,6 +30,8 @@ from voxgate.errors import ProtocolViolation
 from voxgate.protocol.http import (
     CamelModel,
     DiarizationConfig,
+    ReferenceConfig,
+    Usage,
     VoiceProfileConfig,
     VoiceProfileOut,
     WordTimestamp,
@@ -45,8 +51,10 @@ __all__ = [
     "ErrorMessage",
     "ResultMessage",
     "ServerMessage",
-    "SpeechEndedMessage",
+    "SpeechStartedEvent",
     "SpeechStartedMessage",
+    "SpeechStoppedEvent",
+    "SpeechStoppedMessage",
     "StreamEncoding",
     "StreamTranscribeConfig",
     "StreamTranscription",
@@ -54,6 +62,7 @@ __all__ = [
     "TranscribeConfigMessage",
     "TurnDetection",
     "TurnMode",
+    "UsageMessage",
     "VoiceProfileMessage",
     "parse_client_message",
 ]
@@ -103,7 +112,7 @@ class TurnDetection(CamelModel):
         )
 
 
-class StreamTranscribeConfig(CamelModel):
+class StreamTranscribeConfig(ReferenceConfig):
     model_id: str | list[str] | None = None
     """One model id, or an ordered list: the first that can be opened serves the stream, the rest are fallbacks."""
     audio_encoding: StreamEncoding = StreamEncoding.LINEAR16
@@ -125,7 +134,12 @@ class StreamTranscribeConfig(CamelModel):
     @field_validator("audio_encoding", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
+        # AUDIO_ENCODING_UNSPECIFIED (the protobuf default): the reference streams LINEAR16 only, so that is what an
+        # unspecified stream encoding is. Raw samples cannot be sniffed as a file's header can.
+        if isinstance(value, str):
+            value = value.upper()
+            return StreamEncoding.LINEAR16.value if value == "AUDIO_ENCODING_UNSPECIFIED" else value
+        return value
 
 
 class TranscribeConfigMessage(CamelModel):
@@ -197,6 +211,10 @@ class StreamTranscription(CamelModel):
     """Partials only: the first N words are confirmed (LocalAgreement-2) and will not change in later partials."""
     speaker_tag: int | None = None
     """Finals of a diarized stream: the turn's speaker, 1, 2, ... in order of first appearance."""
+    voice_profile: VoiceProfileOut | None = None
+    """With ``voiceProfileConfig``: the voice profile heard before this result (the stream's, or in a diarized stream
+    the final's speaker's), where the reference API's clients read it. A turn's own profile follows in a
+    ``voiceProfile`` result: a final never waits for it."""
 
 
 class TranscriptionResult(CamelModel):
@@ -236,12 +254,41 @@ class EndOfTurnEvent(SpeechEvent):
     """``semantic`` turns: the turn model's end-of-turn probability."""
 
 
+class SpeechStartedEvent(SpeechEvent):
+    start_time_ms: int
+    """When the speech began, ms from the start of the stream (``timeSeconds`` is the same instant)."""
+    confidence: float
+    """The voice activity detector's mean speech probability over the frames that opened the speech."""
+
+
+class SpeechStoppedEvent(SpeechEvent):
+    silence_duration_ms: int
+    """The silence heard after the speech when the event was sent (at least ``turnDetection.pauseMs``);
+    ``timeSeconds`` is when that silence began."""
+
+
+class SpeechStartedResult(CamelModel):
+    speech_started: SpeechStartedEvent
+
+
 class SpeechStartedMessage(CamelModel):
-    speech_started: SpeechEvent
+    result: SpeechStartedResult
 
 
-class SpeechEndedMessage(CamelModel):
-    speech_ended: SpeechEvent
+class SpeechStoppedResult(CamelModel):
+    speech_stopped: SpeechStoppedEvent
+
+
+class SpeechStoppedMessage(CamelModel):
+    result: SpeechStoppedResult
+
+
+class UsageResult(CamelModel):
+    usage: Usage
+
+
+class UsageMessage(CamelModel):
+    result: UsageResult
 
 
 class EndOfTurnMessage(CamelModel):
@@ -258,5 +305,11 @@ class ErrorMessage(CamelModel):
 
 
 ServerMessage = (
-    ResultMessage | VoiceProfileMessage | SpeechStartedMessage | SpeechEndedMessage | EndOfTurnMessage | ErrorMessage
+    ResultMessage
+    | VoiceProfileMessage
+    | SpeechStartedMessage
+    | SpeechStoppedMessage
+    | UsageMessage
+    | EndOfTurnMessage
+    | ErrorMessage
 )

@@ -8,14 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
-from starlette.routing import Mount
+from starlette.routing import Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from voxgate import __version__
@@ -23,7 +23,7 @@ from voxgate.config import Settings
 from voxgate.errors import InvalidRequest, PayloadTooLarge, VoxgateError, error_body
 from voxgate.metrics import Metrics
 from voxgate.protocol.http import describe_errors
-from voxgate.server import console, http, openai, ws
+from voxgate.server import console, http, jobs, openai, ws
 from voxgate.server.guard import Guard
 from voxgate.service import Service
 
@@ -71,8 +71,9 @@ class BodyLimit:
 class Observe:
     """Count requests by route and status and time them (outermost, so refusals by :class:`BodyLimit` count too).
 
-    The route label is one of the app's own paths, ``<mount>/*`` for files under a mounted app (the console's), or
-    ``unmatched``: never the raw path, which a client could vary without end to grow the metrics.
+    The route label is one of the app's own paths (a route with parameters by its template), ``<mount>/*`` for files
+    under a mounted app (the console's), or ``unmatched``: never the raw path, which a client could vary without end
+    to grow the metrics.
     """
 
     def __init__(self, app: ASGIApp, metrics: Metrics, routes: frozenset[str], mounts: tuple[str, ...] = ()) -> None:
@@ -80,10 +81,15 @@ class Observe:
         self.metrics = metrics
         self.routes = routes
         self.mounts = mounts
+        self.templates = [(compile_path(r)[0], r) for r in sorted(routes) if "{" in r]
+        """Routes with parameters (``/lro/v1alpha/operations/{job_id}``), labelled by their template."""
 
     def label(self, path: str) -> str:
         if path in self.routes:
             return path
+        for pattern, template in self.templates:
+            if pattern.match(path):
+                return template
         for mount in self.mounts:
             if path.startswith(mount + "/"):
                 return mount + "/*"
@@ -133,9 +139,17 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await anyio.to_thread.run_sync(svc.preload)
+        queue = await anyio.to_thread.run_sync(jobs.Jobs.open, settings, svc)
+        app.state.jobs = queue
         try:
-            yield
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(queue.runner.run)  # async jobs, claimed from the store and run below everything
+                try:
+                    yield
+                finally:
+                    tasks.cancel_scope.cancel()  # running jobs are handed back to the queue
         finally:
+            await anyio.to_thread.run_sync(queue.close)
             if owned:
                 await anyio.to_thread.run_sync(svc.close)
 
@@ -183,13 +197,16 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         return Response(generate_latest(svc.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     app.include_router(http.router)
+    app.include_router(jobs.router)
+    app.include_router(jobs.results_router)
     app.include_router(openai.router)
     app.include_router(ws.router)
     if settings.console:
         console.mount_console(app)
     app.add_middleware(BodyLimit, limit=_body_limit(settings))
     app.add_middleware(Guard, settings=settings)
-    routers = (http.router, openai.router, console.router) if settings.console else (http.router, openai.router)
+    routers: tuple[APIRouter, ...] = (http.router, jobs.router, jobs.results_router, openai.router)
+    routers += (console.router,) if settings.console else ()
     routes = frozenset(r.path for router in routers for r in router.routes if isinstance(r, APIRoute))
     mounts = tuple(r.path for r in app.routes if isinstance(r, Mount))
     app.add_middleware(Observe, metrics=svc.metrics, routes=routes, mounts=mounts)

@@ -7,6 +7,7 @@ with the ``token`` subprotocol. With no key configured the service is open, the 
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 
@@ -15,7 +16,7 @@ from starlette.requests import HTTPConnection
 from voxgate.config import Settings
 from voxgate.errors import Unauthenticated
 
-__all__ = ["TOKEN_SUBPROTOCOL", "check_credentials", "require_key", "subprotocol_key"]
+__all__ = ["TOKEN_SUBPROTOCOL", "check_credentials", "key_owner", "presented_key", "require_key", "subprotocol_key"]
 
 TOKEN_SUBPROTOCOL = "token"
 
@@ -25,6 +26,20 @@ def subprotocol_key(subprotocols: Sequence[str]) -> str | None:
     if len(subprotocols) == 2 and subprotocols[0] == TOKEN_SUBPROTOCOL and subprotocols[1]:
         return subprotocols[1]
     return None
+
+
+def presented_key(headers: Mapping[str, str]) -> str | None:
+    """The key in an ``Authorization: Basic|Bearer <key>`` header, if there is one (checked or not)."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() in ("basic", "bearer") and token else None
+
+
+def key_owner(headers: Mapping[str, str], settings: Settings) -> str:
+    """Who owns what a request creates (an async job): a digest of its key, or "" when the server has no keys (one
+    open service, one owner). Call after :func:`check_credentials`."""
+    key = presented_key(headers) if settings.api_keys else None
+    return hashlib.sha256(key.encode()).hexdigest()[:32] if key else ""
 
 
 def check_credentials(headers: Mapping[str, str], settings: Settings, *, key: str | None = None) -> None:

@@ -162,6 +162,7 @@ async def transcribe(request: Request) -> TranscribeResponse:
     if wanted and profile is not None:
         top_n = profile.top_n
         response.voice_profile = VoiceProfileOut.of(result.profile, top_n) if result.profile else None
+        response.transcription.voice_profile = response.voice_profile
         for out, segment_profile in zip(response.segments, result.segment_profiles, strict=True):
             out.voice_profile = VoiceProfileOut.of(segment_profile, top_n) if segment_profile else None
         if result.profile is None:

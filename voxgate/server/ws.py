@@ -25,8 +25,8 @@ from voxgate.errors import (
     ProtocolViolation,
     VoxgateError,
 )
-from voxgate.protocol.http import VoiceProfileOut, WordTimestamp
-from voxgate.protocol.options import session_config
+from voxgate.protocol.http import Usage, VoiceProfileOut, WordTimestamp
+from voxgate.protocol.options import inactivity_timeout, session_config
 from voxgate.protocol.ws import (
     AudioChunk,
     CloseStream,
@@ -34,13 +34,18 @@ from voxgate.protocol.ws import (
     EndOfTurnMessage,
     EndTurn,
     ResultMessage,
-    SpeechEndedMessage,
-    SpeechEvent,
+    SpeechStartedEvent,
     SpeechStartedMessage,
+    SpeechStartedResult,
+    SpeechStoppedEvent,
+    SpeechStoppedMessage,
+    SpeechStoppedResult,
     StreamTranscription,
     StreamVoiceProfile,
     TranscribeConfigMessage,
     TranscriptionResult,
+    UsageMessage,
+    UsageResult,
     VoiceProfileMessage,
     VoiceProfileResult,
     parse_client_message,
@@ -57,6 +62,7 @@ from voxgate.streaming.events import (
     TurnEnded,
 )
 from voxgate.streaming.runner import StreamRunner
+from voxgate.types import VoiceProfile
 
 __all__ = ["router", "to_wire"]
 
@@ -66,8 +72,14 @@ router = APIRouter()
 _NORMAL = 1000
 
 
-def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
-    """A session event as the JSON object the client receives (None for events with no frame of their own)."""
+def to_wire(
+    event: Event, top_n: int = 3, model_id: str | None = None, profile: VoiceProfile | None = None
+) -> dict[str, Any]:
+    """A session event as the JSON object the client receives (every event has one; a closed stream's is its usage).
+
+    ``model_id``: the id the stream's usage names (the requested one; None: the model that served it).
+    ``profile``: the voice profile heard so far, placed in a transcription's ``voiceProfile`` as the reference API
+    does (``result.transcription.voiceProfile``)."""
     message: Any
     if isinstance(event, TranscriptEvent):
         message = ResultMessage(
@@ -83,6 +95,7 @@ def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
                     end_time_seconds=event.end,
                     stable_word_count=event.stable_words,
                     speaker_tag=event.speaker,
+                    voice_profile=VoiceProfileOut.of(profile, top_n) if profile is not None else None,
                 )
             )
         )
@@ -100,17 +113,34 @@ def to_wire(event: Event, top_n: int = 3) -> dict[str, Any] | None:
             )
         )
     elif isinstance(event, SpeechStarted):
-        message = SpeechStartedMessage(speech_started=SpeechEvent(time_seconds=event.time, turn_index=event.turn))
+        message = SpeechStartedMessage(
+            result=SpeechStartedResult(
+                speech_started=SpeechStartedEvent(
+                    start_time_ms=round(event.time * 1000),
+                    confidence=event.confidence,
+                    time_seconds=event.time,
+                    turn_index=event.turn,
+                )
+            )
+        )
     elif isinstance(event, SpeechEnded):
-        message = SpeechEndedMessage(speech_ended=SpeechEvent(time_seconds=event.time, turn_index=event.turn))
-    elif isinstance(event, TurnEnded):
+        message = SpeechStoppedMessage(
+            result=SpeechStoppedResult(
+                speech_stopped=SpeechStoppedEvent(
+                    silence_duration_ms=round(event.silence * 1000), time_seconds=event.time, turn_index=event.turn
+                )
+            )
+        )
+    elif isinstance(event, StreamClosed):
+        usage = Usage(transcribed_audio_ms=round(event.audio_seconds * 1000), model_id=model_id or event.model_id)
+        message = UsageMessage(result=UsageResult(usage=usage))
+    else:
+        assert isinstance(event, TurnEnded)
         message = EndOfTurnMessage(
             end_of_turn=EndOfTurnEvent(
                 time_seconds=event.time, turn_index=event.turn, reason=event.reason, probability=event.probability
             )
         )
-    else:
-        return None
     body: dict[str, Any] = message.model_dump(by_alias=True, exclude_none=True)
     return body
 
@@ -124,9 +154,16 @@ class _Connection:
         self.settings = settings
         self.runner: StreamRunner | None = None
         self.top_n = 3
+        self.profile: VoiceProfile | None = None
+        """The stream's latest voice profile (``stream`` scope), for the transcriptions' ``voiceProfile``."""
+        self.speaker_profiles: dict[int, VoiceProfile] = {}
+        self.model_id: str | None = None
+        """The requested model id the usage echoes (None for a fallback list: the model that served)."""
+        self.idle = settings.stream_idle_timeout_seconds
+        """Seconds without a message before the stream is closed (the client may ask for less)."""
 
     async def receive(self, *, idle_timeout: bool = True) -> str | bytes:
-        idle = self.settings.stream_idle_timeout_seconds
+        idle = self.idle
         try:
             async with asyncio.timeout(idle if idle_timeout else None):
                 message = await self.ws.receive()
@@ -151,6 +188,9 @@ class _Connection:
         cfg = first.transcribe_config
         if cfg.voice_profile_config is not None:
             self.top_n = cfg.voice_profile_config.top_n
+        self.idle = inactivity_timeout(cfg, self.settings.stream_idle_timeout_seconds)
+        # As the sync API does: the requested id echoed; with a fallback list, the model that did the work.
+        self.model_id = cfg.model_id if isinstance(cfg.model_id, str) else None
         return await self.service.open_stream(
             cfg.model_id,
             session_config(cfg),
@@ -195,11 +235,17 @@ class _Connection:
             event = await runner.events.get()
             if isinstance(event, VoxgateError):
                 raise event
-            if isinstance(event, StreamClosed):
+            if isinstance(event, ProfileEvent):
+                if event.scope == "stream":
+                    self.profile = event.profile
+                elif event.scope == "speaker" and event.speaker is not None:
+                    self.speaker_profiles[event.speaker] = event.profile
+            profile = self.profile
+            if isinstance(event, TranscriptEvent) and event.speaker is not None:
+                profile = self.speaker_profiles.get(event.speaker, profile)
+            await self.ws.send_json(to_wire(event, self.top_n, self.model_id, profile))
+            if isinstance(event, StreamClosed):  # its usage message was the last one
                 return
-            body = to_wire(event, self.top_n)
-            if body is not None:
-                await self.ws.send_json(body)
 
     async def close(self, code: int, error: VoxgateError | None = None) -> None:
         if (

@@ -33,12 +33,17 @@ __all__ = [
 class SpeechStarted:
     turn: int
     time: float
+    confidence: float = 1.0
+    """Mean speech probability of the VAD frames that opened the speech."""
 
 
 @dataclass(frozen=True, slots=True)
 class SpeechEnded:
     turn: int
     time: float
+    """When the silence began."""
+    silence: float = 0.0
+    """Seconds of silence heard when the end was reported (at least the policy's ``pause_ms``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +84,11 @@ class ProfileEvent:
 @dataclass(frozen=True, slots=True)
 class StreamClosed:
     """Every final is out: the socket may close with 1000."""
+
+    audio_seconds: float = 0.0
+    """Audio the stream received (its usage)."""
+    model_id: str = ""
+    """The model that served the stream last (set by the runner)."""
 
 
 Event = SpeechStarted | SpeechEnded | TurnEnded | TranscriptEvent | ProfileEvent | StreamClosed

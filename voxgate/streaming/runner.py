@@ -39,6 +39,7 @@ from voxgate.streaming.events import (
     Output,
     ProfileJob,
     SpeakerJob,
+    StreamClosed,
     TranscriptEvent,
     TurnCheckJob,
     TurnEnded,
@@ -111,6 +112,11 @@ class StreamRunner:
         self._tasks: set[asyncio.Task[None]] = set()
         self._on_close = on_close
         self._closed = False
+
+    @property
+    def model_id(self) -> str:
+        """The model serving the stream (after a fallback, the one it moved to)."""
+        return self._decoder.model_id if self._decoder is not None else self._engines.current.model_id
 
     async def start(self) -> None:
         """Open the decode strategy of the first engine that can serve (a vendor socket may refuse: the next one
@@ -215,6 +221,8 @@ class StreamRunner:
             elif isinstance(output, SpeakerJob):
                 self._spawn(self._voice(output))
             else:
+                if isinstance(output, StreamClosed):
+                    output = replace(output, model_id=self.model_id)
                 self._measure(output)
                 self.events.put_nowait(output)
 

@@ -50,6 +50,8 @@ __all__ = ["SessionConfig", "SessionState", "StreamSession"]
 
 FRAME = 512
 """Samples per VAD frame (32 ms)."""
+_RECENT_FRAMES = 64
+"""VAD probabilities kept from earlier chunks, for the confidence of a speech start that spans chunks."""
 
 
 class SessionState(Enum):
@@ -120,6 +122,7 @@ class StreamSession:
             threshold=turn.vad_threshold, min_silence_ms=turn.pause_ms, min_speech_ms=96, speech_pad_ms=0
         )
         self._samples = 0
+        self._recent_probs = np.zeros(0, dtype=np.float64)
         self._speech_version = 0
         """Count of frames heard as speech; a speculative decode is valid while this has not moved."""
         self._pause = 0
@@ -173,7 +176,12 @@ class StreamSession:
         turn.buffer.append(audio)
         self._samples += len(audio)
         self._speech_version += int(np.count_nonzero(speech_probs >= self.config.turn.vad_threshold))
-        for event in self._segmenter.push(speech_probs):
+        first_frame = self._segmenter.frames
+        events = self._segmenter.push(speech_probs)
+        probs = np.concatenate([self._recent_probs, np.asarray(speech_probs, dtype=np.float64).reshape(-1)])
+        base = first_frame - len(self._recent_probs)  # the frame index of probs[0]
+        self._recent_probs = probs[-_RECENT_FRAMES:]
+        for i, event in enumerate(events):
             if event.kind == "start":
                 turn = self._turn
                 if not turn.speech:
@@ -181,10 +189,16 @@ class StreamSession:
                     turn.speech_start = event.sample
                     turn.partial_upto = event.sample
                     turn.profile_upto = event.sample
-                out.append(SpeechStarted(turn.index, _seconds(event.sample)))
+                frame = event.sample // FRAME - base
+                opening = probs[max(frame, 0) : max(frame, 0) + self._segmenter.min_speech_frames]
+                confidence = round(float(opening.mean()), 3) if len(opening) else 1.0
+                out.append(SpeechStarted(turn.index, _seconds(event.sample), confidence))
             else:
                 self._pause += 1
-                out.append(SpeechEnded(self._turn.index, _seconds(event.sample)))
+                # The silence heard when the end is reported: up to speech resuming in this same chunk, or now.
+                until = next((e.sample for e in events[i + 1 :] if e.kind == "start"), self._samples)
+                silence = _seconds(max(until - event.sample, 0))
+                out.append(SpeechEnded(self._turn.index, _seconds(event.sample), silence))
                 out.extend(self._speculate())
         turn = self._turn
         if not turn.speech:
@@ -305,7 +319,13 @@ class StreamSession:
         o = self.config.options
         if draft:
             return TranscriptionOptions(
-                language=o.language, prompts=o.prompts, prompt=o.prompt, word_timestamps=False, beam_size=1, task=o.task
+                language=o.language,
+                prompts=o.prompts,
+                prompt=o.prompt,
+                word_timestamps=False,
+                beam_size=1,
+                task=o.task,
+                vendor=o.vendor,
             )
         return o
 
@@ -313,7 +333,11 @@ class StreamSession:
         options = self._options(draft=draft)
         if kind is DecodeKind.ROLL:
             options = TranscriptionOptions(
-                language=options.language, prompts=options.prompts, prompt=options.prompt, task=options.task
+                language=options.language,
+                prompts=options.prompts,
+                prompt=options.prompt,
+                task=options.task,
+                vendor=options.vendor,
             )
         return DecodeJob(kind, turn.index, turn.buffer.view(), _seconds(turn.buffer.start), options)
 
@@ -491,5 +515,5 @@ class StreamSession:
     def _maybe_closed(self) -> list[Output]:
         if self.state is SessionState.CLOSING and not self._ending and not self._profiling and not self._voicing:
             self.state = SessionState.CLOSED
-            return [StreamClosed()]
+            return [StreamClosed(audio_seconds=_seconds(self._samples))]
         return []

@@ -56,6 +56,8 @@ _KNOWN = _BOOLEANS | {
     "min_end_of_turn_silence_when_confident",
     "max_turn_silence",
     "inactivity_timeout",
+    "vad_threshold",
+    "prompt",
 }
 _FINAL_LAG = 1.0
 """A word ending this long before the end of the audio received is final."""
@@ -93,11 +95,14 @@ def _check(query: Sequence[tuple[str, str]]) -> tuple[str, dict[str, str], list[
         raise WireError("this fake takes encoding=pcm_s16le at sample_rate=16000 only")
     try:
         threshold = float(params.get("end_of_turn_confidence_threshold", "0.4"))
+        vad = float(params.get("vad_threshold", "0.4"))
         silences = [int(params.get(k, "0")) for k in ("max_turn_silence", "min_end_of_turn_silence_when_confident")]
     except ValueError:
         raise WireError("turn detection parameters must be numbers") from None
-    if not 0 <= threshold <= 1 or min(silences) < 0:
+    if not 0 <= threshold <= 1 or not 0 <= vad <= 1 or min(silences) < 0:
         raise WireError("turn detection parameters out of range")
+    if "prompt" in params and model != "u3-rt-pro":
+        raise WireError("prompt is supported by u3-rt-pro only")
     terms: list[str] = []
     if "keyterms_prompt" in params:
         try:

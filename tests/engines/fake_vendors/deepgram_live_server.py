@@ -60,7 +60,10 @@ __all__ = [
     "plain",
 ]
 
-_BOOLEANS = {"interim_results", "punctuate", "smart_format", "numerals", "diarize", "vad_events", "profanity_filter"}
+_BOOLEANS = {
+    "interim_results", "punctuate", "smart_format", "numerals", "diarize", "vad_events", "profanity_filter",
+    "filler_words",
+}  # fmt: skip
 _KNOWN = _BOOLEANS | {
     "model",
     "encoding",

@@ -33,7 +33,10 @@ from voxgate.types import SAMPLE_RATE, Transcript, TranscriptionOptions, Word
 __all__ = ["MODELS", "check_query", "create_app", "error_body"]
 
 MODELS = {"nova-3": "2025-04-17.21547", "nova-2": "2024-01-09.29447"}
-_BOOLEANS = {"punctuate", "smart_format", "utterances", "detect_language", "diarize", "numerals", "paragraphs"}
+_BOOLEANS = {
+    "punctuate", "smart_format", "utterances", "detect_language", "diarize", "numerals", "paragraphs",
+    "profanity_filter", "filler_words",
+}  # fmt: skip
 _KNOWN = _BOOLEANS | {"model", "language", "keyterm", "keywords", "utt_split", "tag"}
 _KEYWORD = re.compile(r"^(?P<term>[^:]+?)(?::(?P<boost>-?\d+(?:\.\d+)?))?$")
 _ERROR_CODES = {401: "INVALID_AUTH", 402: "ASR_PAYMENT_REQUIRED", 429: "TOO_MANY_REQUESTS"}

@@ -45,6 +45,8 @@ FIELDS = frozenset(
         "enable_language_identification",
         "enable_speaker_diarization",
         "enable_endpoint_detection",
+        "language_hints_strict",
+        "max_endpoint_delay_ms",
         "context",
         "client_reference_id",
         "translation",
@@ -77,7 +79,23 @@ def check_config(config: Any, header_auth: bool, api_key: str) -> tuple[int, str
     terms = context.get("terms", [])
     if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms):
         return 400, "context.terms must be a list of strings"
+    if not general_ok(context.get("general", [])):
+        return 400, "context.general must be a list of {key, value} string pairs"
+    delay = config.get("max_endpoint_delay_ms", 2000)
+    if not isinstance(delay, int) or not 500 <= delay <= 3000:
+        return 400, "max_endpoint_delay_ms must be an integer between 500 and 3000"
+    for flag in ("language_hints_strict", "enable_endpoint_detection"):
+        if not isinstance(config.get(flag, False), bool):
+            return 400, f"{flag} must be a boolean"
     return None
+
+
+def general_ok(general: Any) -> bool:
+    """``context.general``: a list of ``{"key", "value"}`` objects of strings."""
+    return isinstance(general, list) and all(
+        isinstance(g, dict) and set(g) == {"key", "value"} and all(isinstance(v, str) for v in g.values())
+        for g in general
+    )
 
 
 class SonioxSession(FakeLiveSession):

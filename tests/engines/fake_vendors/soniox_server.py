@@ -48,6 +48,7 @@ FIELDS = frozenset(
         "audio_url",
         "language_hints",
         "enable_language_identification",
+        "language_hints_strict",
         "enable_speaker_diarization",
         "context",
         "client_reference_id",
@@ -214,6 +215,14 @@ class FakeSoniox(JobVendor):
                 return "context.terms must be a list of non-empty strings"
             if not isinstance(context.get("text", ""), str):
                 return "context.text must be a string"
+            general = context.get("general", [])
+            if not isinstance(general, list) or not all(
+                isinstance(g, dict) and set(g) == {"key", "value"} and all(isinstance(v, str) for v in g.values())
+                for g in general
+            ):
+                return "context.general must be a list of {key, value} string pairs"
+        if not isinstance(body.get("language_hints_strict", False), bool):
+            return "language_hints_strict must be a boolean"
         return None
 
     def hears(self, body: dict[str, Any]) -> tuple[str | None, tuple[str, ...], str | None]:

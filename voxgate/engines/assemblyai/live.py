@@ -19,7 +19,9 @@ The socket, as voxgate uses it:
   ``max_turn_silence=3600`` (a turn ends by itself only after 3.6 s of silence) —
   ``AssemblyAILiveConnector(turn_silence=…)`` changes the silence, ``turn_silence=None`` leaves the vendor's
   defaults. This keeps a vendor turn from ending on its own just as voxgate forces one (which would make the forced
-  turn's end ambiguous). The free-text ``prompt`` and ``temperature`` are not sent.
+  turn's end ambiguous, and loses the words after the vendor's own end: a client's ``assemblyaiConfig`` turn
+  silences therefore shape voxgate's turns, not the vendor's). An ``assemblyaiConfig``'s ``vadThreshold`` is sent as
+  ``vad_threshold`` and its ``prompt`` as ``prompt``. The free-text ``prompt`` and ``temperature`` are not sent.
 * Header ``Authorization: <key>`` (the bare key). A refused handshake (HTTP 401/403) or the vendor's
   ``1008 Unauthorized Connection`` close before ``Begin`` raises :class:`~voxgate.errors.ProviderUnauthorized` (a
   ``1008`` about concurrency: :class:`~voxgate.errors.ProviderRateLimited`); no ``Begin`` within ``min(10 s,
@@ -82,7 +84,7 @@ from voxgate.engines.live import (
 )
 from voxgate.engines.remote import json_number
 from voxgate.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
-from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
+from voxgate.types import SAMPLE_RATE, AssemblyAIOptions, TranscriptionOptions, Word
 
 __all__ = ["AssemblyAILiveConnection", "AssemblyAILiveConnector", "streaming_url"]
 
@@ -376,6 +378,11 @@ class AssemblyAILiveConnector(SocketConnector):
         if self.turn_silence is not None:
             params.append(("end_of_turn_confidence_threshold", "1"))
             params.append(("max_turn_silence", str(self.turn_silence)))
+        block = options.vendor if isinstance(options.vendor, AssemblyAIOptions) else None
+        if block is not None and block.vad_threshold is not None:
+            params.append(("vad_threshold", str(block.vad_threshold)))
+        if block is not None and block.prompt:
+            params.append(("prompt", block.prompt))
         if options.language is None and model == "universal-streaming-multilingual":
             params.append(("language_detection", "true"))
         terms: list[str] = []

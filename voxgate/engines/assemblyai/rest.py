@@ -27,6 +27,9 @@ voxgate's options → the transcript request:
                             6 words: terms past those limits are left out, with a warning.
 ``prompt`` (free text)      Not sent, warning. AssemblyAI's ``prompt`` (Universal-3 only) is an instruction on how
                             to transcribe and excludes ``keyterms_prompt``; voxgate's is context (previous text).
+``assemblyaiConfig``        ``prompt`` → ``prompt`` on Universal-3 models (the vocabulary is then not sent, only
+                            respelled in the result; warning), warning on others. ``vadThreshold`` is for streams:
+                            warning (its turn silences are voxgate's turn policy, streams only).
 ``word_timestamps=False``   AssemblyAI always returns words; voxgate drops them from the result.
 punctuation, casing         ``punctuate: true``, ``format_text: true`` (voxgate's transcripts are formatted).
 temperature, beam, VAD      Whisper decoding knobs with no AssemblyAI counterpart: not sent.
@@ -49,7 +52,7 @@ from voxgate.engines.assemblyai.wire import batch_counterpart
 from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, segments_from_words
 from voxgate.errors import ProviderError
-from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
+from voxgate.types import AssemblyAIOptions, Segment, Transcript, TranscriptionOptions, Word
 
 __all__ = ["AssemblyAIEngine"]
 
@@ -110,11 +113,25 @@ class AssemblyAIEngine(RemoteEngine):
         else:
             body["language_detection"] = True
         terms = self._terms(options.prompts, warnings)
-        if terms and _keyterms_model(model):
+        block = options.vendor if isinstance(options.vendor, AssemblyAIOptions) else None
+        instruction = block.prompt if block is not None else None
+        if instruction and not model.startswith("universal-3"):
+            warnings.append(f"assemblyaiConfig.prompt needs a Universal-3 model; {model} was asked without it")
+            instruction = None
+        if instruction:
+            body["prompt"] = instruction
+            if terms:
+                warnings.append(
+                    "AssemblyAI takes a prompt or key terms, not both: assemblyaiConfig.prompt was sent, "
+                    "the vocabulary was applied to the transcript only"
+                )
+        elif terms and _keyterms_model(model):
             body["keyterms_prompt"] = terms
         elif terms:
             body["word_boost"] = terms
             body["boost_param"] = "high"
+        if block is not None and block.vad_threshold is not None:
+            warnings.append("assemblyaiConfig.vadThreshold applies to streams only; ignored for a file")
         if options.prompt and options.prompt.strip():
             warnings.append(
                 f"{self.model_id} ignores the free-text prompt: AssemblyAI takes vocabulary terms (prompts) only"

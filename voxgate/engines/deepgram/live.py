@@ -7,8 +7,12 @@ The socket, as voxgate uses it:
   ``model=NAME&encoding=linear16&sample_rate=16000&channels=1&interim_results=true&punctuate=true&smart_format=true``
   plus, as for the batch adapter (:mod:`voxgate.engines.deepgram.rest`): ``language`` when the caller gave one, else
   ``language=multi`` (Nova-2/Nova-3 multilingual; Deepgram's streaming API has no ``detect_language``) — other
-  models get no ``language`` (Deepgram's default, English); vocabulary as one ``keyterm`` per term on Nova-3 models,
-  ``keywords=TERM:2`` on the others. The free-text ``prompt`` and ``temperature`` have no Deepgram counterpart and
+  models get no ``language`` (Deepgram's default, English); vocabulary (``prompts``, then ``deepgramConfig.keyterms``)
+  as one ``keyterm`` per term on Nova-3 models, ``keywords=TERM:2`` on the others. A ``deepgramConfig`` may turn
+  ``punctuate``/``smart_format`` off, set ``profanity_filter``, ``filler_words``, ``numerals`` and ``endpointing``
+  (ms; 0 sends ``false``). The reference's Flux ids (``flux-general-en``, ``flux-general-multi``) are served by
+  ``model=nova-3`` on this socket (``language=en`` for ``-en``, ``multi`` otherwise): Flux's own ``/v2/listen`` socket
+  is not spoken here yet. The free-text ``prompt`` and ``temperature`` have no Deepgram counterpart and
   are not sent.
 * Header ``Authorization: Token <key>``. A refused handshake (HTTP 401/403) raises
   :class:`~voxgate.errors.ProviderUnauthorized`; 429 :class:`~voxgate.errors.ProviderRateLimited`; no answer within
@@ -44,7 +48,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from voxgate.config import ProviderConfig
-from voxgate.engines.deepgram.wire import language_of, vocabulary
+from voxgate.engines.deepgram.wire import block, formatting, language_of, served_model, terms, vocabulary
 from voxgate.engines.live import LiveResult, SocketConnection, SocketConnector, open_socket, websocket_url
 from voxgate.engines.remote import json_number
 from voxgate.errors import ProviderError
@@ -122,20 +126,23 @@ class DeepgramLiveConnector(SocketConnector):
 
     def params(self, options: TranscriptionOptions) -> list[tuple[str, str]]:
         """The query string of the socket for ``options``."""
+        model, language = served_model(self.model, options.language)
         params = [
-            ("model", self.model),
+            ("model", model),
             ("encoding", "linear16"),
             ("sample_rate", "16000"),
             ("channels", "1"),
             ("interim_results", "true"),
-            ("punctuate", "true"),
-            ("smart_format", "true"),
+            *formatting(options),
         ]
-        if options.language:
-            params.append(("language", options.language))
-        elif self.model.startswith(_MULTILINGUAL_MODELS):
+        if language:
+            params.append(("language", language))
+        elif model.startswith(_MULTILINGUAL_MODELS):
             params.append(("language", "multi"))
-        params.extend(vocabulary(self.model, options.prompts))
+        params.extend(vocabulary(model, terms(options)))
+        dg = block(options)
+        if dg is not None and dg.endpointing is not None:
+            params.append(("endpointing", str(dg.endpointing) if dg.endpointing else "false"))
         return params
 
     def url(self, options: TranscriptionOptions) -> str:

@@ -3,12 +3,16 @@
 How voxgate's request maps to the vendor's query string (the body is the WAV, ``Content-Type: audio/wav``):
 
 * model id ``deepgram/NAME`` → ``model=NAME``;
-* always ``punctuate=true&smart_format=true`` (punctuated, formatted text, as Whisper writes it) and
+* always ``punctuate=true&smart_format=true`` (punctuated, formatted text, as Whisper writes it; a
+  ``deepgramConfig`` may turn either off, and set ``profanity_filter``, ``filler_words``, ``numerals``) and
   ``utterances=true`` (segments);
+* the reference's stream-only Flux ids (``flux-general-en``, ``flux-general-multi``) → ``model=nova-3`` (with
+  ``language=en`` for ``-en``), with a warning: Flux has no pre-recorded API;
 * ``language`` (ISO 639-1) → ``language``; None → ``detect_language=true``;
-* ``prompts`` (custom vocabulary) → Nova-3 models: one ``keyterm`` parameter per term (Keyterm Prompting); older
-  models: ``keywords=TERM:2`` (keyword boosting, intensifier 2). The result is then respelled with
-  :func:`voxgate.vocabulary.apply_vocabulary`;
+* ``prompts`` (custom vocabulary), then ``deepgramConfig.keyterms`` → Nova-3 models: one ``keyterm`` parameter per
+  term (Keyterm Prompting); older models: ``keywords=TERM:2`` (keyword boosting, intensifier 2). The result is then
+  respelled with :func:`voxgate.vocabulary.apply_vocabulary`;
+* ``deepgramConfig.endpointing`` → streams only: a warning says it was ignored;
 * ``prompt`` (free text) → not supported: a warning in ``Transcript.warnings`` says so;
 * ``temperature`` > 0 → not supported: a warning says so;
 * ``word_timestamps=False`` → Deepgram always sends words; voxgate drops them;
@@ -30,16 +34,17 @@ from __future__ import annotations
 from typing import Any
 
 from voxgate.engines.deepgram.live import DeepgramLiveConnector
-from voxgate.engines.deepgram.wire import language_of, vocabulary
+from voxgate.engines.deepgram.wire import FLUX_NOTE, block, formatting, language_of, served_model, terms, vocabulary
 from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, json_number
 from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
 
-__all__ = ["NO_PROMPT", "NO_TEMPERATURE", "DeepgramEngine"]
+__all__ = ["NO_ENDPOINTING", "NO_PROMPT", "NO_TEMPERATURE", "DeepgramEngine"]
 
 NO_PROMPT = "deepgram has no free-text prompt; use prompts (keyterms)"
 NO_TEMPERATURE = "deepgram has no sampling temperature; temperature was ignored"
+NO_ENDPOINTING = "deepgramConfig.endpointing applies to streams only; ignored for a file"
 
 
 def _words(raw: Any, duration: float) -> tuple[Word, ...]:
@@ -71,18 +76,19 @@ class DeepgramEngine(RemoteEngine):
         return DeepgramLiveConnector(self.config, self.model)
 
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
-        params: list[tuple[str, str]] = [
-            ("model", self.model),
-            ("punctuate", "true"),
-            ("smart_format", "true"),
-            ("utterances", "true"),
-        ]
-        if options.language:
-            params.append(("language", options.language))
+        model, language = served_model(self.model, options.language)
+        params: list[tuple[str, str]] = [("model", model), *formatting(options), ("utterances", "true")]
+        if language:
+            params.append(("language", language))
         else:
             params.append(("detect_language", "true"))
-        params.extend(vocabulary(self.model, options.prompts))
+        params.extend(vocabulary(model, terms(options)))
         warnings = []
+        if model != self.model:
+            warnings.append(FLUX_NOTE.format(model_id=self.model_id))
+        dg = block(options)
+        if dg is not None and dg.endpointing is not None:
+            warnings.append(NO_ENDPOINTING)
         if options.prompt and options.prompt.strip():
             warnings.append(NO_PROMPT)
         if options.temperature > 0:
@@ -101,7 +107,7 @@ class DeepgramEngine(RemoteEngine):
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise self.unreadable(response, exc) from exc
         return Transcript(
-            segments=apply_vocabulary(segments, options.prompts),
+            segments=apply_vocabulary(segments, tuple(terms(options))),
             duration=duration,
             language=language,
             language_probability=probability,

@@ -10,7 +10,7 @@ How voxgate's request maps to the vendor's multipart form:
   which is how OpenAI documents guiding the spelling of names and jargon; the result is then respelled with
   :func:`voxgate.vocabulary.apply_vocabulary`;
 * ``prompt`` (free text) → appended to ``prompt`` after the terms (Whisper reads it as the preceding text);
-* ``temperature`` → ``temperature``;
+* ``temperature`` → ``temperature`` (Groq: ``groqConfig.temperature`` when given);
 * ``word_timestamps`` → Whisper models: ``response_format=verbose_json`` with ``timestamp_granularities[]=word`` and
   ``segment`` (``segment`` alone without word times). ``gpt-4o-*`` models answer ``json`` only (text; no times, no
   language): one segment spanning the audio, and a warning in ``Transcript.warnings`` when word times were asked;
@@ -43,7 +43,7 @@ from voxgate.engines.openai.live import OpenAILiveConnector
 from voxgate.engines.openai.wire import language_code, prompt_of
 from voxgate.engines.remote import RemoteEngine, json_number
 from voxgate.models.catalog import WHISPER_LANGUAGES, ModelSpec
-from voxgate.types import Segment, Transcript, TranscriptionOptions, Word
+from voxgate.types import GroqOptions, Segment, Transcript, TranscriptionOptions, Word
 from voxgate.vocabulary import apply_vocabulary
 
 __all__ = ["GroqEngine", "OpenAIEngine"]
@@ -94,8 +94,12 @@ class OpenAIEngine(RemoteEngine):
         """OpenAI's Realtime transcription socket for this model (wss://…/realtime?intent=transcription)."""
         return OpenAILiveConnector(self.config, self.model)
 
+    def temperature(self, options: TranscriptionOptions) -> float:
+        """The sampling temperature to send: the request's."""
+        return options.temperature
+
     def recognize(self, wav: bytes, duration: float, options: TranscriptionOptions) -> Transcript:
-        form: dict[str, str | list[str]] = {"model": self.model, "temperature": repr(float(options.temperature))}
+        form: dict[str, str | list[str]] = {"model": self.model, "temperature": repr(float(self.temperature(options)))}
         if options.language:
             form["language"] = options.language
         prompt = prompt_of(options)
@@ -192,6 +196,12 @@ class GroqEngine(OpenAIEngine):
     included."""
 
     provider = "groq"
+
+    def temperature(self, options: TranscriptionOptions) -> float:
+        """``groqConfig.temperature`` when the request has one, else the request's."""
+        if isinstance(options.vendor, GroqOptions) and options.vendor.temperature is not None:
+            return options.vendor.temperature
+        return options.temperature
 
     def live_connector(self) -> LiveConnector | None:
         """Groq has no streaming socket: its streams are served through voxgate's session (one call per decode)."""

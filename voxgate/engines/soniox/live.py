@@ -16,8 +16,11 @@ The socket, as voxgate uses it (``https://soniox.com/docs/stt/api-reference/webs
   replaced by its real-time twin ``stt-rt-<version>``), ``audio_format: "pcm_s16le"``, ``sample_rate: 16000``,
   ``num_channels: 1``, ``enable_language_identification: true`` and, as for the batch adapter
   (:mod:`voxgate.engines.soniox.rest`): ``language_hints: [code]`` when the caller gave a language, vocabulary as
-  ``context.terms`` and the free-text prompt as ``context.text``. Endpoint detection is left off: voxgate decides
-  turns itself and asks Soniox to finalise them.
+  ``context.terms`` and the free-text prompt as ``context.text``; a ``sonioxConfig``'s ``languageHints``,
+  ``languageHintsStrict`` and ``context{general, text, terms}`` merged in. Endpoint detection is left off (voxgate
+  decides turns itself and asks Soniox to finalise them) unless a ``sonioxConfig`` sets
+  ``enableEndpointDetection``/``maxEndpointDelayMs``, which are then sent as ``enable_endpoint_detection`` and
+  ``max_endpoint_delay_ms``.
 * Audio: binary frames of 16 kHz mono signed 16-bit little-endian PCM (an empty frame would end Soniox's stream,
   so none is sent). When no audio has gone out for :attr:`SonioxLiveConnector.keepalive_interval` seconds (5 by
   default) a ``{"type": "keepalive"}`` message is sent.
@@ -56,7 +59,7 @@ from websockets.asyncio.client import ClientConnection
 from voxgate.config import ProviderConfig
 from voxgate.engines.live import LiveResult, SocketConnection, SocketConnector, open_socket, websocket_url
 from voxgate.engines.remote import json_number
-from voxgate.engines.soniox.wire import recognition_fields, token_words
+from voxgate.engines.soniox.wire import endpoint_fields, recognition_fields, token_words
 from voxgate.errors import ProviderError, ProviderRateLimited, ProviderTimeout, ProviderUnauthorized
 from voxgate.types import SAMPLE_RATE, TranscriptionOptions, Word
 
@@ -224,6 +227,7 @@ class SonioxLiveConnector(SocketConnector):
             "sample_rate": SAMPLE_RATE,
             "num_channels": 1,
             **recognition_fields(options),
+            **endpoint_fields(options),
         }
 
     def url(self) -> str:

@@ -26,6 +26,9 @@ voxgate's options → the transcription request:
                             ``enable_language_identification: true`` always, so every token carries its language.
 ``prompts`` (vocabulary)    ``context.terms``.
 ``prompt`` (free text)      ``context.text``.
+``sonioxConfig``            ``languageHints`` after the language in ``language_hints``, ``languageHintsStrict`` →
+                            ``language_hints_strict``, ``context{general, text, terms}`` merged into ``context``.
+                            Its endpoint fields are for streams: warning.
 ``word_timestamps=False``   Soniox always returns timed tokens; voxgate drops the words from the result.
 temperature, beam, VAD      Whisper decoding knobs with no Soniox counterpart: not sent.
 ==========================  ==========================================================================================
@@ -54,7 +57,7 @@ import httpx
 from voxgate.engines.live import LiveConnector
 from voxgate.engines.remote import RemoteEngine, segments_from_words
 from voxgate.engines.soniox.live import SonioxLiveConnector
-from voxgate.engines.soniox.wire import recognition_fields, token_words
+from voxgate.engines.soniox.wire import endpoint_fields, recognition_fields, token_words
 from voxgate.errors import ProviderError
 from voxgate.types import Transcript, TranscriptionOptions
 
@@ -116,6 +119,8 @@ class SonioxEngine(RemoteEngine):
         return batch
 
     def _request_body(self, options: TranscriptionOptions, warnings: list[str]) -> dict[str, Any]:
+        if endpoint_fields(options):
+            warnings.append("sonioxConfig's endpoint fields apply to streams only; ignored for a file")
         return {"model": self._batch_model(warnings), **recognition_fields(options)}
 
     # -- job ------------------------------------------------------------------------------------------------------

@@ -11,9 +11,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from voxgate.types import TranscriptionOptions, Word
+from voxgate.types import SonioxOptions, TranscriptionOptions, Word
 
-__all__ = ["TokenWord", "recognition_fields", "token_words"]
+__all__ = ["TokenWord", "block", "endpoint_fields", "recognition_fields", "token_words"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,20 +24,45 @@ class TokenWord:
     language: str | None
 
 
+def block(options: TranscriptionOptions) -> SonioxOptions | None:
+    """The request's ``sonioxConfig``, if it has one."""
+    return options.vendor if isinstance(options.vendor, SonioxOptions) else None
+
+
 def recognition_fields(options: TranscriptionOptions) -> dict[str, Any]:
     """What both Soniox APIs (async files, real-time socket) take alike: language ID and hints, and the context
-    (custom vocabulary as ``terms``, the free-text prompt as ``text``)."""
+    (custom vocabulary as ``terms``, the free-text prompt as ``text``), with a ``sonioxConfig``'s hints, strictness
+    and context merged in (the caller's language first, the block's text after the prompt)."""
+    sx = block(options)
     fields: dict[str, Any] = {"enable_language_identification": True}
-    if options.language:
-        fields["language_hints"] = [options.language]
+    hints = list(dict.fromkeys([*([options.language] if options.language else []), *(sx.language_hints if sx else ())]))
+    if hints:
+        fields["language_hints"] = hints
+    if sx is not None and sx.language_hints_strict is not None:
+        fields["language_hints_strict"] = sx.language_hints_strict
     context: dict[str, Any] = {}
-    terms = list(dict.fromkeys(p.strip() for p in options.prompts if p.strip()))
+    if sx is not None and sx.context_general:
+        context["general"] = [{"key": k, "value": v} for k, v in sx.context_general]
+    given = [*options.prompts, *(sx.context_terms if sx else ())]
+    terms = list(dict.fromkeys(p.strip() for p in given if p.strip()))
     if terms:
         context["terms"] = terms
-    if options.prompt and options.prompt.strip():
-        context["text"] = options.prompt.strip()
+    texts = [t.strip() for t in (options.prompt, sx.context_text if sx else None) if t and t.strip()]
+    if texts:
+        context["text"] = "\n".join(texts)
     if context:
         fields["context"] = context
+    return fields
+
+
+def endpoint_fields(options: TranscriptionOptions) -> dict[str, Any]:
+    """The real-time socket's endpoint detection, when a ``sonioxConfig`` sets it (voxgate leaves it off)."""
+    sx = block(options)
+    fields: dict[str, Any] = {}
+    if sx is not None and sx.enable_endpoint_detection is not None:
+        fields["enable_endpoint_detection"] = sx.enable_endpoint_detection
+    if sx is not None and sx.max_endpoint_delay_ms is not None:
+        fields["max_endpoint_delay_ms"] = sx.max_endpoint_delay_ms
     return fields
 
 

@@ -97,8 +97,8 @@ function base64Of(buffer) {
 
 /**
  * One streaming session over the WebSocket protocol. Events arrive through `handlers`:
- * onOpen(), onTranscription(t), onVoiceProfile(p), onSpeechStarted(e), onSpeechEnded(e), onEndOfTurn(e),
- * onError(ApiError), onClose({code, reason, clean}).
+ * onOpen(), onTranscription(t), onVoiceProfile(p), onSpeechStarted(e), onSpeechEnded(e) (the server's speechStopped),
+ * onUsage(u), onEndOfTurn(e), onError(ApiError), onClose({code, reason, clean}).
  */
 export class LiveStream {
   constructor(transcribeConfig, handlers) {
@@ -137,10 +137,12 @@ export class LiveStream {
       h.onTranscription && h.onTranscription(message.result.transcription);
     } else if (message.result && message.result.voiceProfile) {
       h.onVoiceProfile && h.onVoiceProfile(message.result.voiceProfile);
-    } else if (message.speechStarted) {
-      h.onSpeechStarted && h.onSpeechStarted(message.speechStarted);
-    } else if (message.speechEnded) {
-      h.onSpeechEnded && h.onSpeechEnded(message.speechEnded);
+    } else if (message.result && message.result.speechStarted) {
+      h.onSpeechStarted && h.onSpeechStarted(message.result.speechStarted);
+    } else if (message.result && message.result.speechStopped) {
+      h.onSpeechEnded && h.onSpeechEnded(message.result.speechStopped);
+    } else if (message.result && message.result.usage) {
+      h.onUsage && h.onUsage(message.result.usage);
     } else if (message.endOfTurn) {
       h.onEndOfTurn && h.onEndOfTurn(message.endOfTurn);
     } else if (message.error) {

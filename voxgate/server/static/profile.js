@@ -6,6 +6,7 @@ import { h, languageName, formatTime } from "./ui.js";
 const DIMENSIONS = [
   ["language", "Language"],
   ["emotion", "Emotion"],
+  ["gender", "Gender"],
   ["age", "Age"],
   ["pitch", "Pitch"],
   ["vocalStyle", "Vocal style"],

@@ -1,4 +1,4 @@
-// The live timeline: input level, speech (from the server's speechStarted/speechEnded), turns (from finals) and
+// The live timeline: input level, speech (from the server's speechStarted/speechStopped), turns (from finals) and
 // end-of-turn markers, on one scrolling time axis of the last `span` seconds of the stream.
 
 const FLOOR_DB = -60;
