@@ -418,6 +418,7 @@ def main(argv: list[str] | None = None) -> int:
                 "rss_delta_mib": (after - before) / 1024,
             }
             model_languages[model_id] = engine.capabilities.languages
+        machine = machine_info(MACHINE_DISTS)  # at the start: its load average is the run's starting load
         cpu = CpuMeter(end_load=True)
         done: list[dict[str, Any]] = []
         for i, clip in enumerate(clips):
@@ -449,7 +450,7 @@ def main(argv: list[str] | None = None) -> int:
                     "normaliser": normalise.__doc__,
                     "chinese_script_mapping": "opencc t2s" if _T2S is not None else None,
                     "settings": {"compute_type": settings.compute_type, "cpu_threads": settings.cpu_threads},
-                    "machine": machine_info(MACHINE_DISTS),
+                    "machine": machine,
                     "cpu": cpu.result(),
                     "memory": memory,
                     "summaries": [summarise(m, done, args.forced) for m in args.models],
