@@ -53,6 +53,20 @@ def test_the_setting_names_it(postgres_url: str, tmp_path: Path) -> None:
     store.close()
 
 
+def test_an_unreachable_database_is_named_without_its_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("voxgate.jobs.postgres.ConnectionPool.open", _never_opens)
+    url = f"postgresql://voxgate:hunter2@127.0.0.1:{_free_port()}/jobs"
+    with pytest.raises(ConnectionError, match=r"127\.0\.0\.1:\d+/jobs") as raised:
+        PostgresJobStore(url)
+    assert "hunter2" not in str(raised.value)
+
+
+def _never_opens(self: object, wait: bool = False, timeout: float = 30.0) -> None:
+    from psycopg_pool import PoolTimeout
+
+    raise PoolTimeout("pool initialization incomplete")
+
+
 def test_servers_starting_together_make_the_schema_once(postgres_url: str) -> None:
     stores: list[PostgresJobStore] = []
     errors: list[BaseException] = []

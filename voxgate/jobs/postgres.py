@@ -30,7 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from psycopg import Connection
-from psycopg_pool import ConnectionPool
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from voxgate.errors import NotFound, ResourceExhausted
 from voxgate.jobs.store import CallbackState, JobRecord, JobState, NewJob, StoreCounts
@@ -107,7 +108,11 @@ class PostgresJobStore:
             check=ConnectionPool.check_connection,  # a database restarted under us: reconnect, not fail
             name="voxgate-jobs",
         )
-        self._pool.open(wait=True, timeout=30.0)
+        try:
+            self._pool.open(wait=True, timeout=30.0)
+        except PoolTimeout as exc:
+            self._pool.close()
+            raise ConnectionError(f"job_store: cannot reach PostgreSQL at {_where(url)} within 30 s") from exc
         try:
             with self._tx() as db:
                 db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
@@ -355,3 +360,12 @@ class PostgresJobStore:
 
     def close(self) -> None:
         self._pool.close()
+
+
+def _where(url: str) -> str:
+    """Host, port and database of a connection string, never its password."""
+    try:
+        info = conninfo_to_dict(url)
+    except Exception:
+        return "the configured URL"
+    return f"{info.get('host', 'localhost')}:{info.get('port', 5432)}/{info.get('dbname', '')}"
