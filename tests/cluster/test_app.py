@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import numpy as np
@@ -32,7 +33,9 @@ from fastapi.testclient import TestClient
 
 from tests.conftest import LiveServer
 from tests.jobs.longaudio import long_wav
-from tests.speech import normalise
+from tests.server.test_example_client import CLIP, EXAMPLE, example_script
+from tests.server.test_example_client import run as run_example
+from tests.speech import normalise, reference, wer
 from voxgate.audio.decode import decode
 from voxgate.audio.pcm import encode_wav
 from voxgate.client import ResultMessage, StreamResult, stream_file
@@ -190,6 +193,20 @@ def test_a_websocket_stream_gives_the_single_process_finals(
     alone = _finals(_stream(live_server.url, clip))
     assert on_ray == alone
     assert "fellow americans" in normalise(" ".join(on_ray))
+
+
+def test_the_reference_example_client_through_the_proxy(cluster: Cluster, data: Path, tmp_path: Path) -> None:
+    """The reference API's published client (``../shared/reference``), unchanged but for its URL, key and audio."""
+    if not EXAMPLE.is_file():
+        if os.environ.get("VOXGATE_REQUIRE_REFERENCE") == "1":
+            raise AssertionError(f"VOXGATE_REQUIRE_REFERENCE=1 but {EXAMPLE} is missing")
+        pytest.skip(f"the reference API's example client is not beside the checkout ({EXAMPLE})")
+    proxy = SimpleNamespace(ws_url=cluster.url.replace("http://", "ws://"))
+    done = run_example(example_script(tmp_path, proxy, "no-keys-on-this-cluster", data))  # type: ignore[arg-type]
+    assert done.returncode == 0, done.stderr
+    finals = re.findall(r"^\[FINAL\] (.*)$", done.stdout, flags=re.MULTILINE)
+    assert len(finals) == 1, done.stdout
+    assert wer(reference(data, CLIP), finals[0]) <= 0.2, finals[0]
 
 
 def test_an_async_job_through_the_proxy(cluster: Cluster, data: Path) -> None:
