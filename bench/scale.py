@@ -141,12 +141,20 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--out", type=Path, default=HERE / "results" / "scale.json")
+    parser.add_argument(
+        "--again",
+        action="store_true",
+        help="run the single process a second time at the end (on a shared machine: is its number the load's?)",
+    )
     args = parser.parse_args()
     clip = CLIP.read_bytes()
     log = Path(tempfile.mkdtemp(prefix="vxbench-log-")) / "servers.log"
     started = time.perf_counter()
     runs: dict[str, Any] = {}
-    for name, replicas in (("single_process", None), ("ray_1_replica", 1), ("ray_2_replicas", 2)):
+    configs: list[tuple[str, int | None]] = [("single_process", None), ("ray_1_replica", 1), ("ray_2_replicas", 2)]
+    if args.again:
+        configs.append(("single_process_again", None))
+    for name, replicas in configs:
         print(f"{name}: starting", file=sys.stderr)
         with server(args.model, replicas, log) as url:
             run: dict[str, Any] = {"load_average_before": loadavg()}
