@@ -22,8 +22,16 @@ import voxgate
 
 PACKAGE = Path(voxgate.__file__).resolve().parent
 
-EDGES = ("voxgate.protocol", "voxgate.server", "voxgate.client", "voxgate.cli", "voxgate.__main__")
-"""Modules (and packages) that face the outside world."""
+EDGES = (
+    "voxgate.protocol",
+    "voxgate.server",
+    "voxgate.client",
+    "voxgate.cli",
+    "voxgate.__main__",
+    "voxgate.cluster.app",
+)
+"""Modules (and packages) that face the outside world (``voxgate.cluster.app``: the Ray Serve application, which serves
+the ASGI app; the rest of ``voxgate.cluster`` is core)."""
 
 
 def module_name(path: Path) -> str:

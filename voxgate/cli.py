@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 import tempfile
 import time
@@ -60,6 +61,19 @@ def serve(
         typer.Option(help="Require API keys, read from this file (one per line). Or set VOXGATE_API_KEYS."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Run on a Ray cluster started on this machine (Ray Serve: an ingress replica and a deployment per "
+            "model; pip install 'voxgate[ray]'). For an existing cluster: serve deploy deploy/serve.yaml.",
+        ),
+    ] = False,
+    ray_model: Annotated[
+        list[str] | None,
+        typer.Option("--ray-model", help="With --ray: a model to deploy (repeat it; default: the default model)."),
+    ] = None,
+    model_replicas: Annotated[int, typer.Option(help="With --ray: replicas of each model deployment.")] = 1,
 ) -> None:
     """Run the HTTP + WebSocket service."""
     import uvicorn
@@ -80,7 +94,25 @@ def serve(
         shown = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
         shown = f"[{shown}]" if ":" in shown else shown
         logging.getLogger("voxgate").info("web console: http://%s:%d/", shown, settings.port)
+    if ray:
+        if api_keys_file is not None:
+            os.environ["VOXGATE_API_KEYS_FILE"] = str(api_keys_file.resolve())
+        _serve_on_ray(settings, ray_model or [settings.default_model], model_replicas)
+        return
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=log_level)
+
+
+def _serve_on_ray(settings: Settings, models: list[str], replicas: int) -> None:
+    try:
+        from voxgate.cluster.app import ClusterConfig, run_local
+    except ImportError as exc:
+        err.print(f"[red]--ray needs Ray Serve: pip install 'voxgate[ray]' ({exc})[/red]")
+        raise typer.Exit(2) from None
+    # The replicas read their settings from the environment, as this process did.
+    os.environ["VOXGATE_DEFAULT_MODEL"] = settings.default_model
+    os.environ["VOXGATE_HOME"] = str(settings.home)
+    config = ClusterConfig(models=models, model_min_replicas=replicas, model_max_replicas=replicas)
+    run_local(config, host=settings.host, port=settings.port)
 
 
 def _unwritable(home: Path) -> str | None:

@@ -207,7 +207,8 @@ class Settings(BaseSettings):
     # synchronous requests on the same scheduler.
     job_store: str = ""
     """Where jobs, their audio and their results live: empty for SQLite at ``home/jobs/jobs.sqlite3`` (audio files
-    beside it), or ``sqlite:///path/to/jobs.sqlite3``."""
+    beside it), ``sqlite:///path/to/jobs.sqlite3``, or ``postgresql://user:password@host/db`` for one store shared by
+    several servers or Ray replicas (audio kept in the database; ``pip install 'voxgate[postgres]'``)."""
     job_workers: int = Field(default=1, ge=0, le=64)
     """Jobs this server runs at once (0: it accepts and answers jobs but runs none; another server sharing the store
     does)."""

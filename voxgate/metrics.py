@@ -36,6 +36,12 @@ class Metrics:
             "voxgate_model_load_seconds", "Time the last load of a model took.", ["model"], registry=self.registry
         )
         self.models_loaded = Gauge("voxgate_models_loaded", "Models held in memory.", registry=self.registry)
+        self.decode_retries = Counter(
+            "voxgate_decode_retries",
+            "Decodes sent again because the model replica running them died (Ray Serve), by model.",
+            ["model"],
+            registry=self.registry,
+        )
         self.streams = Gauge("voxgate_streams", "WebSocket streams open now.", registry=self.registry)
         self.stream_final_seconds = Histogram(
             "voxgate_stream_final_latency_seconds",

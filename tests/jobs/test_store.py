@@ -19,15 +19,22 @@ LEASE = 30.0
 DAY = 86400.0
 
 
-STORES: dict[str, Callable[[Path], JobStore]] = {
-    "sqlite": lambda tmp: SqliteJobStore(tmp / "jobs.sqlite3"),
+def _postgres(request: pytest.FixtureRequest, tmp: Path) -> JobStore:
+    from voxgate.jobs.postgres import PostgresJobStore
+
+    return PostgresJobStore(request.getfixturevalue("postgres_url"), spool_dir=tmp)
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest, Path], JobStore]] = {
+    "sqlite": lambda _, tmp: SqliteJobStore(tmp / "jobs.sqlite3"),
+    "postgres": _postgres,
 }
-"""Each store under test, made empty in a temporary folder."""
+"""Each store under test, made empty (in a temporary folder, or a new database on the tests' server)."""
 
 
 @pytest.fixture(params=sorted(STORES))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[JobStore]:
-    s = STORES[request.param](tmp_path)
+    s = STORES[request.param](request, tmp_path)
     yield s
     s.close()
 

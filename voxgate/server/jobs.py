@@ -17,6 +17,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 import uuid
@@ -57,6 +58,8 @@ __all__ = ["Jobs", "results_router", "router", "run_job"]
 router = APIRouter(dependencies=[Depends(require_key)])
 results_router = APIRouter()
 """The result links: signed, so they need no key (they check one themselves when the signature is missing)."""
+
+log = logging.getLogger(__name__)
 
 _REQUEST = TypeAdapter(AsyncTranscribeRequest)
 _CONFIG = TypeAdapter(TranscribeConfig)
@@ -106,6 +109,11 @@ class Jobs:
             key = settings.job_result_secret.get_secret_value().encode()
         else:
             key = _home_secret(settings.home / "jobs" / "secret")
+            if settings.job_store.startswith(("postgresql://", "postgres://")):
+                log.warning(
+                    "a shared job store without VOXGATE_JOB_RESULT_SECRET: resultUri links signed here fail on "
+                    "the other servers (set the same secret on every server)"
+                )
         return cls(settings, service, store, key)
 
     async def _run(self, job: JobRecord, audio: Path, progress: Progress, kept: Checkpoints) -> bytes:
