@@ -163,3 +163,32 @@ def test_background_work_goes_after_everything_else(scheduler: Scheduler) -> Non
     for f in (blocker, job, later_job, file, final):
         f.result(timeout=5)
     assert order == ["final", "file", "job", "later job"]
+
+
+def test_a_final_does_not_wait_for_the_long_job_running(scheduler: Scheduler) -> None:
+    """The urgent lane: a final starts while a long window holds the worker; plain work still waits its turn."""
+    gate = threading.Event()
+    window = scheduler.submit(gate.wait, background=True)
+    time.sleep(0.05)
+    plain = scheduler.submit(lambda: "file", deadline_in=0.0)
+    final = scheduler.submit(lambda: "final", urgent=True)
+    assert final.result(timeout=5) == "final"
+    assert not window.done() and not plain.done()  # neither the window nor plain work went on the lane
+    gate.set()
+    assert plain.result(timeout=5) == "file" and window.result(timeout=5) is True
+
+
+def test_without_an_urgent_lane_a_final_waits() -> None:
+    s = Scheduler(urgent_lanes=0)
+    try:
+        gate = threading.Event()
+        window = s.submit(gate.wait, background=True)
+        time.sleep(0.05)
+        final = s.submit(lambda: "final", urgent=True)
+        time.sleep(0.2)
+        assert not final.done()
+        gate.set()
+        assert final.result(timeout=5) == "final" and window.result(timeout=5) is True
+    finally:
+        s.close()
+

@@ -5,7 +5,12 @@ event loop never blocks and urgent work (a stream's final) overtakes background 
 Work marked ``urgent`` (a result somebody is waiting on now: a stream's final) goes before all other queued work
 whatever its deadline: under load, drafts queued earlier have earlier deadlines than a final queued now, and plain
 EDF would make the final wait behind every one of them. CTranslate2 already spreads one decode over every core, so
-one worker is the right default on a CPU. Nothing is preempted: a final still waits for the job already running.
+one worker is the right default on a CPU.
+
+Nothing is preempted, so a final queued behind a long job already running (a file's or an async job's 30 s window:
+seconds of decode) would wait for it. An *urgent lane* prevents that: one more thread that takes urgent work only,
+so a final starts at once beside whatever runs, the two sharing the cores for a moment (the engine must then accept
+two calls at once: ``WhisperEngine`` loads its model with two CTranslate2 replicas sharing the weights).
 
 Batchable items (streaming partials) carry a key: when the worker takes one, it takes every other queued item with
 the same key too (up to the batch limit) and runs them in one call, so N streams share one encoder/decoder pass.
@@ -60,7 +65,7 @@ class _Job:
 
 
 class Scheduler:
-    def __init__(self, workers: int = 1, remote_calls: int = 16) -> None:
+    def __init__(self, workers: int = 1, remote_calls: int = 16, urgent_lanes: int = 1) -> None:
         self._io = ThreadPoolExecutor(max_workers=max(1, remote_calls), thread_name_prefix="voxgate-io")
         """Cloud-provider calls in flight at once (threads blocked on the network)."""
         self._heap: list[_Job] = []
@@ -69,6 +74,9 @@ class Scheduler:
         self._closed = False
         self._threads = [
             threading.Thread(target=self._work, name=f"voxgate-worker-{i}", daemon=True) for i in range(max(1, workers))
+        ] + [
+            threading.Thread(target=self._work, args=(True,), name=f"voxgate-urgent-{i}", daemon=True)
+            for i in range(max(0, urgent_lanes))
         ]
         for t in self._threads:
             t.start()
@@ -129,7 +137,7 @@ class Scheduler:
             if self._closed:
                 raise RuntimeError("scheduler is closed")
             heapq.heappush(self._heap, job)
-            self._cond.notify()
+            self._cond.notify_all()  # an urgent lane woken for plain work would leave it to sleep
 
     async def run(
         self,
@@ -145,12 +153,13 @@ class Scheduler:
         future = self.submit(fn, deadline_in=deadline_in, urgent=urgent, remote=remote, background=background)
         return await wait(future)
 
-    def _take(self) -> list[_Job] | None:
-        """Pop the most urgent job, plus its batch mates; None once closed and drained."""
+    def _take(self, urgent_only: bool = False) -> list[_Job] | None:
+        """Pop the most urgent job, plus its batch mates; None once closed and drained. An urgent lane
+        (``urgent_only``) waits for urgent work and leaves the draining to the plain workers."""
         with self._cond:
-            while not self._heap and not self._closed:
+            while not self._closed and not (self._heap and (not urgent_only or self._heap[0].rank == 0)):
                 self._cond.wait()
-            if not self._heap:
+            if not self._heap or (urgent_only and self._heap[0].rank != 0):
                 return None
             job = heapq.heappop(self._heap)
             if job.batch_key is None:
@@ -164,8 +173,8 @@ class Scheduler:
                 batch.extend(sorted(mates))
             return batch
 
-    def _work(self) -> None:
-        while (jobs := self._take()) is not None:
+    def _work(self, urgent_only: bool = False) -> None:
+        while (jobs := self._take(urgent_only)) is not None:
             now = time.monotonic()
             live = []
             for job in jobs:

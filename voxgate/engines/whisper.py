@@ -128,8 +128,15 @@ class WhisperEngine:
     ) -> None:
         self._model_id = model_id
         try:
+            # Two CTranslate2 replicas (sharing the weights): a stream's final, on the scheduler's urgent lane, runs
+            # beside a long window instead of queueing behind it inside CTranslate2.
             self._model = WhisperModel(
-                str(model_dir), device=device, compute_type=compute_type, cpu_threads=cpu_threads, local_files_only=True
+                str(model_dir),
+                device=device,
+                compute_type=compute_type,
+                cpu_threads=cpu_threads,
+                num_workers=2,
+                local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as exc:
             raise EngineError(f"could not load {model_id} from {model_dir}: {exc}") from exc

@@ -208,6 +208,12 @@ class StreamRunner:
         if self._on_close is not None:
             self._on_close()
 
+    async def settled(self) -> None:
+        """Wait until none of this stream's jobs is in flight (what a caller driving the stream in lockstep, as
+        the tests do, waits for between frames)."""
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+
     # -- jobs ------------------------------------------------------------------------------------------------------
 
     def _dispatch(self, outputs: list[Output]) -> None:
