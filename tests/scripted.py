@@ -31,6 +31,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -38,6 +39,7 @@ import numpy as np
 
 from voxgate.engines.base import Capabilities
 from voxgate.errors import EngineError, InvalidRequest, VoxgateError
+from voxgate.scheduler import Scheduler
 from voxgate.types import SAMPLE_RATE, Audio, ProgressCallback, Segment, Transcript, TranscriptionOptions, Word
 
 __all__ = ["Call", "Failure", "Kind", "Script", "ScriptedEngine", "ScriptedVad", "chunks"]
@@ -277,3 +279,19 @@ def chunks(audio: Audio, seconds: float = 0.1) -> Iterable[Audio]:
     step = round(seconds * SAMPLE_RATE)
     for i in range(0, len(audio), step):
         yield audio[i : i + step]
+
+
+def hold(
+    scheduler: Scheduler, gate: threading.Event, *, urgent: bool = False, background: bool = False
+) -> Future[bool]:
+    """A job that keeps one of the scheduler's threads busy until ``gate`` opens; returns once it is running (a job
+    only queued could still be overtaken by work with an earlier deadline)."""
+    running = threading.Event()
+
+    def busy() -> bool:
+        running.set()
+        return gate.wait()
+
+    future = scheduler.submit(busy, urgent=urgent, background=background)
+    assert running.wait(10)
+    return future

@@ -3,9 +3,11 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 
+from tests.scripted import hold
 from voxgate.scheduler import Scheduler
 
 
@@ -16,16 +18,22 @@ def scheduler():
     s.close()
 
 
+@pytest.fixture
+def gate(scheduler: Scheduler) -> Iterator[threading.Event]:
+    """Opened at teardown too, before the scheduler closes: a failing test cannot leave a worker blocked."""
+    event = threading.Event()
+    yield event
+    event.set()
+
+
 def test_runs_jobs_off_the_calling_thread(scheduler: Scheduler) -> None:
     caller = threading.get_ident()
     assert scheduler.submit(threading.get_ident).result(timeout=5) != caller
 
 
-def test_earliest_deadline_runs_first(scheduler: Scheduler) -> None:
-    gate = threading.Event()
+def test_earliest_deadline_runs_first(scheduler: Scheduler, gate: threading.Event) -> None:
     order: list[str] = []
-    blocker = scheduler.submit(gate.wait)  # occupies the single worker while the others queue up
-    time.sleep(0.05)
+    blocker = hold(scheduler, gate)  # occupies the single worker while the others queue up
     late = scheduler.submit(lambda: order.append("background"), deadline_in=100.0)
     urgent = scheduler.submit(lambda: order.append("urgent"), deadline_in=0.1)
     normal = scheduler.submit(lambda: order.append("normal"), deadline_in=10.0)
@@ -36,12 +44,10 @@ def test_earliest_deadline_runs_first(scheduler: Scheduler) -> None:
     assert order == ["urgent", "normal", "background"]
 
 
-def test_urgent_work_goes_before_earlier_deadlines(scheduler: Scheduler) -> None:
+def test_urgent_work_goes_before_earlier_deadlines(scheduler: Scheduler, gate: threading.Event) -> None:
     """A final queued now overtakes drafts queued before it, although their deadlines come first."""
-    gate = threading.Event()
     order: list[str] = []
-    blocker = scheduler.submit(gate.wait)
-    time.sleep(0.05)
+    blocker = hold(scheduler, gate)
     drafts = [
         scheduler.submit_batched(("draft", i), i, lambda items: [order.append(f"draft {i}") for i in items],
                                  max_batch=1, deadline_in=-1.0 + i)
@@ -79,10 +85,9 @@ async def test_run_awaits_without_blocking_the_loop(scheduler: Scheduler) -> Non
     assert ticks >= 10  # the loop kept running while the worker slept
 
 
-async def test_cancelled_caller_drops_queued_job(scheduler: Scheduler) -> None:
-    gate = threading.Event()
+async def test_cancelled_caller_drops_queued_job(scheduler: Scheduler, gate: threading.Event) -> None:
     ran: list[int] = []
-    blocker = scheduler.submit(gate.wait)
+    blocker = hold(scheduler, gate)
     waiter = asyncio.create_task(scheduler.run(lambda: ran.append(1)))
     await asyncio.sleep(0.05)
     waiter.cancel()
@@ -101,11 +106,9 @@ def test_closed_scheduler_refuses_work() -> None:
         s.submit(lambda: None)
 
 
-def test_remote_calls_do_not_wait_behind_inference(scheduler: Scheduler) -> None:
+def test_remote_calls_do_not_wait_behind_inference(scheduler: Scheduler, gate: threading.Event) -> None:
     """A cloud call runs on the I/O pool at once, while the inference worker is busy."""
-    gate = threading.Event()
-    blocker = scheduler.submit(gate.wait)
-    time.sleep(0.05)
+    blocker = hold(scheduler, gate)
     remote = scheduler.submit(lambda: "network", remote=True)
     assert remote.result(timeout=5) == "network"
     assert not blocker.done()
@@ -149,12 +152,10 @@ def test_a_closed_scheduler_refuses_remote_calls() -> None:
         scheduler.submit(lambda: None, remote=True)
 
 
-def test_background_work_goes_after_everything_else(scheduler: Scheduler) -> None:
+def test_background_work_goes_after_everything_else(scheduler: Scheduler, gate: threading.Event) -> None:
     """An async job's window queued first, with the earliest deadline, still waits for a file window and a final."""
-    gate = threading.Event()
     order: list[str] = []
-    blocker = scheduler.submit(gate.wait)
-    time.sleep(0.05)
+    blocker = hold(scheduler, gate)
     job = scheduler.submit(lambda: order.append("job"), deadline_in=-10.0, background=True)
     later_job = scheduler.submit(lambda: order.append("later job"), deadline_in=0.0, background=True)
     file = scheduler.submit(lambda: order.append("file"), deadline_in=100.0)
@@ -165,17 +166,17 @@ def test_background_work_goes_after_everything_else(scheduler: Scheduler) -> Non
     assert order == ["final", "file", "job", "later job"]
 
 
-def test_a_final_does_not_wait_for_the_long_job_running(scheduler: Scheduler) -> None:
+def test_a_final_does_not_wait_for_the_long_job_running(scheduler: Scheduler, gate: threading.Event) -> None:
     """The urgent lane: a final starts while a long window holds the worker; plain work still waits its turn."""
-    gate = threading.Event()
-    window = scheduler.submit(gate.wait, background=True)
-    time.sleep(0.05)
+    window = hold(scheduler, gate, background=True)
     plain = scheduler.submit(lambda: "file", deadline_in=0.0)
     final = scheduler.submit(lambda: "final", urgent=True)
     assert final.result(timeout=5) == "final"
-    assert not window.done() and not plain.done()  # neither the window nor plain work went on the lane
+    assert not window.done()
+    assert not plain.done()
     gate.set()
-    assert plain.result(timeout=5) == "file" and window.result(timeout=5) is True
+    assert plain.result(timeout=5) == "file"
+    assert window.result(timeout=5) is True
 
 
 def test_without_an_urgent_lane_a_final_waits() -> None:
@@ -188,7 +189,7 @@ def test_without_an_urgent_lane_a_final_waits() -> None:
         time.sleep(0.2)
         assert not final.done()
         gate.set()
-        assert final.result(timeout=5) == "final" and window.result(timeout=5) is True
+        assert final.result(timeout=5) == "final"
+        assert window.result(timeout=5) is True
     finally:
         s.close()
-

@@ -10,13 +10,12 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Iterator, Sequence
-from concurrent.futures import Future
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
 import pytest
 
-from tests.scripted import Call, Failure, Script, ScriptedEngine, ScriptedVad
+from tests.scripted import Call, Failure, Script, ScriptedEngine, ScriptedVad, hold
 from voxgate.audio.pcm import PcmEncoding
 from voxgate.errors import EngineError, ProviderError, VoxgateError
 from voxgate.scheduler import Scheduler
@@ -99,20 +98,6 @@ async def until_closed(runner: StreamRunner, within: float = 10.0) -> list[Event
         got.append(event)
         if isinstance(event, StreamClosed | VoxgateError):
             return got
-
-
-def hold(scheduler: Scheduler, gate: threading.Event, *, urgent: bool = False) -> Future[bool]:
-    """A job that keeps one of the scheduler's threads busy until ``gate`` opens; returns once it is running (a job
-    only queued could still be overtaken by work with an earlier deadline)."""
-    running = threading.Event()
-
-    def busy() -> bool:
-        running.set()
-        return gate.wait()
-
-    future = scheduler.submit(busy, urgent=urgent)
-    assert running.wait(10)
-    return future
 
 
 def finals(events: Sequence[object]) -> list[str]:
