@@ -48,7 +48,7 @@ class Service:
         if settings.blas_threads:
             threadpool_limits(limits=settings.blas_threads, user_api="blas")
         self.metrics = metrics or Metrics()
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(urgent_lanes=int(settings.urgent_lane))
         self.engines = EnginePool(settings, self.metrics)
         lock = threading.Lock()  # one lock for every shared small model: they load once, whoever asks first
         self.voice = Voice(settings, self.engines, lock)

@@ -35,7 +35,7 @@ class ModelServer:
         self.metrics = Metrics()
         self._pool = EnginePool(self.settings, self.metrics)
         self.engine: Engine = self._pool.get(model_id)
-        self.scheduler = Scheduler()
+        self.scheduler = Scheduler(urgent_lanes=int(self.settings.urgent_lane))
 
     def capabilities(self) -> Capabilities:
         return self.engine.capabilities

@@ -125,17 +125,18 @@ class WhisperEngine:
         compute_type: str = "int8",
         cpu_threads: int = 0,
         batch_size: int = 8,
+        replicas: int = 2,
     ) -> None:
         self._model_id = model_id
         try:
-            # Two CTranslate2 replicas (sharing the weights): a stream's final, on the scheduler's urgent lane, runs
-            # beside a long window instead of queueing behind it inside CTranslate2.
+            # Two CTranslate2 replicas (sharing the weights) when the scheduler has an urgent lane: a stream's final
+            # then runs beside a long window instead of queueing behind it inside CTranslate2.
             self._model = WhisperModel(
                 str(model_dir),
                 device=device,
                 compute_type=compute_type,
                 cpu_threads=cpu_threads,
-                num_workers=2,
+                num_workers=max(1, replicas),
                 local_files_only=True,
             )
         except (RuntimeError, ValueError, OSError) as exc:
@@ -486,4 +487,5 @@ def load(spec: ModelSpec, settings: Settings) -> WhisperEngine:
         compute_type=settings.compute_type,
         cpu_threads=settings.cpu_threads,
         batch_size=settings.batch_size,
+        replicas=2 if settings.urgent_lane else 1,
     )
