@@ -222,18 +222,19 @@ def analyse(
     partials = 0
     speech: list[float] = []  # alternating start/end times
     for at, m in received:
-        if "result" in m:
-            tr = m["result"]["transcription"]
+        result = m.get("result", {})  # the reference's shape: transcription, speechStarted/Stopped, usage in "result"
+        if "transcription" in result:
+            tr = result["transcription"]
             if tr["isFinal"]:
                 finals.setdefault(tr["turnIndex"], (at, tr))
             else:
                 partials += 1
         elif "endOfTurn" in m:
             turn_ends[m["endOfTurn"]["turnIndex"]] = (at, m["endOfTurn"])
-        elif "speechStarted" in m:
-            speech.append(m["speechStarted"]["timeSeconds"])
-        elif "speechEnded" in m and len(speech) % 2 == 1:
-            speech.append(m["speechEnded"]["timeSeconds"])
+        elif "speechStarted" in result:
+            speech.append(result["speechStarted"]["timeSeconds"])
+        elif "speechStopped" in result and len(speech) % 2 == 1:
+            speech.append(result["speechStopped"]["timeSeconds"])
     if len(speech) % 2 == 1:
         speech.append(len(sends) * chunk_s)
     segments = [b - a for a, b in zip(speech[::2], speech[1::2], strict=True)]
