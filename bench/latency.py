@@ -75,7 +75,7 @@ from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
 MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "websockets", "jiwer")
 OUT = Path(__file__).resolve().parent / "results" / "latency.json"
 MODELS = ("whisper/tiny.en", "whisper/base")
-MODES = ("manual", "manual-cut", "semantic", "vad", "vad-speakers")
+MODES = ("manual", "manual-cut", "semantic", "semantic-eager", "vad", "vad-speakers")
 """``vad-speakers``: ``vad`` with diarization on (each final waits for its turn's speaker embedding)."""
 ENDPOINT = "/stt/v1/transcribe:streamBidirectional"
 TARGET_RATIO = 0.5
@@ -203,6 +203,7 @@ async def stream_clip(
     chunk_s: float,
     stop_after: float | None = None,
     diarize: bool = False,
+    eager: float | None = None,
 ) -> dict[str, Any]:
     """Stream ``audio`` in real time; return what was sent when and what arrived when.
 
@@ -216,7 +217,7 @@ async def stream_clip(
             "modelId": model_id,
             "audioEncoding": "LINEAR16",
             "sampleRateHertz": SAMPLE_RATE,
-            "turnDetection": {"mode": mode},
+            "turnDetection": {"mode": mode, **({"eagerThreshold": eager} if eager is not None else {})},
             "enablePartials": True,
             **({"diarizationConfig": {"enableSpeakerDiarization": True}} if diarize else {}),
         }
@@ -296,17 +297,24 @@ def analyse(raw: dict[str, Any], clip: Clip, mode: str) -> dict[str, Any]:
         return float(sends[min(max(0, k), len(sends) - 1)])
 
     finals, partials, started, ended, turns = [], [], [], [], []
+    eager: list[tuple[float, dict[str, Any]]] = []
+    resumed: list[tuple[float, dict[str, Any]]] = []
     for r in raw["received"]:
         m = r.message
-        if "result" in m:
-            tr = m["result"]["transcription"]
+        result = m.get("result", {})  # the reference's shape: transcription, speechStarted/Stopped, usage in "result"
+        if "transcription" in result:
+            tr = result["transcription"]
             (finals if tr["isFinal"] else partials).append((r.at, tr))
-        elif "speechStarted" in m:
-            started.append((r.at, m["speechStarted"]))
-        elif "speechEnded" in m:
-            ended.append((r.at, m["speechEnded"]))
+        elif "speechStarted" in result:
+            started.append((r.at, result["speechStarted"]))
+        elif "speechStopped" in result:
+            ended.append((r.at, result["speechStopped"]))
         elif "endOfTurn" in m:
             turns.append((r.at, m["endOfTurn"]))
+        elif "eagerEndOfTurn" in m:
+            eager.append((r.at, m["eagerEndOfTurn"]))
+        elif "turnResumed" in m:
+            resumed.append((r.at, m["turnResumed"]))
     spoken = [(at, tr) for at, tr in finals if tr["transcript"].strip()]
     out: dict[str, Any] = {
         "clip": clip.name,
@@ -364,6 +372,14 @@ def analyse(raw: dict[str, Any], clip: Clip, mode: str) -> dict[str, Any]:
     out["eos_to_final_word_s"] = r3(at - sent_at(clip.speech_end, end=True))
     out["eos_to_final_vad_s"] = r3(at - sent_at(vad_end[-1], end=True)) if vad_end else None
     out["reason"] = end_event[1]["reason"] if end_event else None
+    if mode.endswith("-eager"):
+        # Eager ends of turn: each one a turnResumed takes back is a false start a voice agent would have paid for.
+        mine = [(t, e) for t, e in eager if e["turnIndex"] == turn]
+        kept = mine[-1] if mine and not [t for t, e in resumed if e["turnIndex"] == turn and t > mine[-1][0]] else None
+        out["eager_events"] = len(eager)
+        out["eager_taken_back"] = len(resumed)
+        out["eos_to_eager_word_s"] = r3(kept[0] - sent_at(clip.speech_end, end=True)) if kept else None
+        out["eager_matches_final"] = kept[1]["transcript"] == last["transcript"] if kept else None
     if end_event is not None:
         out["turn_end_time_s"] = end_event[1]["timeSeconds"]
         out["turn_end_to_final_s"] = r3(at - end_event[0])
@@ -403,7 +419,7 @@ async def stream_all(
             if mode == "manual-cut" and clip.name not in contrast:
                 continue
             audio = clip.audio if mode == "manual-cut" else np.concatenate([clip.audio, silence])
-            server_mode = "manual" if mode.startswith("manual") else mode.removesuffix("-speakers")
+            server_mode = "manual" if mode.startswith("manual") else mode.split("-")[0]
             run_meter = CpuMeter(end_load=True)
             raw = await stream_clip(
                 url,
@@ -414,6 +430,7 @@ async def stream_all(
                 chunk_s=args.chunk_ms / 1000,
                 stop_after=None if server_mode == "manual" else clip.speech_end,
                 diarize=mode.endswith("-speakers"),
+                eager=args.eager if mode.endswith("-eager") else None,
             )
             row = {**analyse(raw, clip, mode), "cpu": run_meter.result()}
             runs[mode].append(row)
@@ -467,6 +484,13 @@ def summarise_model(model_id: str, clips: list[Clip], runs: dict[str, list], nor
             for r in rows:
                 reasons[str(r["reason"])] = reasons.get(str(r["reason"]), 0) + 1
             s["reasons"] = reasons
+            if mode.endswith("-eager"):
+                s["eos_to_eager_word"] = summary([r["eos_to_eager_word_s"] for r in rows])
+                sent = sum(r["eager_events"] for r in rows)
+                s["eager_events"] = sent
+                s["eager_taken_back"] = sum(r["eager_taken_back"] for r in rows)
+                s["eager_taken_back_rate"] = round(s["eager_taken_back"] / sent, 3) if sent else None
+                s["eager_matches_final"] = sum(bool(r["eager_matches_final"]) for r in rows)
         refs = [normalizer(by_clip[r["clip"]].reference) for r in rows]
         s["wer_stream"] = wer_counts(refs, [normalizer(r["text"]) for r in rows])
         s["wer_offline"] = wer_counts(refs, [normalizer(by_clip[r["clip"]].offline["text"]) for r in rows])
@@ -499,8 +523,11 @@ def print_model(result: dict[str, Any]) -> None:
     for mode in ("manual", "manual-cut"):
         if mode in modes:
             rows.append(("endTurn -> final", mode, modes[mode]["end_turn_to_final"]))
-    for mode in ("semantic", "vad", "vad-speakers"):
+    for mode in ("semantic", "semantic-eager", "vad", "vad-speakers"):
         if mode in modes:
+            if "eos_to_eager_word" in modes[mode]:
+                eager = modes[mode]["eos_to_eager_word"]
+                rows.append(("end of speech (last word) -> eagerEndOfTurn kept", mode, eager))
             rows.append(("end of speech (last word) -> final", mode, modes[mode]["eos_to_final_word"]))
             rows.append(("end of speech (VAD speechEnded) -> final", mode, modes[mode]["eos_to_final_vad"]))
             ended = modes[mode]["eos_to_final_word_server_ended"]
@@ -601,6 +628,9 @@ def main(argv: list[str] | None = None) -> int:
         "--contrast-clips", type=int, default=3, help="clips for the manual-cut contrast, spread over the set (3)"
     )
     parser.add_argument("--silence", type=float, default=1.5, help="trailing silence in seconds (default: 1.5)")
+    parser.add_argument(
+        "--eager", type=float, default=0.2, help="eagerThreshold of the semantic-eager mode (default: %(default)s)"
+    )
     parser.add_argument("--chunk-ms", type=int, default=100, help="chunk length (default: 100)")
     parser.add_argument("--repeat", type=int, default=3, help="timed offline decodes per clip and path (default: 3)")
     parser.add_argument("--data", type=Path, default=DATA, help="shared data folder (default: %(default)s)")

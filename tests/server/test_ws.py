@@ -170,6 +170,44 @@ async def test_two_turns_in_one_stream(live_server: LiveServer, data: Path) -> N
     assert ends[0]["timeSeconds"] < ends[1]["timeSeconds"]
 
 
+async def test_eager_end_of_turn_then_the_final(live_server: LiveServer, data: Path) -> None:
+    """Opt-in eager turns on real speech and the real turn model: an eager threshold of 0 sends the pause's
+    transcript at once; a threshold of 1 leaves the end to the longest pause, whose final has the same words."""
+    clip = speech(data, "spk1_snt1.wav")
+    turn = {"mode": "semantic", "threshold": 1.0, "eagerThreshold": 0.0, "maxSilenceMs": 1500}
+    async with open_stream(live_server) as ws:
+        await ws.send(config_frame(turnDetection=turn))
+        await send_pcm(ws, pcm16(clip, silence(2.0)), speed=1.0)  # turns are checked at the pace of the audio
+        await ws.send(CLOSE_STREAM)
+        got = await drain(ws)
+
+    assert got.close_code == 1000, got.messages
+    assert not got.errors, got.errors
+    names = [next(iter(m)) if "result" not in m else next(iter(m["result"])) for m in got.messages]
+    eager = got.of("eagerEndOfTurn")
+    assert eager, names
+    (final,) = got.finals
+    last = eager[-1]  # each pause inside the sentence may send one; a turnResumed follows each but the last
+    assert len(got.of("turnResumed")) == len(eager) - 1
+    assert last["transcript"] == final["transcript"]
+    assert wer(reference(data, "en/spk1_snt1.wav"), last["transcript"]) <= 0.2
+    assert last["probability"] >= 0.0
+    assert last["turnIndex"] == final["turnIndex"] == 0
+    assert names.index("eagerEndOfTurn") < names.index("endOfTurn")
+    (end,) = got.of("endOfTurn")
+    assert end["reason"] == "silence"
+    assert end["timeSeconds"] - last["timeSeconds"] >= 1.0  # the eager transcript came long before the turn ended
+
+
+async def test_an_eager_threshold_at_or_above_the_threshold_is_refused(live_server: LiveServer) -> None:
+    async with open_stream(live_server) as ws:
+        await ws.send(config_frame(turnDetection={"mode": "semantic", "threshold": 0.5, "eagerThreshold": 0.5}))
+        got = await drain(ws)
+    (error,) = got.errors
+    assert error["code"] == "protocol_violation"
+    assert "eagerThreshold" in error["message"]
+
+
 async def test_diarized_stream_tags_each_final_with_its_speaker(live_server: LiveServer, data: Path) -> None:
     clips = [speech(data, name) for name in ("spk1_snt2.wav", "spk2_snt3.wav", "spk1_snt4.wav")]
     async with open_stream(live_server) as ws:

@@ -17,12 +17,14 @@ from voxgate.errors import ProtocolViolation
 from voxgate.streaming.events import (
     DecodeJob,
     DecodeKind,
+    EagerEndOfTurn,
     SpeechEnded,
     SpeechStarted,
     StreamClosed,
     TranscriptEvent,
     TurnCheckJob,
     TurnEnded,
+    TurnResumed,
 )
 from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
 from voxgate.streaming.session import SessionConfig, SessionState, StreamSession
@@ -173,6 +175,90 @@ def test_semantic_mode_without_rechecks_waits_for_the_longest_pause() -> None:
     end = next(e for e in d.events if isinstance(e, TurnEnded))
     assert end.reason is EndTurnReason.SILENCE
     assert sum(isinstance(j, TurnCheckJob) for j in d.jobs) == 1
+
+
+def test_a_short_quiet_stretch_starts_the_speculative_decode_before_the_pause_is_over() -> None:
+    """~100 ms of quiet after the last word and the turn is decoded; the pause (200 ms) then ends it, and the final is
+    that decode's answer, no second one."""
+    script = Script.say((0.5, CHILD), tail=1.5)
+    d, _ = drive(script, mode=TurnMode.VAD)
+    d.feed(script.audio)
+    speculative = decodes(d, DecodeKind.SPECULATIVE)[-1]  # (gaps between words may have had theirs)
+    silence_from = next(e for e in d.events if isinstance(e, SpeechEnded)).time
+    decoded_up_to = speculative.offset + len(speculative.audio) / SAMPLE_RATE
+    assert silence_from + 0.096 <= decoded_up_to < silence_from + 0.2  # within the pause, before speechStopped
+    assert decodes(d, DecodeKind.FINAL) == []
+    assert [f.text for f in d.finals()] == [CHILD]
+
+
+def test_without_early_speculation_the_decode_waits_for_the_pause() -> None:
+    script = Script.say((0.5, CHILD), tail=1.5)
+    d, _ = drive(script, policy=TurnPolicy(mode=TurnMode.VAD, speculate_ms=0))
+    d.feed(script.audio)
+    (speculative,) = decodes(d, DecodeKind.SPECULATIVE)
+    silence_from = next(e for e in d.events if isinstance(e, SpeechEnded)).time
+    assert speculative.offset + len(speculative.audio) / SAMPLE_RATE >= silence_from + 0.2
+
+
+class Fixed:
+    """A turn model with one answer, whatever it hears."""
+
+    def __init__(self, probability: float) -> None:
+        self.probability = probability
+
+    def predict(self, audio: np.ndarray) -> float:
+        return self.probability
+
+
+def test_an_eager_end_of_turn_carries_the_transcript_before_the_turn_ends() -> None:
+    """Fairly sure (0.6: above the eager 0.4, below the 0.8 that ends a turn): the speculative transcript goes out
+    as an eager end of turn at the pause; the turn ends at the longest pause, with the same words."""
+    script = Script.say((0.5, CHILD), tail=2.5)
+    policy = TurnPolicy(mode=TurnMode.SEMANTIC, threshold=0.8, eager_threshold=0.4)
+    d, _ = drive(script, turn=Fixed(0.6), policy=policy)
+    d.feed(script.audio)
+    (eager,) = [e for e in d.events if isinstance(e, EagerEndOfTurn)]
+    speech_end = next(e for e in d.events if isinstance(e, SpeechEnded))
+    end = next(e for e in d.events if isinstance(e, TurnEnded))
+    (final,) = d.finals()
+    assert (eager.turn, eager.text, eager.probability) == (0, CHILD, 0.6)
+    assert (eager.start, eager.end) == (final.start, final.end)
+    assert eager.time - speech_end.time <= speech_end.silence + 0.1  # with the pause's first check, not at the end
+    assert end.reason is EndTurnReason.SILENCE
+    assert d.events.index(eager) < d.events.index(end)
+    assert not [e for e in d.events if isinstance(e, TurnResumed)]
+    assert len(decodes(d, DecodeKind.FINAL)) == 0  # the final reused the speculative decode
+
+
+def test_a_turn_resumed_takes_the_eager_transcript_back() -> None:
+    script = Script.say((0.5, "the child almost"), (2.6, "hurt the small dog"), tail=2.5)
+    policy = TurnPolicy(mode=TurnMode.SEMANTIC, threshold=0.8, eager_threshold=0.4, max_silence_ms=1_500)
+    d, _ = drive(script, turn=Fixed(0.6), policy=policy)
+    d.feed(script.audio)
+    kinds = [type(e).__name__ for e in d.events if isinstance(e, EagerEndOfTurn | TurnResumed | TurnEnded)]
+    assert kinds == ["EagerEndOfTurn", "TurnResumed", "EagerEndOfTurn", "TurnEnded"]
+    first, second = [e for e in d.events if isinstance(e, EagerEndOfTurn)]
+    resumed = next(e for e in d.events if isinstance(e, TurnResumed))
+    assert (first.text, second.text) == ("the child almost", CHILD)
+    assert first.turn == second.turn == resumed.turn == 0
+    assert resumed.time == pytest.approx(2.6, abs=0.1)
+    assert [f.text for f in d.finals()] == [CHILD]
+
+
+@pytest.mark.parametrize(
+    ("probability", "eager"),
+    [(0.3, 0.4), (0.9, 0.4), (0.6, None)],
+    ids=["unsure", "sure-ends-the-turn", "eager-off"],
+)
+def test_no_eager_end_of_turn_below_its_threshold_past_the_turns_or_when_off(
+    probability: float, eager: float | None
+) -> None:
+    script = Script.say((0.5, CHILD), tail=2.5)
+    policy = TurnPolicy(mode=TurnMode.SEMANTIC, threshold=0.8, eager_threshold=eager)
+    d, _ = drive(script, turn=Fixed(probability), policy=policy)
+    d.feed(script.audio)
+    assert not [e for e in d.events if isinstance(e, EagerEndOfTurn | TurnResumed)]
+    assert [f.text for f in d.finals()] == [CHILD]
 
 
 # -- partials ----------------------------------------------------------------------------------------------------------

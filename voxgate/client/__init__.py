@@ -21,6 +21,7 @@ from voxgate.client.stream import (
 )
 from voxgate.protocol.http import TranscribeResponse
 from voxgate.protocol.ws import (
+    EagerEndOfTurnMessage,
     EndOfTurnMessage,
     ErrorMessage,
     ResultMessage,
@@ -29,6 +30,7 @@ from voxgate.protocol.ws import (
     StreamTranscription,
     TurnDetection,
     TurnMode,
+    TurnResumedMessage,
     UsageMessage,
 )
 
@@ -38,6 +40,7 @@ __all__ = [
     "AsyncClient",
     "AsyncStream",
     "Client",
+    "EagerEndOfTurnMessage",
     "EndOfTurnMessage",
     "ErrorMessage",
     "FileOptions",
@@ -51,6 +54,7 @@ __all__ = [
     "TranscribeResponse",
     "TurnDetection",
     "TurnMode",
+    "TurnResumedMessage",
     "UsageMessage",
     "VoxgateClientError",
     "VoxgateConnectionError",

@@ -44,6 +44,7 @@ from voxgate.protocol.ws import (
     AudioChunk,
     AudioContent,
     CloseStream,
+    EagerEndOfTurnMessage,
     Empty,
     EndOfTurnMessage,
     EndTurn,
@@ -56,6 +57,7 @@ from voxgate.protocol.ws import (
     StreamTranscribeConfig,
     TranscribeConfigMessage,
     TurnDetection,
+    TurnResumedMessage,
     UsageMessage,
     VoiceProfileMessage,
 )
@@ -79,7 +81,14 @@ log = logging.getLogger(__name__)
 STREAM_PATH = "/stt/v1/transcribe:streamBidirectional"
 
 StreamResult = (
-    ResultMessage | VoiceProfileMessage | SpeechStartedMessage | SpeechStoppedMessage | UsageMessage | EndOfTurnMessage
+    ResultMessage
+    | VoiceProfileMessage
+    | SpeechStartedMessage
+    | SpeechStoppedMessage
+    | UsageMessage
+    | EndOfTurnMessage
+    | EagerEndOfTurnMessage
+    | TurnResumedMessage
 )
 """What iterating a stream yields: transcripts and speech events (errors are raised, not yielded)."""
 
@@ -91,6 +100,8 @@ _DECODE_BLOCK_SECONDS = 10.0
 
 _SERVER_MESSAGES: dict[str, TypeAdapter[Any]] = {
     "endOfTurn": TypeAdapter(EndOfTurnMessage),
+    "eagerEndOfTurn": TypeAdapter(EagerEndOfTurnMessage),
+    "turnResumed": TypeAdapter(TurnResumedMessage),
     "error": TypeAdapter(ErrorMessage),
 }
 _RESULTS: dict[str, TypeAdapter[Any]] = {

@@ -16,6 +16,8 @@ Server → client:
   ``timeSeconds`` and ``turnIndex`` as additions;
 * ``{"result": {"usage": {"transcribedAudioMs", "modelId"}}}`` — once, when the stream closes normally;
 * ``{"endOfTurn": {...}}`` — voxgate's own: why and when a turn ended;
+* ``{"eagerEndOfTurn": {"transcript", "probability", ...}}`` and ``{"turnResumed": {...}}`` — opt-in
+  (``turnDetection.eagerThreshold``): the turn is probably over, here is its transcript; or, the speaker went on;
 * ``{"error": {"code", "message"}}`` — then the socket closes with the error's close code.
 """
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, TypeAdapter, ValidationError, field_validator
+from pydantic import Field, TypeAdapter, ValidationError, field_validator, model_validator
 
 from voxgate.errors import ProtocolViolation
 from voxgate.protocol.http import (
@@ -91,6 +93,18 @@ class TurnDetection(CamelModel):
     """``semantic`` mode: a pause this long ends the turn whatever the model says."""
     vad_threshold: float = Field(default=_POLICY.vad_threshold, ge=0.05, le=0.95)
     """Speech probability above which a 32 ms frame counts as speech."""
+    eager_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """``semantic`` mode, opt-in: end-of-turn probability at which an ``eagerEndOfTurn`` is sent with the transcript
+    so far, before the turn has ended (``turnResumed`` takes it back if the speaker goes on). Below ``threshold``."""
+
+    @model_validator(mode="after")
+    def _eager_below_threshold(self) -> TurnDetection:
+        if self.eager_threshold is not None and self.eager_threshold >= self.threshold:
+            raise ValueError(
+                f"eagerThreshold ({self.eager_threshold}) must be below threshold ({self.threshold}): "
+                "at the threshold the turn simply ends"
+            )
+        return self
 
     @field_validator("mode", mode="before")
     @classmethod
@@ -109,6 +123,7 @@ class TurnDetection(CamelModel):
             threshold=self.threshold,
             max_silence_ms=self.max_silence_ms,
             vad_threshold=self.vad_threshold,
+            eager_threshold=self.eager_threshold,
         )
 
 
@@ -295,6 +310,23 @@ class EndOfTurnMessage(CamelModel):
     end_of_turn: EndOfTurnEvent
 
 
+class EagerEndOfTurnEvent(SpeechEvent):
+    transcript: str
+    """The turn's transcript as its final would be now (the pause's speculative decode)."""
+    start_time_seconds: float
+    end_time_seconds: float
+    probability: float
+    """The turn model's end-of-turn probability (at least ``turnDetection.eagerThreshold``)."""
+
+
+class EagerEndOfTurnMessage(CamelModel):
+    eager_end_of_turn: EagerEndOfTurnEvent
+
+
+class TurnResumedMessage(CamelModel):
+    turn_resumed: SpeechEvent
+
+
 class ErrorBody(CamelModel):
     code: str
     message: str
@@ -311,5 +343,7 @@ ServerMessage = (
     | SpeechStoppedMessage
     | UsageMessage
     | EndOfTurnMessage
+    | EagerEndOfTurnMessage
+    | TurnResumedMessage
     | ErrorMessage
 )

@@ -30,10 +30,13 @@ from voxgate.protocol.options import inactivity_timeout, session_config
 from voxgate.protocol.ws import (
     AudioChunk,
     CloseStream,
+    EagerEndOfTurnEvent,
+    EagerEndOfTurnMessage,
     EndOfTurnEvent,
     EndOfTurnMessage,
     EndTurn,
     ResultMessage,
+    SpeechEvent,
     SpeechStartedEvent,
     SpeechStartedMessage,
     SpeechStartedResult,
@@ -44,6 +47,7 @@ from voxgate.protocol.ws import (
     StreamVoiceProfile,
     TranscribeConfigMessage,
     TranscriptionResult,
+    TurnResumedMessage,
     UsageMessage,
     UsageResult,
     VoiceProfileMessage,
@@ -53,6 +57,7 @@ from voxgate.protocol.ws import (
 from voxgate.server.auth import TOKEN_SUBPROTOCOL, check_credentials, subprotocol_key
 from voxgate.service import Service
 from voxgate.streaming.events import (
+    EagerEndOfTurn,
     Event,
     ProfileEvent,
     SpeechEnded,
@@ -60,6 +65,7 @@ from voxgate.streaming.events import (
     StreamClosed,
     TranscriptEvent,
     TurnEnded,
+    TurnResumed,
 )
 from voxgate.streaming.runner import StreamRunner
 from voxgate.types import VoiceProfile
@@ -131,6 +137,19 @@ def to_wire(
                 )
             )
         )
+    elif isinstance(event, EagerEndOfTurn):
+        message = EagerEndOfTurnMessage(
+            eager_end_of_turn=EagerEndOfTurnEvent(
+                transcript=event.text,
+                start_time_seconds=event.start,
+                end_time_seconds=event.end,
+                probability=event.probability,
+                time_seconds=event.time,
+                turn_index=event.turn,
+            )
+        )
+    elif isinstance(event, TurnResumed):
+        message = TurnResumedMessage(turn_resumed=SpeechEvent(time_seconds=event.time, turn_index=event.turn))
     elif isinstance(event, StreamClosed):
         usage = Usage(transcribed_audio_ms=round(event.audio_seconds * 1000), model_id=model_id or event.model_id)
         message = UsageMessage(result=UsageResult(usage=usage))

@@ -55,6 +55,29 @@ class TurnEnded:
 
 
 @dataclass(frozen=True, slots=True)
+class EagerEndOfTurn:
+    """The turn model is fairly sure the speaker has finished (``TurnPolicy.eager_threshold``), though not sure
+    enough to end the turn: the turn's transcript as the final would be now, for a voice agent to start on. A
+    :class:`TurnResumed` takes it back if the speaker goes on; otherwise the turn's final follows."""
+
+    turn: int
+    time: float
+    """The stream time when it was sent (the pause had lasted ``time - end``)."""
+    text: str
+    start: float
+    end: float
+    probability: float
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResumed:
+    """The speaker went on after an :class:`EagerEndOfTurn`: that transcript is void; the turn continues."""
+
+    turn: int
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
 class TranscriptEvent:
     turn: int
     is_final: bool
@@ -91,7 +114,16 @@ class StreamClosed:
     """The model that served the stream last (set by the runner)."""
 
 
-Event = SpeechStarted | SpeechEnded | TurnEnded | TranscriptEvent | ProfileEvent | StreamClosed
+Event = (
+    SpeechStarted
+    | SpeechEnded
+    | EagerEndOfTurn
+    | TurnResumed
+    | TurnEnded
+    | TranscriptEvent
+    | ProfileEvent
+    | StreamClosed
+)
 
 
 class DecodeKind(Enum):

@@ -43,6 +43,12 @@ class TurnPolicy:
     """``semantic`` mode: end-of-turn probability needed to end the turn. Lower is more eager."""
     max_silence_ms: int = 2_000
     """``semantic`` mode: a pause this long ends the turn whatever the model says."""
+    eager_threshold: float | None = None
+    """``semantic`` mode, opt-in: end-of-turn probability at which an :class:`EagerEndOfTurn` is sent with the
+    transcript so far (once per pause; below ``threshold``, else the turn simply ends). None: never."""
+    speculate_ms: int = 96
+    """Silence inside speech after which the turn is decoded speculatively (0: only once the pause is ``pause_ms``):
+    started before the pause counts as one, the decode is often done by the time the turn model has decided."""
     recheck_ms: int = 200
     """``semantic`` mode: while a pause goes on, the turn model is asked again each time it has grown this much
     (it hears the silence too, and grows surer of an ending); 0 asks once per pause."""

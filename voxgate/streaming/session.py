@@ -32,6 +32,7 @@ from voxgate.streaming.agreement import LocalAgreement
 from voxgate.streaming.events import (
     DecodeJob,
     DecodeKind,
+    EagerEndOfTurn,
     Output,
     ProfileEvent,
     ProfileJob,
@@ -42,6 +43,7 @@ from voxgate.streaming.events import (
     TranscriptEvent,
     TurnCheckJob,
     TurnEnded,
+    TurnResumed,
 )
 from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
 from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Transcript, TranscriptionOptions, VoiceProfile, Word
@@ -111,6 +113,10 @@ class _Turn:
     profile_upto: int = 0
     last_text: str = ""
     language: str | None = None
+    eager_pause: int = -1
+    """The pause the turn model was eager about (its speculative transcript goes out once it is decoded)."""
+    eager_probability: float = 0.0
+    eager_sent: bool = False
 
 
 class StreamSession:
@@ -189,6 +195,10 @@ class StreamSession:
                     turn.speech_start = event.sample
                     turn.partial_upto = event.sample
                     turn.profile_upto = event.sample
+                if turn.eager_sent:  # the speaker went on: the eager transcript is void
+                    turn.eager_sent = False
+                    out.append(TurnResumed(turn.index, _seconds(event.sample)))
+                turn.eager_pause = -1
                 frame = event.sample // FRAME - base
                 opening = probs[max(frame, 0) : max(frame, 0) + self._segmenter.min_speech_frames]
                 confidence = round(float(opening.mean()), 3) if len(opening) else 1.0
@@ -204,6 +214,9 @@ class StreamSession:
         if not turn.speech:
             turn.buffer.trim_to(turn.buffer.end - int(self.config.preroll * SAMPLE_RATE))
             return out
+        early = self.config.turn.speculate_ms
+        if early and self._segmenter.in_speech and self._segmenter.silence_ms >= early:
+            out.extend(self._speculate())  # a short quiet stretch: decode now, the pause may turn out to end the turn
         out.extend(self._endpoint())
         if self._turn is turn:
             out.extend(self._maybe_partial())
@@ -250,7 +263,7 @@ class StreamSession:
             turn.speculative_result = result
             if turn.ended and turn.final_job is job:
                 return self._final(turn, job, result)
-            return []
+            return self._maybe_eager() if turn is self._turn else []
         if job is turn.final_job:
             return self._final(turn, job, result)
         return []
@@ -311,7 +324,29 @@ class StreamSession:
             return []
         if probability >= self.config.turn.threshold:
             return self._end_turn(EndTurnReason.SEMANTIC, probability, always_answer=False)
+        eager = self.config.turn.eager_threshold
+        turn = self._turn
+        if eager is not None and probability >= eager and not turn.eager_sent and turn.eager_pause != self._pause:
+            turn.eager_pause, turn.eager_probability = self._pause, probability
+            return self._maybe_eager()
         return []
+
+    def _maybe_eager(self) -> list[Output]:
+        """The eager end of turn, once the turn model was eager about this pause and its speculative decode (of all
+        the speech heard) is in."""
+        turn = self._turn
+        if (
+            turn.eager_sent
+            or turn.eager_pause != self._pause
+            or turn.speculative is None
+            or turn.speculative_result is None
+            or turn.speculative_version != self._speech_version
+        ):
+            return []
+        turn.eager_sent = True
+        _, text, start, end = self._words(turn, turn.speculative, turn.speculative_result)
+        now = _seconds(self._samples)
+        return [EagerEndOfTurn(turn.index, now, text, round(start, 3), round(end, 3), round(turn.eager_probability, 3))]
 
     # -- turn logic ------------------------------------------------------------------------------------------------
 
@@ -471,8 +506,8 @@ class StreamSession:
         turn.speculative = None
         turn.speculative_version = -1
 
-    def _final(self, turn: _Turn, job: DecodeJob, result: Transcript) -> list[Output]:
-        self._ending.pop(turn.index, None)
+    def _words(self, turn: _Turn, job: DecodeJob, result: Transcript) -> tuple[list[Word], str, float, float]:
+        """A turn's words (those rolled forward, then ``result``'s, in stream time), text and span."""
         words = list(turn.frozen)
         words.extend(
             Word(w.word, round(w.start + job.offset, 3), round(w.end + job.offset, 3), w.confidence)
@@ -483,6 +518,11 @@ class StreamSession:
             start, end = words[0].start, words[-1].end
         else:
             start, end = _seconds(turn.speech_start), _seconds(turn.buffer.end)
+        return words, text, start, end
+
+    def _final(self, turn: _Turn, job: DecodeJob, result: Transcript) -> list[Output]:
+        self._ending.pop(turn.index, None)
+        words, text, start, end = self._words(turn, job, result)
         if self.config.profile and len(job.audio):
             language = self.config.options.language or result.language
             final_profile = ProfileJob(turn.index, job.audio, text, tuple(words), language, final=True)
