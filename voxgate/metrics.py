@@ -1,10 +1,16 @@
-"""Prometheus instruments, one registry per service instance (so tests can build many apps side by side)."""
+"""Prometheus instruments, one registry per service instance (so tests can build many apps side by side), and the
+merge of several processes' expositions into one (a cluster's replicas behind one ``/metrics``)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Iterator, Mapping
 
-__all__ = ["Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
+__all__ = ["Metrics", "merge_expositions"]
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 
@@ -50,3 +56,36 @@ class Metrics:
             registry=self.registry,
         )
         self.errors = Counter("voxgate_errors", "Errors returned, by code.", ["code"], registry=self.registry)
+        self.decodes_queued = Gauge(
+            "voxgate_decodes_queued",
+            "Decodes waiting in the scheduler (not counting those running).",
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        """This registry in Prometheus's text format."""
+        return generate_latest(self.registry)
+
+
+class _Families(Collector):
+    def __init__(self, families: list[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self._families)
+
+
+def merge_expositions(parts: Mapping[str, bytes], label: str = "replica") -> bytes:
+    """Several processes' expositions as one: each sample gains ``label`` = its process's key, and a metric that
+    several report is one family (one HELP and TYPE) with all their samples."""
+    families: dict[str, Metric] = {}
+    for key, text in sorted(parts.items()):
+        for family in text_string_to_metric_families(text.decode()):
+            merged = families.get(family.name)
+            if merged is None:
+                merged = families[family.name] = Metric(family.name, family.documentation, family.type, family.unit)
+            for sample in family.samples:
+                merged.add_sample(sample.name, {**sample.labels, label: key}, sample.value, sample.timestamp)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Families(list(families.values())))
+    return generate_latest(registry)

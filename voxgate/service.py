@@ -49,6 +49,7 @@ class Service:
             threadpool_limits(limits=settings.blas_threads, user_api="blas")
         self.metrics = metrics or Metrics()
         self.scheduler = Scheduler(urgent_lanes=int(settings.urgent_lane))
+        self.metrics.decodes_queued.set_function(lambda: self.scheduler.pending)
         self.engines = EnginePool(settings, self.metrics)
         lock = threading.Lock()  # one lock for every shared small model: they load once, whoever asks first
         self.voice = Voice(settings, self.engines, lock)
@@ -70,6 +71,10 @@ class Service:
 
     def resolve(self, model_id: str | None) -> ModelSpec:
         return self.engines.resolve(model_id)
+
+    def exposition(self) -> bytes:
+        """What ``/metrics`` serves: this process's metrics (a cluster's ingress adds its other replicas')."""
+        return self.metrics.exposition()
 
     def list_models(self) -> list[ModelInfo]:
         return self.engines.models()

@@ -96,9 +96,10 @@ class Cluster:
         return pids
 
     def metric(self, name: str) -> float:
+        """A metric of the tiny model summed over every replica that reports it."""
         text = httpx.get(f"{self.url}/metrics", timeout=30).text
-        match = re.search(rf'^{re.escape(name)}\{{model="{re.escape(TINY)}"\}} (\S+)$', text, re.MULTILINE)
-        return float(match.group(1)) if match else 0.0
+        found = re.findall(rf'^{re.escape(name)}\{{model="{re.escape(TINY)}",replica="[^"]+"\}} (\S+)$', text, re.M)
+        return sum(float(v) for v in found)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +153,23 @@ def test_healthz_means_the_same(cluster: Cluster, client: TestClient) -> None:
     assert through_ray["status"] == "ok"
     assert through_ray["models_loaded"] == [TINY]  # served through the model deployment
     assert set(through_ray) == set(client.get("/healthz").json())
+
+
+def test_one_metrics_endpoint_shows_every_replica(cluster: Cluster) -> None:
+    """Whichever ingress replica the proxy picks, its /metrics carries every replica's metrics, labelled: the model
+    replicas' (their loaded model, their scheduler's queue) beside the ingress's own (the requests it served)."""
+    guard = time.monotonic() + 60  # replicas report every 5 s
+    while True:
+        text = httpx.get(f"{cluster.url}/metrics", timeout=30).text
+        replicas = set(re.findall(r'replica="(model-whisper-tiny-en/[^"]+)"', text))
+        if len(replicas) >= 2 or time.monotonic() > guard:
+            break
+        time.sleep(1)
+    assert len(replicas) >= 2, text[-3000:]  # both model replicas (and a killed one's until it goes stale)
+    for replica in replicas:
+        assert re.search(rf'^voxgate_models_loaded\{{replica="{re.escape(replica)}"\}} 1\.0$', text, re.M)
+        assert re.search(rf'^voxgate_decodes_queued\{{replica="{re.escape(replica)}"\}} \d', text, re.M)
+    assert re.search(r'^voxgate_streams\{replica="ingress/[^"]+"\} ', text, re.M)
 
 
 def test_rest_and_openai_routes_give_the_single_process_results(

@@ -10,6 +10,7 @@ from voxgate.cluster.engine import ClusterEngine
 from voxgate.cluster.ingress import ClusterService
 from voxgate.config import Settings
 from voxgate.engines.base import Capabilities
+from voxgate.metrics import Metrics
 
 TINY = "whisper/tiny.en"
 
@@ -45,3 +46,21 @@ def _clip() -> tuple[Any, Any]:
     from voxgate.types import TranscriptionOptions
 
     return np.zeros(1600, dtype=np.float32), TranscriptionOptions()
+
+
+def test_metrics_serve_this_replica_and_its_peers(settings: Settings) -> None:
+    """The ingress's /metrics: its own metrics as they are now, and the other replicas' latest, each labelled."""
+    peer = Metrics()
+    peer.models_loaded.set(1)
+    peers = {"model-whisper-tiny-en/host/7": peer.exposition(), "ingress/host/1": b"# stale copy of this replica\n"}
+    service = ClusterService(
+        settings.model_copy(update={"preload": []}), {TINY: Deployed()}, replica="ingress/host/1", peers=lambda: peers
+    )
+    try:
+        service.metrics.streams.set(3)
+        text = service.exposition().decode()
+        assert 'voxgate_models_loaded{replica="model-whisper-tiny-en/host/7"} 1.0' in text
+        assert 'voxgate_streams{replica="ingress/host/1"} 3.0' in text  # its own, current, not the peers' copy
+        assert "stale copy" not in text
+    finally:
+        service.close()

@@ -11,14 +11,20 @@ Deployments:
 
 Settings come from ``VOXGATE_*`` environment variables in every replica (``runtime_env.env_vars``), as for one
 process. A shared job store (``VOXGATE_JOB_STORE=postgresql://...``) lets every ingress replica take every job.
+
+Metrics: every replica sends its Prometheus metrics to a named Ray actor (a :class:`Board`) every few seconds, and any
+ingress replica's ``/metrics`` serves them all, each sample labelled with its ``replica``: one scrape target.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
+import socket
 import threading
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -34,12 +40,15 @@ import voxgate
 from voxgate.cluster.ingress import ClusterService
 from voxgate.cluster.model import ModelServer
 from voxgate.config import Settings
+from voxgate.metrics import Metrics
 from voxgate.models.catalog import resolve
 from voxgate.server.app import create_app
 
 __all__ = ["ClusterConfig", "build", "deployment_name", "run_local"]
 
 APP_NAME = "voxgate"
+
+log = logging.getLogger(__name__)
 
 
 class ClusterConfig(BaseModel):
@@ -82,11 +91,79 @@ def _scaling(minimum: int, maximum: int, target: float) -> dict[str, Any]:
     }
 
 
+BOARD = "voxgate-metrics"
+PUSH_SECONDS = 5.0
+"""How often each replica sends its metrics to the board."""
+STALE_SECONDS = 60.0
+"""A replica silent this long (gone, or replaced by Ray) drops out of ``/metrics``."""
+
+
+class Board:
+    """Every replica's latest metrics (Prometheus text), for the ingress's ``/metrics``: one endpoint for the whole
+    application, whichever ingress replica the proxy picks. A named actor, created by the first replica to ask."""
+
+    def __init__(self) -> None:
+        self._latest: dict[str, tuple[float, bytes]] = {}
+
+    def put(self, replica: str, exposition: bytes) -> None:
+        self._latest[replica] = (time.monotonic(), exposition)
+
+    def collect(self) -> dict[str, bytes]:
+        now = time.monotonic()
+        self._latest = {k: v for k, v in self._latest.items() if now - v[0] < STALE_SECONDS}
+        return {k: text for k, (_, text) in self._latest.items()}
+
+
+MetricsBoard: Any = ray.remote(num_cpus=0)(Board)
+"""The :class:`Board` as a Ray actor class."""
+
+
+def _board() -> Any:
+    return MetricsBoard.options(name=BOARD, namespace=APP_NAME, get_if_exists=True, lifetime="detached").remote()
+
+
+def _replica_name(deployment: str) -> str:
+    return f"{deployment}/{socket.gethostname()}/{os.getpid()}"
+
+
+def _push_forever(replica: str, metrics: Metrics) -> None:
+    """This replica's metrics to the board every few seconds, for as long as the replica lives (a daemon thread)."""
+    board = _board()
+    while True:
+        try:
+            board.put.remote(replica, metrics.exposition())
+        except Exception:  # the board restarting, or Ray shutting down: try again next time
+            log.debug("could not send %s's metrics", replica, exc_info=True)
+        time.sleep(PUSH_SECONDS)
+
+
+def _start_pushing(replica: str, metrics: Metrics) -> None:
+    threading.Thread(target=_push_forever, args=(replica, metrics), name="voxgate-metrics", daemon=True).start()
+
+
+class ModelReplica(ModelServer):
+    """A model deployment's replica: the :class:`ModelServer`, its metrics sent to the board."""
+
+    def __init__(self, model_id: str) -> None:
+        super().__init__(model_id)
+        _start_pushing(_replica_name(deployment_name(model_id)), self.metrics)
+
+
 class Ingress:
-    """An ingress replica: the single process's app on a :class:`ClusterService`."""
+    """An ingress replica: the single process's app on a :class:`ClusterService`, whose ``/metrics`` adds every other
+    replica's (from the board)."""
 
     def __init__(self, models: Mapping[str, DeploymentHandle[Any]]) -> None:
-        self.service = ClusterService(Settings(), models)
+        me = _replica_name("ingress")
+        board = _board()
+
+        def peers() -> dict[str, bytes]:
+            latest: dict[str, bytes] = ray.get(board.collect.remote(), timeout=10)
+            latest.pop(me, None)
+            return latest
+
+        self.service = ClusterService(Settings(), models, replica=me, peers=peers)
+        _start_pushing(me, self.service.metrics)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return create_app(self.service.settings, service=self.service)
@@ -104,7 +181,7 @@ def build(args: Mapping[str, Any] | None = None) -> Application:
             max_ongoing_requests=config.model_max_ongoing,
             ray_actor_options={"num_cpus": config.model_cpus},
             **_scaling(config.model_min_replicas, config.model_max_replicas, config.model_target_ongoing),
-        )(ModelServer)
+        )(ModelReplica)
         handles[model_id] = deployment.bind(model_id)
     ingress = serve.deployment(
         name="ingress",

@@ -6,12 +6,13 @@ one process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from voxgate.cluster.engine import ClusterEngine, ModelHandle
 from voxgate.config import Settings
 from voxgate.engines.base import Capabilities
+from voxgate.metrics import merge_expositions
 from voxgate.models.catalog import resolve
 from voxgate.service import Service
 
@@ -34,9 +35,18 @@ class DeployedModel(ModelHandle, Protocol):
 
 
 class ClusterService(Service):
-    def __init__(self, settings: Settings, models: Mapping[str, DeployedModel]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        models: Mapping[str, DeployedModel],
+        *,
+        replica: str = "ingress",
+        peers: Callable[[], Mapping[str, bytes]] | None = None,
+    ) -> None:
         """``models``: model id → its deployment's handle. The default model is the settings' when it is deployed,
-        else the first deployed model (so a request naming no model never loads one inside the ingress)."""
+        else the first deployed model (so a request naming no model never loads one inside the ingress).
+        ``replica`` names this replica in the merged metrics; ``peers`` gives the other replicas' latest expositions
+        (by replica name), which ``/metrics`` serves with this one's."""
         if not models:
             raise ValueError("a cluster needs at least one model deployment")
         ids = {resolve(m, settings.default_model).id: handle for m, handle in models.items()}
@@ -44,6 +54,13 @@ class ClusterService(Service):
             settings = settings.model_copy(update={"default_model": next(iter(ids))})
         super().__init__(settings)
         self.deployed = ids
+        self.replica = replica
+        self._peers = peers
+
+    def exposition(self) -> bytes:
+        parts = dict(self._peers()) if self._peers is not None else {}
+        parts[self.replica] = self.metrics.exposition()  # this replica's own, current one
+        return merge_expositions(parts)
 
     def preload(self) -> None:
         """Before the app serves (off the event loop): ask each deployment for its model's capabilities and serve

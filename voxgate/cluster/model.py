@@ -36,6 +36,7 @@ class ModelServer:
         self._pool = EnginePool(self.settings, self.metrics)
         self.engine: Engine = self._pool.get(model_id)
         self.scheduler = Scheduler(urgent_lanes=int(self.settings.urgent_lane))
+        self.metrics.decodes_queued.set_function(lambda: self.scheduler.pending)
 
     def capabilities(self) -> Capabilities:
         return self.engine.capabilities
