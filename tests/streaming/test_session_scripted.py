@@ -88,6 +88,27 @@ def test_end_turn_cuts_turns_with_exact_words_and_stream_times() -> None:
     assert d.session.turn_index == 2
 
 
+def test_finals_go_out_in_turn_order_whichever_decode_finishes_first() -> None:
+    """Two turns' finals decoded side by side (the urgent lane): the second, shorter one done first waits for the
+    first; an empty turn's final waits too."""
+    script = Script.say((0.5, CHILD), (4.5, JOY), tail=0.2)
+    d, _ = drive(script, auto=False, speculative=False)
+    d.feed(cut(script, 0, 4.0))
+    d.end_turn()
+    d.feed(cut(script, 4.0))
+    d.end_turn()
+    d.end_turn()  # a turn with no speech: its empty final at once, were it not for the order
+    finals_asked = [j for j in d.queue if isinstance(j, DecodeJob) and j.kind is DecodeKind.FINAL]
+    assert [j.turn for j in finals_asked] == [0, 1]
+    assert d.finals() == []
+    d.queue.remove(finals_asked[1])
+    d.run_one(finals_asked[1])  # the later turn is decoded first
+    assert d.finals() == []  # ... and held
+    d.queue.remove(finals_asked[0])
+    d.run_one(finals_asked[0])
+    assert [(f.turn, f.text) for f in d.finals()] == [(0, CHILD), (1, JOY), (2, "")]
+
+
 def test_end_turn_mid_speech_opens_the_next_turn_in_speech() -> None:
     script = Script.say((0.5, CHILD), tail=0.5)
     d, _ = drive(script)

@@ -17,8 +17,10 @@ is the final, so the final costs no decode of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from functools import partial
 
 import numpy as np
 
@@ -138,6 +140,8 @@ class StreamSession:
         self._check_in_flight = False
         self._turn = _Turn(0, SampleBuffer())
         self._ending: dict[int, _Turn] = {}
+        self._parked: dict[int, Callable[[], list[Output]]] = {}
+        """Finals decoded before an earlier turn's (decodes run side by side): sent once every earlier one is out."""
         self._smoother = ProfileSmoother()
         self._profiling: set[int] = set()
         """Finished turns whose profile is still being computed."""
@@ -262,10 +266,10 @@ class StreamSession:
                 return []
             turn.speculative_result = result
             if turn.ended and turn.final_job is job:
-                return self._final(turn, job, result)
+                return self._in_order(turn.index, partial(self._final, turn, job, result))
             return self._maybe_eager() if turn is self._turn else []
         if job is turn.final_job:
-            return self._final(turn, job, result)
+            return self._in_order(turn.index, partial(self._final, turn, job, result))
         return []
 
     def profiled(self, job: ProfileJob, profile: VoiceProfile | None) -> list[Output]:
@@ -456,13 +460,14 @@ class StreamSession:
         turn.ended = True
         if not turn.speech or not len(turn.buffer):
             if always_answer:
-                out.append(TranscriptEvent(turn.index, True, "", now, now))
+                out.extend(self._in_order(turn.index, lambda: [TranscriptEvent(turn.index, True, "", now, now)]))
             return out
         self._ending[turn.index] = turn
         if turn.speculative is not None and turn.speculative_version == self._speech_version:
             turn.final_job = turn.speculative
             if turn.speculative_result is not None:
-                out.extend(self._final(turn, turn.speculative, turn.speculative_result))
+                final = partial(self._final, turn, turn.speculative, turn.speculative_result)
+                out.extend(self._in_order(turn.index, final))
             return out
         turn.final_job = self._job(DecodeKind.FINAL, turn)
         out.append(turn.final_job)
@@ -552,8 +557,26 @@ class StreamSession:
         out.extend(self._maybe_closed())
         return out
 
+    def _in_order(self, index: int, final: Callable[[], list[Output]]) -> list[Output]:
+        """Turn ``index``'s final (what ``final()`` returns), once every earlier turn's is out: two turns' decodes may
+        run side by side (the scheduler's urgent lane) and the later, shorter one finish first."""
+        self._parked[index] = final
+        out: list[Output] = []
+        while self._parked:
+            first = min(self._parked)
+            if any(i < first and i not in self._parked for i in self._ending):
+                break
+            out.extend(self._parked.pop(first)())
+        return out
+
     def _maybe_closed(self) -> list[Output]:
-        if self.state is SessionState.CLOSING and not self._ending and not self._profiling and not self._voicing:
+        if (
+            self.state is SessionState.CLOSING
+            and not self._ending
+            and not self._parked
+            and not self._profiling
+            and not self._voicing
+        ):
             self.state = SessionState.CLOSED
             return [StreamClosed(audio_seconds=_seconds(self._samples))]
         return []
