@@ -193,7 +193,10 @@ def test_rest_and_openai_routes_give_the_single_process_results(
 
 def _stream(url: str, path: Path) -> list[StreamResult]:
     async def run() -> list[StreamResult]:
-        return [m async for m in stream_file(url, path, realtime=False, model_id=TINY)]
+        # Sent flat out, so turns are cut by the VAD on the audio itself (vad mode), not by when the turn model's
+        # answers come back: the same turns on both servers, whatever their timing.
+        turns = {"mode": "vad", "silenceMs": 700}
+        return [m async for m in stream_file(url, path, realtime=False, model_id=TINY, turn_detection=turns)]
 
     return asyncio.run(run())
 
