@@ -64,3 +64,17 @@ def test_metrics_serve_this_replica_and_its_peers(settings: Settings) -> None:
         assert "stale copy" not in text
     finally:
         service.close()
+
+
+def test_metrics_still_answer_when_the_peers_cannot_be_reached(settings: Settings) -> None:
+    def unreachable() -> dict[str, bytes]:
+        raise TimeoutError("the board did not answer")
+
+    service = ClusterService(
+        settings.model_copy(update={"preload": []}), {TINY: Deployed()}, replica="ingress/h/1", peers=unreachable
+    )
+    try:
+        service.metrics.streams.set(2)
+        assert 'voxgate_streams{replica="ingress/h/1"} 2.0' in service.exposition().decode()
+    finally:
+        service.close()

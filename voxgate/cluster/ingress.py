@@ -6,6 +6,7 @@ one process.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
@@ -17,6 +18,8 @@ from voxgate.models.catalog import resolve
 from voxgate.service import Service
 
 __all__ = ["ClusterService", "DeployedModel"]
+
+log = logging.getLogger(__name__)
 
 
 class _Response(Protocol):
@@ -58,7 +61,12 @@ class ClusterService(Service):
         self._peers = peers
 
     def exposition(self) -> bytes:
-        parts = dict(self._peers()) if self._peers is not None else {}
+        parts: dict[str, bytes] = {}
+        if self._peers is not None:
+            try:
+                parts.update(self._peers())
+            except Exception:  # the board unreachable (restarting): this replica's metrics are still worth serving
+                log.warning("the other replicas' metrics are unavailable", exc_info=True)
         parts[self.replica] = self.metrics.exposition()  # this replica's own, current one
         return merge_expositions(parts)
 
