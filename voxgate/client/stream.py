@@ -54,6 +54,7 @@ from voxgate.protocol.ws import (
     SpeechStartedMessage,
     SpeechStoppedMessage,
     StreamEncoding,
+    StreamResult,
     StreamTranscribeConfig,
     TranscribeConfigMessage,
     TurnDetection,
@@ -80,17 +81,6 @@ log = logging.getLogger(__name__)
 
 STREAM_PATH = "/stt/v1/transcribe:streamBidirectional"
 
-StreamResult = (
-    ResultMessage
-    | VoiceProfileMessage
-    | SpeechStartedMessage
-    | SpeechStoppedMessage
-    | UsageMessage
-    | EndOfTurnMessage
-    | EagerEndOfTurnMessage
-    | TurnResumedMessage
-)
-"""What iterating a stream yields: transcripts and speech events (errors are raised, not yielded)."""
 
 _NORMAL_CLOSE = 1000
 _DRAIN_SECONDS = 2.0

@@ -47,6 +47,7 @@ __all__ = [
     "AudioChunk",
     "ClientMessage",
     "CloseStream",
+    "EagerEndOfTurnMessage",
     "EndOfTurnMessage",
     "EndTurn",
     "EndTurnReason",
@@ -58,12 +59,14 @@ __all__ = [
     "SpeechStoppedEvent",
     "SpeechStoppedMessage",
     "StreamEncoding",
+    "StreamResult",
     "StreamTranscribeConfig",
     "StreamTranscription",
     "StreamVoiceProfile",
     "TranscribeConfigMessage",
     "TurnDetection",
     "TurnMode",
+    "TurnResumedMessage",
     "UsageMessage",
     "VoiceProfileMessage",
     "parse_client_message",
@@ -336,7 +339,7 @@ class ErrorMessage(CamelModel):
     error: ErrorBody
 
 
-ServerMessage = (
+StreamResult = (
     ResultMessage
     | VoiceProfileMessage
     | SpeechStartedMessage
@@ -345,5 +348,6 @@ ServerMessage = (
     | EndOfTurnMessage
     | EagerEndOfTurnMessage
     | TurnResumedMessage
-    | ErrorMessage
 )
+"""What a stream sends besides errors: transcripts and speech and turn events."""
+ServerMessage = StreamResult | ErrorMessage
