@@ -120,6 +120,186 @@ def extract(clips: Sequence[Clip], cache: Path) -> dict[str, Array]:
     return out
 
 
+# -- noise -----------------------------------------------------------------------------------------------------------
+
+SNR_LEVELS = (20.0, 10.0, 5.0, 0.0, -5.0, -10.0)
+"""Signal-to-noise ratios (dB: active speech over noise) at which the heads are measured on held-out speakers, and
+their reliability against the measured SNR is fitted."""
+AUGMENT_MIN_SNR = 0.0
+"""Multi-condition training adds the training speakers' clips at the levels from this SNR up (below it, speech is
+mostly masked: those levels teach the reliability curve where to give up, not the head)."""
+BABBLE_TALKERS = 4
+MAX_CLEAN_LOSS = 0.02
+"""Multi-condition training (clean + noisy clips) is kept when it costs at most this much UAR on clean speech."""
+
+
+def speech_power(audio: npt.NDArray[np.floating]) -> float:
+    """Mean power of the louder half of the 20 ms frames: the active speech level, leading and trailing silence
+    left out."""
+    frames = np.asarray(audio[: len(audio) // 320 * 320], dtype=np.float64).reshape(-1, 320)
+    power = np.sort((frames**2).mean(axis=1))
+    return float(power[len(power) // 2 :].mean()) if len(power) else 0.0
+
+
+def add_noise(
+    audio: npt.NDArray[np.floating], noise: npt.NDArray[np.floating], snr_db: float
+) -> npt.NDArray[np.float32]:
+    """``audio`` with ``noise`` (tiled to its length) added at ``snr_db`` over the active speech level."""
+    noise = np.resize(np.asarray(noise, dtype=np.float64), len(audio))
+    gain = math.sqrt(speech_power(audio) / max(float((noise**2).mean()), 1e-12) / 10 ** (snr_db / 10))
+    mixed = np.asarray(audio, dtype=np.float64) + gain * noise
+    peak = float(np.abs(mixed).max(initial=0.0))
+    return (mixed * (0.99 / peak) if peak > 0.99 else mixed).astype(np.float32)
+
+
+def trains_on(level: str) -> bool:
+    """Whether multi-condition training uses the noise level named ``level`` (``clean``, ``20dB``, ...)."""
+    return level != "clean" and float(level.removesuffix("dB")) >= AUGMENT_MIN_SNR
+
+
+def noise_for(i: int, level: int, clip: Clip, bank: Sequence[tuple[str, npt.NDArray[np.float32]]]) -> Array:
+    """Clip ``i``'s noise at the ``level``-th SNR: white and babble in turn (so each clip meets both), babble being
+    :data:`BABBLE_TALKERS` Common Voice talkers other than the clip's own speaker, each at the same level."""
+    rng = np.random.default_rng(1000 * i + level)
+    n = 16000 * 12
+    if (i + level) % 2 == 0:
+        return rng.standard_normal(n)
+    others = [a for speaker, a in bank if speaker != clip.speaker]
+    babble = np.zeros(n)
+    for k in rng.choice(len(others), size=BABBLE_TALKERS, replace=False):
+        talker = np.resize(np.asarray(others[k], dtype=np.float64), n)
+        babble += np.roll(talker, int(rng.integers(n))) / math.sqrt(max(speech_power(talker), 1e-12))
+    return babble
+
+
+def extract_noisy(
+    clips: Sequence[Clip], rows: Sequence[int], whisper_rows: set[int], data: Path, cache: Path
+) -> dict[str, dict[str, Array]]:
+    """Per level (``clean`` and each SNR): the measured SNR (``snr``), and ``speaker``, ``prosody`` and
+    ``whisper/base`` (for ``whisper_rows`` only) of the noisy clips; rows not computed are NaN. Cached."""
+    names = np.asarray([str(c.path) for c in clips])
+    bank: list[tuple[str, npt.NDArray[np.float32]]] = []
+    with open(data / "multilingual-cv" / "MANIFEST.tsv", encoding="utf-8") as f:
+        for row in list(csv.DictReader(f, delimiter="\t"))[::10]:  # one clip of each language
+            bank.append((row["speaker"] or row["path"], decode(data / "multilingual-cv" / row["path"])))
+    pool = EnginePool(Settings(), Metrics())
+    speaker_encoder = SpeakerEncoder.load()
+    out: dict[str, dict[str, Array]] = {}
+    for level, snr in [(-1, math.inf), *enumerate(SNR_LEVELS)]:
+        key = "clean" if level < 0 else f"{snr:g}dB"
+        file = cache / f"noise-{key}.npz"
+        if file.exists():
+            with np.load(file, allow_pickle=False) as z:
+                if np.array_equal(z["names"], names):
+                    out[key] = {k: z[k] for k in z.files if k != "names"}
+                    continue
+        started = time.perf_counter()
+        part: dict[str, list[Array]] = {"snr": [], "speaker": [], "prosody": [], "whisper/base": []}
+        wanted = set(rows)
+        for i, clip in enumerate(clips):
+            if i not in wanted:
+                for k, width in (("snr", 1), ("speaker", 256), ("prosody", 10), ("whisper/base", 1024)):
+                    part[k].append(np.full(width, math.nan))
+                continue
+            audio = decode(clip.path)
+            if level >= 0:
+                audio = add_noise(audio, noise_for(i, level, clip, bank), snr)
+            measured = extract_features(audio)
+            part["snr"].append(np.asarray([math.nan if measured.snr_db is None else measured.snr_db]))
+            if level < 0:
+                for k, width in (("speaker", 256), ("prosody", 10), ("whisper/base", 1024)):
+                    part[k].append(np.full(width, math.nan))
+                continue
+            part["prosody"].append(prosody_vector(measured))
+            part["speaker"].append(speaker_encoder.embed([audio])[0].astype(np.float64))
+            if i in whisper_rows:
+                engine = pool.get("whisper/base")
+                assert isinstance(engine, VoiceEncoder)
+                part["whisper/base"].append(engine.listen(audio).embedding.astype(np.float64))
+            else:
+                part["whisper/base"].append(np.full(1024, math.nan))
+        out[key] = {k: np.stack(v) for k, v in part.items()}
+        np.savez(file, names=names, **out[key])
+        print(f"noise {key}: {len(wanted)} clips in {time.perf_counter() - started:.0f} s", flush=True)
+    return out
+
+
+def fit_reliability(snr: Array, top: Array, right: Array, bins: int = 12) -> tuple[Array, Array]:
+    """The reliability curve: knots of measured SNR (dB) and the share of confidence kept at each, so that
+    ``reliability x top confidence`` is about how often the top label is right. Per bin of measured SNR (equal
+    counts) the least-squares factor, then made non-decreasing in SNR (isotonic, weighted), clipped to [0, 1]."""
+    from sklearn.isotonic import IsotonicRegression
+
+    ok = ~np.isnan(snr)
+    order = np.argsort(snr[ok])
+    s, c, r = snr[ok][order], top[ok][order], right[ok][order]
+    groups = [g for g in np.array_split(np.arange(len(s)), bins) if len(g)]
+    knots = np.asarray([float(np.median(s[g])) for g in groups])
+    weight = np.asarray([float((c[g] ** 2).sum()) for g in groups])
+    factor = np.asarray([float((c[g] * r[g]).sum()) / w for g, w in zip(groups, weight, strict=True)])
+    iso = IsotonicRegression(increasing=True, y_min=0.0, y_max=1.0)
+    return knots, np.asarray(iso.fit(knots, np.clip(factor, 0.0, 1.0), sample_weight=weight).predict(knots))
+
+
+def reliability(snr: Array, knots: Array, values: Array) -> Array:
+    """The curve at each measured SNR (flat beyond its ends); 1 where the SNR was not measured."""
+    return np.where(np.isnan(snr), 1.0, np.interp(np.nan_to_num(snr), knots, values))
+
+
+def noise_study(
+    task: Task,
+    c: float,
+    matrix_of: Callable[[dict[str, Array] | None], Array],
+    noisy: dict[str, dict[str, Array]],
+    *,
+    augment: bool,
+) -> dict[str, object]:
+    """The head's held-out scores at each noise level, trained on clean speech only or (``augment``) on its
+    training speakers' clips at every level too (multi-condition training); then the reliability curve fitted on
+    those held-out predictions, and the scores with it: ``unclear`` should take over as noise takes the head
+    toward chance, and stay out of the way on clean speech."""
+    x = matrix_of(None)[task.rows]
+    extra = [matrix_of(f)[task.rows] for key, f in noisy.items() if trains_on(key)] if augment else []
+    models = fold_models(task, x, c, extra)
+    clean_logits = np.zeros((len(task.y), len(task.labels)))
+    for k, (mean, scale, coef, bias) in models.items():
+        test = task.folds == k
+        clean_logits[test] = standardise(x[test], mean, scale) @ coef.T + bias
+    temperatures = {k: temperature(clean_logits[task.folds != k], task.y[task.folds != k]) for k in models}
+    levels: dict[str, tuple[Array, Array]] = {}
+    for key, features in noisy.items():
+        xl = x if key == "clean" else matrix_of(features)[task.rows]
+        p = np.zeros_like(clean_logits)
+        for k, (mean, scale, coef, bias) in models.items():
+            test = task.folds == k
+            p[test] = softmax((standardise(xl[test], mean, scale) @ coef.T + bias) / temperatures[k])
+        levels[key] = (p, features["snr"][task.rows, 0])
+    p_all = np.vstack([p for p, _ in levels.values()])
+    snr_all = np.concatenate([snr for _, snr in levels.values()])
+    y_all = np.tile(task.y, len(levels))
+    knots, values = fit_reliability(snr_all, p_all.max(axis=1), (p_all.argmax(axis=1) == y_all).astype(np.float64))
+    r_all = reliability(snr_all, knots, values)
+    pooled = {"ece": ece(p_all, y_all), "ece_with_reliability": ece(p_all * r_all[:, None], y_all)}
+    table: dict[str, dict[str, float]] = {}
+    for key, (p, snr) in levels.items():
+        r = reliability(snr, knots, values)
+        o = scores(task.y, p, len(task.labels))
+        table[key] = {
+            "uar": float(o["uar"]), "accuracy": float(o["accuracy"]), "ece": float(o["ece"]),  # type: ignore[arg-type]
+            "ece_with_reliability": ece(p * r[:, None], task.y),
+            "unclear_wins": float((1.0 - r > r * p.max(axis=1)).mean()),
+            "measured_snr_median_db": float(np.nanmedian(snr)),
+        }  # fmt: skip
+    return {
+        "augment": augment,
+        "temperature": temperature(clean_logits, task.y),
+        "reliability_knots_db": knots.tolist(),
+        "reliability": values.tolist(),
+        "pooled": pooled,
+        "levels": table,
+    }
+
+
 # -- training and scores ---------------------------------------------------------------------------------------------
 
 
@@ -244,15 +424,28 @@ def scores(y: npt.NDArray[np.int64], p: Array, n_classes: int) -> dict[str, obje
     }
 
 
-def cross_validate(task: Task, x: Array, c: float) -> dict[str, object]:
+def fold_models(
+    task: Task, x: Array, c: float, extra: Sequence[Array] = ()
+) -> dict[int, tuple[Array, Array, Array, Array]]:
+    """Per fold, the head fitted on the other folds' speakers: their clips ``x`` and, for multi-condition training,
+    the same clips again in each of the ``extra`` matrices (the clips with noise added)."""
+    models = {}
+    for k in np.unique(task.folds):
+        train = task.folds != k
+        xs = np.vstack([m[train] for m in (x, *extra)])
+        ys = np.tile(task.y[train], 1 + len(extra))
+        groups = [g for g, t in zip(task.groups, train, strict=True) if t] * (1 + len(extra))
+        models[int(k)] = fit(xs, ys, speaker_weights(groups, ys), c, len(task.labels))
+    return models
+
+
+def cross_validate(task: Task, x: Array, c: float, extra: Sequence[Array] = ()) -> dict[str, object]:
     """Out-of-fold scores per fold and overall, before and after temperature scaling (the temperature of each
     fold fitted on the other folds' out-of-fold logits, so the calibrated scores stay held out too)."""
     n = len(task.labels)
     logits = np.zeros((len(task.y), n))
-    for k in np.unique(task.folds):
-        train, test = task.folds != k, task.folds == k
-        w = speaker_weights([g for g, t in zip(task.groups, train, strict=True) if t], task.y[train])
-        mean, scale, coef, bias = fit(x[train], task.y[train], w, c, n)
+    for k, (mean, scale, coef, bias) in fold_models(task, x, c, extra).items():
+        test = task.folds == k
         logits[test] = standardise(x[test], mean, scale) @ coef.T + bias
     calibrated = np.zeros_like(logits)
     per_fold = []
@@ -302,13 +495,21 @@ def main() -> None:
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "profile-heads.json")
     parser.add_argument("--out", type=Path, default=HEADS_DIR)
     parser.add_argument("--no-export", action="store_true")
+    parser.add_argument(
+        "--no-noise", action="store_true", help="skip the noise study (the heads then keep no reliability curve)"
+    )
     args = parser.parse_args()
 
     clips = read_clips(args.data)
     features = extract(clips, args.cache)
     sets = feature_sets(features)
+    tasks = make_tasks(clips, args.folds)
+    noisy: dict[str, dict[str, Array]] = {}
+    if not args.no_noise:
+        rows = sorted({int(i) for task in tasks for i in task.rows})
+        noisy = extract_noisy(clips, rows, {int(i) for i in tasks[0].rows}, args.data, args.cache)
     results: dict[str, object] = {"clips": len(clips), "folds": args.folds, "tasks": {}}
-    for task in make_tasks(clips, args.folds):
+    for task in tasks:
         print(f"\n== {task.name}: {len(task.y)} clips, {len(set(task.groups))} speakers, "
               f"classes {dict(zip(task.labels, np.bincount(task.y).tolist(), strict=True))}")  # fmt: skip
         runs: dict[str, dict[str, object]] = {}
@@ -330,11 +531,47 @@ def main() -> None:
         for label, row in zip(task.labels, best["overall"]["confusion"], strict=True):  # type: ignore[index]
             print(f"      {label:10s} {row}")
         results["tasks"][task.name] = {"best": best_key, "runs": runs}  # type: ignore[index]
+        inputs, matrix = sets[str(best["features"])]
+        c, temp = float(best["c"]), float(best["temperature"])  # type: ignore[arg-type]
+        extra: list[Array] = []
+        knots, values = np.zeros(0), np.zeros(0)
+        if noisy:
+
+            def matrix_of(f: dict[str, Array] | None, inputs: tuple[str, ...] = inputs) -> Array:
+                return np.hstack([(features if f is None else f)[i] for i in inputs])
+
+            studies = {augment: noise_study(task, c, matrix_of, noisy, augment=augment) for augment in (False, True)}
+            for study in studies.values():
+                print(f"    noise, {'trained on clean + noisy' if study['augment'] else 'trained on clean only'} "
+                      f"(held-out speakers; then with the reliability curve fitted on them):")  # fmt: skip
+                for key, row in study["levels"].items():  # type: ignore[attr-defined]
+                    print(f"      {key:6s} UAR {row['uar']:.3f} acc {row['accuracy']:.3f} ECE {row['ece']:.3f} -> "
+                          f"{row['ece_with_reliability']:.3f}; unclear wins {row['unclear_wins']:.1%}; "
+                          f"measured SNR median {row['measured_snr_median_db']:.1f} dB")  # fmt: skip
+            clean = {a: st["levels"]["clean"]["uar"] for a, st in studies.items()}  # type: ignore[index]
+            augment = clean[True] >= clean[False] - MAX_CLEAN_LOSS
+            chosen = studies[augment]
+            print(f"    kept: {'multi-condition' if augment else 'clean-only'} training (clean UAR "
+                  f"{clean[False]:.3f} clean-only, {clean[True]:.3f} multi-condition)")  # fmt: skip
+            results["tasks"][task.name]["noise"] = {"kept_augment": augment, "studies": list(studies.values())}  # type: ignore[index]
+            pooled = chosen["pooled"]
+            assert isinstance(pooled, dict)
+            # The curve ships only where it makes the confidences truer over all the levels together: the measured
+            # SNR is a rough estimate (it flattens out below ~3 dB), so for a robust head it can do more harm.
+            keep_curve = pooled["ece_with_reliability"] < pooled["ece"]
+            print(f"    reliability curve {'kept' if keep_curve else 'left out'}: ECE over every level "
+                  f"{pooled['ece']:.3f} without, {pooled['ece_with_reliability']:.3f} with")  # fmt: skip
+            results["tasks"][task.name]["noise"]["kept_reliability"] = keep_curve  # type: ignore[index]
+            if keep_curve:
+                knots, values = np.asarray(chosen["reliability_knots_db"]), np.asarray(chosen["reliability"])
+            temp = float(chosen["temperature"])  # type: ignore[arg-type]
+            if augment:
+                extra = [matrix_of(f)[task.rows] for key, f in noisy.items() if trains_on(key)]
         if not args.no_export:
-            inputs, matrix = sets[str(best["features"])]
-            x = matrix[task.rows]
-            w = speaker_weights(task.groups, task.y)
-            mean, scale, coef, bias = fit(x, task.y, w, float(best["c"]), len(task.labels))  # type: ignore[arg-type]
+            x = np.vstack([matrix[task.rows], *extra])
+            y = np.tile(task.y, 1 + len(extra))
+            w = speaker_weights(list(task.groups) * (1 + len(extra)), y)
+            mean, scale, coef, bias = fit(x, y, w, c, len(task.labels))
             args.out.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(
                 args.out / f"{task.name}.npz",
@@ -342,12 +579,15 @@ def main() -> None:
                 labels=np.asarray(task.labels),
                 inputs=np.asarray(inputs),
                 feature_set=np.asarray(best["features"]),
-                c=np.asarray(best["c"]),
+                c=np.asarray(c),
                 mean=mean.astype(np.float32),
                 scale=scale.astype(np.float32),
                 weights=coef.astype(np.float32),
                 bias=bias.astype(np.float32),
-                temperature=np.asarray(best["temperature"]),
+                temperature=np.asarray(temp),
+                multi_condition=np.asarray(bool(extra)),
+                reliability_knots_db=knots.astype(np.float32),
+                reliability=values.astype(np.float32),
             )
             print(f"  wrote {args.out / f'{task.name}.npz'} ({' + '.join(inputs)})")
     args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -78,3 +78,21 @@ def test_wrong_inputs_and_unknown_heads_are_refused(heads: dict[str, Head], tmp_
     with pytest.raises(ModelUnavailable, match="could not load"):
         load_heads(["gender"], tmp_path)
     assert load_heads([]) == {}
+
+
+def test_a_reliability_curve_is_non_decreasing_in_the_measured_snr_and_one_without_a_measure(
+    heads: dict[str, Head],
+) -> None:
+    curved = [head for head in heads.values() if len(head.reliability_values)]
+    assert {head.name for head in curved} >= {"emotion", "gender"}  # what tools/train_profile.py kept (model card)
+    for head in curved:
+        assert np.all(np.diff(head.reliability_knots_db) > 0)
+        assert np.all(np.diff(head.reliability_values) >= 0)
+        assert np.all((head.reliability_values >= 0) & (head.reliability_values <= 1))
+        snrs = [-20.0, 0.0, 5.0, 10.0, 20.0, 40.0, 80.0]
+        values = [head.reliability(snr) for snr in snrs]
+        assert values == sorted(values)
+        assert head.reliability(None) == 1.0
+        assert head.reliability(math.nan) == 1.0
+        assert head.reliability(80.0) > 0.8  # clean speech keeps most of its confidence
+    assert heads["age"].reliability(3.0) == 1.0  # no curve: the confidence is left as it is

@@ -3,8 +3,9 @@ pooled hidden states, the speaker encoder's d-vector) and the prosodic measureme
 
 Each head is one ``.npz`` file in ``voxgate/analysis/data/profile_heads/`` written by ``tools/train_profile.py``
 (data, folds and scores in ``docs/profile-model-card.md``): a standardiser, a linear layer (multinomial logistic
-regression) and a temperature fitted on held-out speakers, so that a label's confidence is about how often it is
-right. Inference is numpy only: a matrix-vector product and a softmax.
+regression), a temperature fitted on held-out speakers, so that a label's confidence is about how often it is
+right, and a reliability curve over the measured SNR, so that noise moves confidence to ``unclear``. Inference is
+numpy only: a matrix-vector product and a softmax.
 
 ``emotion.npz`` is trained on RAVDESS and carries its licence, CC BY-NC-SA 4.0 (non-commercial): it is kept apart
 from the other heads so it can be left out (``VOXGATE_PROFILE_HEADS``) or replaced by your own classifier
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,10 @@ class Head:
     bias: FloatArray
     temperature: float
     path: Path
+    reliability_knots_db: FloatArray = field(default_factory=lambda: np.zeros(0))
+    """Measured SNRs (:attr:`voxgate.types.VoiceFeatures.snr_db`, increasing) at which :attr:`reliability` is given;
+    empty: the head keeps its confidence whatever the noise."""
+    reliability_values: FloatArray = field(default_factory=lambda: np.zeros(0))
 
     @classmethod
     def load(cls, path: Path) -> Head:
@@ -95,6 +100,14 @@ class Head:
                     bias=z["bias"].astype(np.float64),
                     temperature=float(z["temperature"]),
                     path=path,
+                    **(
+                        {
+                            "reliability_knots_db": z["reliability_knots_db"].astype(np.float64),
+                            "reliability_values": z["reliability"].astype(np.float64),
+                        }
+                        if "reliability" in z.files
+                        else {}
+                    ),
                 )
         except (OSError, KeyError, ValueError) as exc:
             raise ModelUnavailable(f"could not load the voice-profile head {path}: {exc}") from exc
@@ -122,6 +135,15 @@ class Head:
         exp = np.exp(logits - logits.max())
         p = exp / exp.sum()
         return {label: float(v) for label, v in zip(self.labels, p, strict=True)}
+
+    def reliability(self, snr_db: float | None) -> float:
+        """The share of the head's confidence that audio with this measured SNR leaves it (the rest is ``unclear``):
+        a non-decreasing curve over the measured SNR fitted on held-out speakers with noise added
+        (``tools/train_profile.py``), so that the confidence left stays about how often the label is right. 1 without
+        a curve or a measure."""
+        if snr_db is None or not len(self.reliability_values) or math.isnan(snr_db):
+            return 1.0
+        return float(np.interp(snr_db, self.reliability_knots_db, self.reliability_values))
 
 
 def load_heads(names: Iterable[str] = HEADS, directory: Path = HEADS_DIR) -> dict[str, Head]:

@@ -6,7 +6,8 @@ measurements.
   what voxgate's own encoders already hear (the Whisper encoder's pooled hidden states, the speaker encoder's
   d-vector) and the prosodic measurements, trained and measured on speakers they never saw by
   ``tools/train_profile.py`` (scores in ``docs/profile-model-card.md``). Below :data:`MIN_VOICED_FOR_HEADS` seconds
-  of voiced speech they answer ``unclear``. ``age``: a median F0 above adult ranges still suggests a child (``kid``,
+  of voiced speech they answer ``unclear``, and noise moves their confidence to ``unclear`` (each head's reliability
+  curve over the measured SNR). ``age``: a median F0 above adult ranges still suggests a child (``kid``,
   a rule: no child speech to train on); the head separates ``young`` (teens, twenties) from ``adult`` (thirties to
   fifties); ``old`` is never emitted (too few old speakers to train or measure it).
 * **pitch**, **vocalStyle** — signal processing (:mod:`voxgate.analysis.prosody`, Praat via parselmouth): median F0,
@@ -113,6 +114,15 @@ def _logistic(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x))
 
 
+def _with_reliability(
+    head: Head, parts: Mapping[str, npt.NDArray[np.floating]], features: VoiceFeatures
+) -> dict[str, float]:
+    """The head's calibrated scores, the share noise takes from them given to ``unclear``."""
+    reliability = head.reliability(features.snr_db)
+    scores = {k: reliability * v for k, v in head.predict(parts).items()}
+    return {**scores, "unclear": 1.0 - reliability} if reliability < 1.0 else scores
+
+
 class ProfileAnalyzer:
     """Stateless: one instance serves every stream and file. ``overrides`` maps a dimension to a user's classifier;
     ``heads`` are the trained heads in use (by dimension: ``emotion``, ``gender``, ``age``); a dimension with
@@ -160,8 +170,8 @@ class ProfileAnalyzer:
         dims: dict[str, Labels] = {
             "language": _sorted({s.code: s.probability for s in language}) if language else (),
             "age": self._age(features, parts),
-            "gender": self._head("gender", parts),
-            "emotion": self._head("emotion", parts),
+            "gender": self._head("gender", parts, features),
+            "emotion": self._head("emotion", parts, features),
             "pitch": _sorted(dict(pitch_labels(features))),
             "vocal_style": _sorted(dict(vocal_style_labels(features, language=spoken))),
             "accent": self._accent(language, spoken),
@@ -170,11 +180,11 @@ class ProfileAnalyzer:
             dims[dimension] = classifier.predict(audio)
         return VoiceProfile.of(dims, features, float(features.speech_s or 0.0))
 
-    def _head(self, name: str, parts: Mapping[str, npt.NDArray[np.floating]]) -> Labels:
+    def _head(self, name: str, parts: Mapping[str, npt.NDArray[np.floating]], features: VoiceFeatures) -> Labels:
         head = self.heads.get(name)
         if head is None or not parts:
             return (LabelScore("unclear", 1.0),)
-        return _sorted(head.predict(parts))
+        return _sorted(_with_reliability(head, parts, features))
 
     def _age(self, features: VoiceFeatures, parts: Mapping[str, npt.NDArray[np.floating]]) -> Labels:
         f0 = features.f0_median_hz
@@ -185,7 +195,8 @@ class ProfileAnalyzer:
         head = self.heads.get("age")
         if head is None or not parts:
             return _sorted({"kid": kid, "unclear": 1.0 - kid})
-        return _sorted({"kid": kid, **{k: (1.0 - kid) * v for k, v in head.predict(parts).items()}})
+        scores = _with_reliability(head, parts, features)
+        return _sorted({"kid": kid, **{k: (1.0 - kid) * v for k, v in scores.items()}})
 
     @staticmethod
     def _accent(language: Sequence[LanguageScore], spoken: str | None) -> Labels:
