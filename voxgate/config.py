@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     """A second inference thread for urgent work only (a stream's final), so a final starts at once instead of
     waiting for a long file or job window already running; local Whisper models then hold two CTranslate2 replicas
     (the weights shared: about 60 MB more for base, and up to 200 MB more while both decode)."""
+    stream_language_prior: bool = True
+    """Streams whose language is not given weigh each turn's language identification by what the earlier turns said
+    (:mod:`voxgate.streaming.language`): short turns stop flipping between neighbouring languages."""
     blas_threads: int = Field(default=1, ge=0)
     """Threads numpy's BLAS may use (speaker embeddings and other small matrix products), set process-wide when the
     service starts; 0 leaves them as they are. CTranslate2 keeps the cores busy with its own threads, and a second

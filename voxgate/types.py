@@ -191,6 +191,10 @@ class TranscriptionOptions:
     vad_filter: bool = True
     vendor: VendorOptions | None = None
     """One cloud vendor's own settings; read only by that vendor's engines."""
+    language_prior: tuple[LanguageScore, ...] = ()
+    """When ``language`` is None: the languages already heard (a stream's earlier turns), each with its share of that
+    evidence. An engine that identifies the language itself weighs its own scores by it; a hint, not a constraint
+    (engines that do not identify languages have nothing to weigh and ignore it)."""
 
 
 # -- voice profile ---------------------------------------------------------------------------------------------------

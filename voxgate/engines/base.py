@@ -14,7 +14,35 @@ from voxgate.types import Audio, LanguageScore, ProgressCallback, Transcript, Tr
 if TYPE_CHECKING:
     from voxgate.engines.live import LiveConnector
 
-__all__ = ["Capabilities", "Engine", "LanguageIdentifier", "Listening", "LiveEngine", "VoiceEncoder"]
+__all__ = [
+    "LANGUAGE_SWITCH",
+    "Capabilities",
+    "Engine",
+    "LanguageIdentifier",
+    "Listening",
+    "LiveEngine",
+    "VoiceEncoder",
+    "weigh_languages",
+]
+
+LANGUAGE_SWITCH = 0.1
+"""How likely a turn is taken to be in a language the prior does not favour: a language outside the prior needs
+about ten times the engine's own confidence of one inside it to win."""
+
+
+def weigh_languages(scores: Sequence[tuple[str, float]], prior: Sequence[LanguageScore]) -> list[tuple[str, float]]:
+    """An engine's own language scores for a turn, weighed by what came before (``TranscriptionOptions``'s
+    ``language_prior``): each language's score times ``(1 - LANGUAGE_SWITCH) x its prior share + LANGUAGE_SWITCH``,
+    renormalised, best first. Without a prior the scores are returned as they are (best first)."""
+    if not prior:
+        return sorted(scores, key=lambda kv: -kv[1])
+    share = {s.code: s.probability for s in prior}
+    total = sum(share.values()) or 1.0
+    weighed = [
+        (code, p * ((1 - LANGUAGE_SWITCH) * share.get(code, 0.0) / total + LANGUAGE_SWITCH)) for code, p in scores
+    ]
+    norm = sum(p for _, p in weighed) or 1.0
+    return sorted(((code, p / norm) for code, p in weighed), key=lambda kv: -kv[1])
 
 
 @dataclass(frozen=True, slots=True)

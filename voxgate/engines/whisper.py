@@ -22,7 +22,7 @@ from faster_whisper.tokenizer import Tokenizer
 from faster_whisper.transcribe import get_suppressed_tokens
 
 from voxgate.config import Settings
-from voxgate.engines.base import Capabilities, Listening
+from voxgate.engines.base import Capabilities, Listening, weigh_languages
 from voxgate.errors import EngineError, InvalidRequest
 from voxgate.models.catalog import ModelSpec
 from voxgate.models.materialize import materialize
@@ -200,8 +200,8 @@ class WhisperEngine:
             for i, (_, options) in enumerate(items):
                 language, probability = options.language or "en", 1.0
                 if options.language is None and detected is not None:
-                    token, probability = detected[i][0]
-                    language = token[2:-2]
+                    ranked = [(t[2:-2], float(p)) for t, p in detected[i]]
+                    language, probability = weigh_languages(ranked, options.language_prior)[0]
                 tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task=options.task, language=language)
                 previous = tokenizer.encode(" " + options.prompt.strip()) if options.prompt else []
                 hotwords = ", ".join(p.strip() for p in options.prompts if p.strip()) or None
@@ -307,9 +307,10 @@ class WhisperEngine:
             language, probability = options.language or "en", 1.0
             candidates: tuple[LanguageScore, ...] = ()
             if options.language is None and multilingual:
-                ranked = model.model.detect_language(encoder_output)[0]
-                language, probability = ranked[0][0][2:-2], float(ranked[0][1])
-                candidates = tuple(LanguageScore(t[2:-2], float(p)) for t, p in ranked[:5])
+                ranked = [(t[2:-2], float(p)) for t, p in model.model.detect_language(encoder_output)[0]]
+                language, probability = weigh_languages(ranked, options.language_prior)[0]
+                # The turn's own scores, without the prior: what a stream adds to its evidence.
+                candidates = tuple(LanguageScore(code, p) for code, p in ranked[:5])
             tokenizer = Tokenizer(model.hf_tokenizer, multilingual, task=options.task, language=language)
             previous = tokenizer.encode(" " + options.prompt.strip()) if options.prompt else []
             hotwords = ", ".join(p.strip() for p in options.prompts if p.strip()) or None

@@ -11,6 +11,7 @@ import base64
 import binascii
 import contextlib
 import logging
+from dataclasses import replace
 from typing import Any
 
 from fastapi import APIRouter, WebSocket
@@ -212,7 +213,7 @@ class _Connection:
         self.model_id = cfg.model_id if isinstance(cfg.model_id, str) else None
         return await self.service.open_stream(
             cfg.model_id,
-            session_config(cfg),
+            replace(session_config(cfg), language_prior=self.settings.stream_language_prior),
             encoding=PcmEncoding(cfg.audio_encoding.value),
             sample_rate=cfg.sample_rate_hertz,
             channels=cfg.number_of_channels,

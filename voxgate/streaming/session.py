@@ -47,6 +47,7 @@ from voxgate.streaming.events import (
     TurnEnded,
     TurnResumed,
 )
+from voxgate.streaming.language import LanguageEvidence
 from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
 from voxgate.types import SAMPLE_RATE, Audio, DiarizationOptions, Transcript, TranscriptionOptions, VoiceProfile, Word
 
@@ -88,6 +89,9 @@ class SessionConfig:
     """Seconds of a turn's most recent audio a profile update looks at."""
     diarize: DiarizationOptions | None = None
     """Tag every final with its speaker (its turn's voice, compared with the voices heard before in the stream)."""
+    language_prior: bool = True
+    """When the language is not given: weigh each turn's language identification by the earlier turns'
+    (:class:`voxgate.streaming.language.LanguageEvidence`)."""
 
 
 def _seconds(samples: int) -> float:
@@ -130,6 +134,7 @@ class StreamSession:
             threshold=turn.vad_threshold, min_silence_ms=turn.pause_ms, min_speech_ms=96, speech_pad_ms=0
         )
         self._samples = 0
+        self._languages = LanguageEvidence()
         self._recent_probs = np.zeros(0, dtype=np.float64)
         self._speech_version = 0
         """Count of frames heard as speech; a speculative decode is valid while this has not moved."""
@@ -356,6 +361,7 @@ class StreamSession:
 
     def _options(self, *, draft: bool) -> TranscriptionOptions:
         o = self.config.options
+        prior = self._languages.prior() if o.language is None and self.config.language_prior else ()
         if draft:
             return TranscriptionOptions(
                 language=o.language,
@@ -365,8 +371,9 @@ class StreamSession:
                 beam_size=1,
                 task=o.task,
                 vendor=o.vendor,
+                language_prior=prior,
             )
-        return o
+        return replace(o, language_prior=prior) if prior else o
 
     def _job(self, kind: DecodeKind, turn: _Turn, *, draft: bool = False) -> DecodeJob:
         options = self._options(draft=draft)
@@ -377,6 +384,7 @@ class StreamSession:
                 prompt=options.prompt,
                 task=options.task,
                 vendor=options.vendor,
+                language_prior=options.language_prior,
             )
         return DecodeJob(kind, turn.index, turn.buffer.view(), _seconds(turn.buffer.start), options)
 
@@ -528,6 +536,8 @@ class StreamSession:
     def _final(self, turn: _Turn, job: DecodeJob, result: Transcript) -> list[Output]:
         self._ending.pop(turn.index, None)
         words, text, start, end = self._words(turn, job, result)
+        if text:
+            self._languages.heard(result.language_candidates, len(job.audio) / SAMPLE_RATE)
         if self.config.profile and len(job.audio):
             language = self.config.options.language or result.language
             final_profile = ProfileJob(turn.index, job.audio, text, tuple(words), language, final=True)
