@@ -185,7 +185,10 @@ def main() -> None:
         "file_latency_ratio_ray_over_single": round(ray1["file"]["median_s"] / single["file"]["median_s"], 3),
         "final_latency_added_ms": round(
             1000
-            * (ray1["stream"]["client_stopped_to_final_median_s"] - single["stream"]["client_stopped_to_final_median_s"]),
+            * (
+                ray1["stream"]["client_stopped_to_final_median_s"]
+                - single["stream"]["client_stopped_to_final_median_s"]
+            ),
             1,
         ),
         "server_final_latency_added_ms": round(
