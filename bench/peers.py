@@ -194,7 +194,10 @@ def ensure_venv(name: str, root: Path) -> Path:
         return python
     console.print(f"  {LABELS[name]}: creating {venv} (pip, a few minutes)")
     shutil.rmtree(venv, ignore_errors=True)
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise NotRunnable(f"cannot create {root}: {exc}") from exc
     made = subprocess.run([sys.executable, "-m", "venv", str(venv)], capture_output=True, text=True, check=False)
     if made.returncode:
         raise NotRunnable(f"python -m venv failed: {_tail(made.stderr)}")
