@@ -1151,7 +1151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--systems", nargs="+", default=list(SYSTEMS), choices=SYSTEMS, help="(default: all)")
     parser.add_argument("--rounds", type=int, default=3, help="passes over the clips (default: %(default)s)")
     parser.add_argument("--clips", type=int, default=13, help="first N clips of en/MANIFEST.tsv (default: all 13)")
-    parser.add_argument("--max-silence", type=float, default=12.0, help="most trailing silence, s (default: 12)")
+    parser.add_argument("--max-silence", type=float, default=15.0, help="most trailing silence, s (default: 15)")
     parser.add_argument("--chunk-ms", type=int, default=100, help="chunk length (default: 100)")
     parser.add_argument("--language", default="en", help="language every system is told (default: en)")
     parser.add_argument("--streams", type=int, nargs="*", default=[], help="concurrent-stream levels (default: none)")
