@@ -261,19 +261,15 @@ def noise_study(
     x = matrix_of(None)[task.rows]
     extra = [matrix_of(f)[task.rows] for key, f in noisy.items() if trains_on(key)] if augment else []
     models = fold_models(task, x, c, extra)
-    clean_logits = np.zeros((len(task.y), len(task.labels)))
-    for k, (mean, scale, coef, bias) in models.items():
-        test = task.folds == k
-        clean_logits[test] = standardise(x[test], mean, scale) @ coef.T + bias
-    temperatures = {k: temperature(clean_logits[task.folds != k], task.y[task.folds != k]) for k in models}
+    clean_logits = held_out_logits(task, x, models)
+    # Each fold's temperature from the other folds' clean held-out logits (as cross_validate does).
+    fold_temperature = np.zeros(len(task.y))
+    for k in models:
+        fold_temperature[task.folds == k] = temperature(clean_logits[task.folds != k], task.y[task.folds != k])
     levels: dict[str, tuple[Array, Array]] = {}
     for key, features in noisy.items():
-        xl = x if key == "clean" else matrix_of(features)[task.rows]
-        p = np.zeros_like(clean_logits)
-        for k, (mean, scale, coef, bias) in models.items():
-            test = task.folds == k
-            p[test] = softmax((standardise(xl[test], mean, scale) @ coef.T + bias) / temperatures[k])
-        levels[key] = (p, features["snr"][task.rows, 0])
+        logits = clean_logits if key == "clean" else held_out_logits(task, matrix_of(features)[task.rows], models)
+        levels[key] = (softmax(logits / fold_temperature[:, None]), features["snr"][task.rows, 0])
     p_all = np.vstack([p for p, _ in levels.values()])
     snr_all = np.concatenate([snr for _, snr in levels.values()])
     y_all = np.tile(task.y, len(levels))
@@ -429,24 +425,34 @@ def fold_models(
 ) -> dict[int, tuple[Array, Array, Array, Array]]:
     """Per fold, the head fitted on the other folds' speakers: their clips ``x`` and, for multi-condition training,
     the same clips again in each of the ``extra`` matrices (the clips with noise added)."""
-    models = {}
-    for k in np.unique(task.folds):
-        train = task.folds != k
-        xs = np.vstack([m[train] for m in (x, *extra)])
-        ys = np.tile(task.y[train], 1 + len(extra))
-        groups = [g for g, t in zip(task.groups, train, strict=True) if t] * (1 + len(extra))
-        models[int(k)] = fit(xs, ys, speaker_weights(groups, ys), c, len(task.labels))
-    return models
+    return {int(k): fit_on(task, task.folds != k, x, c, extra) for k in np.unique(task.folds)}
+
+
+def held_out_logits(task: Task, x: Array, models: dict[int, tuple[Array, Array, Array, Array]]) -> Array:
+    """Each clip's logits from the model of its own fold (fitted without its speakers)."""
+    logits = np.zeros((len(task.y), len(task.labels)))
+    for k, (mean, scale, coef, bias) in models.items():
+        test = task.folds == k
+        logits[test] = standardise(x[test], mean, scale) @ coef.T + bias
+    return logits
+
+
+def fit_on(
+    task: Task, mask: npt.NDArray[np.bool_], x: Array, c: float, extra: Sequence[Array] = ()
+) -> tuple[Array, Array, Array, Array]:
+    """The head fitted on the clips ``mask`` selects (``x``) and, for multi-condition training, the same clips again
+    in each of the ``extra`` matrices; every speaker weighs the same across all its copies."""
+    xs = np.vstack([m[mask] for m in (x, *extra)])
+    ys = np.tile(task.y[mask], 1 + len(extra))
+    groups = [g for g, keep in zip(task.groups, mask, strict=True) if keep] * (1 + len(extra))
+    return fit(xs, ys, speaker_weights(groups, ys), c, len(task.labels))
 
 
 def cross_validate(task: Task, x: Array, c: float, extra: Sequence[Array] = ()) -> dict[str, object]:
     """Out-of-fold scores per fold and overall, before and after temperature scaling (the temperature of each
     fold fitted on the other folds' out-of-fold logits, so the calibrated scores stay held out too)."""
     n = len(task.labels)
-    logits = np.zeros((len(task.y), n))
-    for k, (mean, scale, coef, bias) in fold_models(task, x, c, extra).items():
-        test = task.folds == k
-        logits[test] = standardise(x[test], mean, scale) @ coef.T + bias
+    logits = held_out_logits(task, x, fold_models(task, x, c, extra))
     calibrated = np.zeros_like(logits)
     per_fold = []
     for k in np.unique(task.folds):
@@ -568,10 +574,8 @@ def main() -> None:
             if augment:
                 extra = [matrix_of(f)[task.rows] for key, f in noisy.items() if trains_on(key)]
         if not args.no_export:
-            x = np.vstack([matrix[task.rows], *extra])
-            y = np.tile(task.y, 1 + len(extra))
-            w = speaker_weights(list(task.groups) * (1 + len(extra)), y)
-            mean, scale, coef, bias = fit(x, y, w, c, len(task.labels))
+            everyone = np.ones(len(task.y), dtype=bool)
+            mean, scale, coef, bias = fit_on(task, everyone, matrix[task.rows], c, extra)
             args.out.mkdir(parents=True, exist_ok=True)
             np.savez_compressed(
                 args.out / f"{task.name}.npz",
