@@ -75,8 +75,10 @@ from voxgate.types import SAMPLE_RATE, Audio, TranscriptionOptions
 MACHINE_DISTS = ("voxgate", "faster-whisper", "ctranslate2", "onnxruntime", "uvicorn", "websockets", "jiwer")
 OUT = Path(__file__).resolve().parent / "results" / "latency.json"
 MODELS = ("whisper/tiny.en", "whisper/base")
-MODES = ("manual", "manual-cut", "semantic", "semantic-eager", "vad", "vad-speakers")
-"""``vad-speakers``: ``vad`` with diarization on (each final waits for its turn's speaker embedding)."""
+MODES = ("manual", "manual-cut", "semantic", "semantic-late", "semantic-eager", "vad", "vad-speakers")
+"""``vad-speakers``: ``vad`` with diarization on (each final waits for its turn's speaker embedding);
+``semantic-late``: ``semantic`` without the early turn check (``earlyMs: 0``), the turn model first asked at the
+pause."""
 ENDPOINT = "/stt/v1/transcribe:streamBidirectional"
 TARGET_RATIO = 0.5
 """endTurn -> final over the offline decode time of the same utterance."""
@@ -204,6 +206,7 @@ async def stream_clip(
     stop_after: float | None = None,
     diarize: bool = False,
     eager: float | None = None,
+    early_ms: int | None = None,
 ) -> dict[str, Any]:
     """Stream ``audio`` in real time; return what was sent when and what arrived when.
 
@@ -217,7 +220,11 @@ async def stream_clip(
             "modelId": model_id,
             "audioEncoding": "LINEAR16",
             "sampleRateHertz": SAMPLE_RATE,
-            "turnDetection": {"mode": mode, **({"eagerThreshold": eager} if eager is not None else {})},
+            "turnDetection": {
+                "mode": mode,
+                **({"eagerThreshold": eager} if eager is not None else {}),
+                **({"earlyMs": early_ms} if early_ms is not None else {}),
+            },
             "enablePartials": True,
             **({"diarizationConfig": {"enableSpeakerDiarization": True}} if diarize else {}),
         }
@@ -431,6 +438,7 @@ async def stream_all(
                 stop_after=None if server_mode == "manual" else clip.speech_end,
                 diarize=mode.endswith("-speakers"),
                 eager=args.eager if mode.endswith("-eager") else None,
+                early_ms=0 if mode.endswith("-late") else None,
             )
             row = {**analyse(raw, clip, mode), "cpu": run_meter.result()}
             runs[mode].append(row)
@@ -523,7 +531,7 @@ def print_model(result: dict[str, Any]) -> None:
     for mode in ("manual", "manual-cut"):
         if mode in modes:
             rows.append(("endTurn -> final", mode, modes[mode]["end_turn_to_final"]))
-    for mode in ("semantic", "semantic-eager", "vad", "vad-speakers"):
+    for mode in ("semantic", "semantic-late", "semantic-eager", "vad", "vad-speakers"):
         if mode in modes:
             if "eos_to_eager_word" in modes[mode]:
                 eager = modes[mode]["eos_to_eager_word"]

@@ -19,6 +19,7 @@ Per setting:
 
     python bench/turn_sweep.py                          # pause_ms 200 160 128 96 64 at threshold 0.5
     python bench/turn_sweep.py --pause 200 96 --threshold 0.5 0.7 --limit 200
+    python bench/turn_sweep.py --pause 200 --early 0 96 128 --early-threshold 0.95 0.98 0.99   # the early check
 """
 
 from __future__ import annotations
@@ -40,7 +41,15 @@ from rich.table import Table
 from voxgate.analysis.turn import TurnDetector
 from voxgate.analysis.vad import SileroVad
 from voxgate.audio.decode import decode
-from voxgate.streaming.events import DecodeJob, SpeechEnded, SpeechStarted, TurnCheckJob, TurnEnded
+from voxgate.streaming.events import (
+    DecodeJob,
+    EagerEndOfTurn,
+    SpeechEnded,
+    SpeechStarted,
+    TurnCheckJob,
+    TurnEnded,
+    TurnResumed,
+)
 from voxgate.streaming.policy import EndTurnReason, TurnPolicy
 from voxgate.streaming.session import SessionConfig, StreamSession
 from voxgate.types import SAMPLE_RATE, Transcript, TranscriptionOptions
@@ -53,11 +62,11 @@ CHUNK = SAMPLE_RATE // 10
 TAIL_S = 2.5
 
 
-def clips(limit: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def clips(limit: int | None, corpora: tuple[str, ...] = CORPORA) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(name, audio with its tail of silence, its VAD probabilities), every corpus interleaved so that ``limit``
     keeps a mix. The probabilities depend on the audio only, so every setting reuses them."""
     lists = []
-    for corpus in CORPORA:
+    for corpus in corpora:
         with open(DATA / corpus / "MANIFEST.tsv", encoding="utf-8") as f:
             names = [row["path"] for row in csv.DictReader(f, delimiter="\t") if row["path"] not in NOT_ONE_SENTENCE]
         lists.append([f"{corpus}/{name}" for name in names])
@@ -72,10 +81,14 @@ def clips(limit: int | None) -> list[tuple[str, np.ndarray, np.ndarray]]:
 
 
 def run(policy: TurnPolicy, audio: np.ndarray, probs: np.ndarray, detector: TurnDetector) -> dict[str, Any]:
-    """One clip through a session: its turn ends (time, reason), speech starts and ends, turn-model calls."""
+    """One clip through a session: its turn ends (time, reason), speech starts and ends, turn-model calls, eager
+    ends of turn and those taken back. Decodes are answered at once with no words (speculation is on only for eager
+    runs: an eager event waits for its speculative decode)."""
+    eager_on = policy.eager_threshold is not None
     session = StreamSession(
-        SessionConfig(TranscriptionOptions(), turn=policy, partials=False, speculative=False, profile=False)
+        SessionConfig(TranscriptionOptions(), turn=policy, partials=False, speculative=eager_on, profile=False)
     )
+    eager = resumed = 0
     ends: list[tuple[float, str]] = []
     starts: list[float] = []
     stops: list[float] = []
@@ -98,7 +111,11 @@ def run(policy: TurnPolicy, audio: np.ndarray, probs: np.ndarray, detector: Turn
                 starts.append(output.time)
             elif isinstance(output, SpeechEnded):
                 stops.append(output.time)
-    return {"ends": ends, "starts": starts, "stops": stops, "calls": calls}
+            elif isinstance(output, EagerEndOfTurn):
+                eager += 1
+            elif isinstance(output, TurnResumed):
+                resumed += 1
+    return {"ends": ends, "starts": starts, "stops": stops, "calls": calls, "eager": eager, "resumed": resumed}
 
 
 def summarise(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
@@ -121,6 +138,9 @@ def summarise(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
         "cutoffs": len(cutoffs),
         "cutoff_rate": round(len(cutoffs) / max(1, len(results)), 4),
         "cutoff_clips": cutoffs,
+        "cutoffs_by_corpus": {
+            corpus: f"{sum(_in(corpus, c) for c in cutoffs)}/{sum(_in(corpus, n) for n in names)}" for corpus in CORPORA
+        },
         "end_of_speech_to_turn_end_ms": {
             "p50": round(statistics.median(lat)),
             "p90": round(lat[int(0.9 * (len(lat) - 1))]),
@@ -130,6 +150,30 @@ def summarise(results: list[dict[str, Any]], names: list[str]) -> dict[str, Any]
         "ended_by_silence_cap": capped,
         "never_ended": unended,
         "turn_model_calls_per_clip": round(statistics.fmean(calls), 2),
+        **eager_counts(results),
+    }
+
+
+def _in(corpus: str, name: str) -> bool:
+    return name.startswith(corpus + "/")
+
+
+def eager_counts(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Eager ends of turn sent and taken back (``turnResumed``: the speaker went on)."""
+    sent, back = sum(r["eager"] for r in results), sum(r["resumed"] for r in results)
+    rate = round(back / sent, 4) if sent else None
+    return {"eager_sent": sent, "eager_taken_back": back, "eager_takeback_rate": rate}
+
+
+def summarise_meetings(results: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
+    """Conversations hold many turns: no cut-off count (a turn may end at any sentence end), only how many turns
+    ended and what eager ends of turn did."""
+    return {
+        "files": len(results),
+        "audio_seconds": round(seconds, 1),
+        "turns": sum(len(r["ends"]) for r in results),
+        "turn_model_calls": sum(r["calls"] for r in results),
+        **eager_counts(results),
     }
 
 
@@ -137,6 +181,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pause", type=int, nargs="+", default=[200, 160, 128, 96, 64], help="pause_ms values")
     parser.add_argument("--threshold", type=float, nargs="+", default=[0.5])
+    parser.add_argument("--early", type=int, nargs="+", default=[0], help="early_ms values (0: no early check)")
+    parser.add_argument("--early-threshold", type=float, nargs="+", default=[TurnPolicy().early_threshold])
+    parser.add_argument("--eager", type=float, nargs="+", default=None, help="eager_threshold values (default: off)")
+    parser.add_argument("--meetings", action="store_true", help="also stream the diarization/ conversations")
     parser.add_argument("--limit", type=int, default=None, help="at most this many clips")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
@@ -155,28 +203,65 @@ def main() -> None:
     print(f"{len(data)} clips read in {time.perf_counter() - started:.0f} s; turn model {predict_ms:.1f} ms/call")
 
     settings: dict[str, Any] = {}
-    for pause, threshold in itertools.product(args.pause, args.threshold):
-        policy = replace(TurnPolicy(), pause_ms=pause, threshold=threshold)
+    meetings = clips(None, ("diarization",)) if args.meetings else []
+    meeting_seconds = sum(len(audio) for _, audio, _ in meetings) / SAMPLE_RATE
+    grid = itertools.product(args.pause, args.threshold, args.early, args.early_threshold, args.eager or [None])
+    for pause, threshold, early, early_threshold, eager in grid:
+        if not early and early_threshold != args.early_threshold[0]:
+            continue  # without an early check its threshold changes nothing
+        policy = replace(
+            TurnPolicy(),
+            pause_ms=pause,
+            threshold=threshold,
+            early_ms=early,
+            early_threshold=early_threshold,
+            eager_threshold=eager,
+        )
         t = time.perf_counter()
         results = [run(policy, audio, probs, detector) for _, audio, probs in data]
         summary = summarise(results, names)
+        if meetings:
+            summary["meetings"] = summarise_meetings(
+                [run(policy, audio, probs, detector) for _, audio, probs in meetings], meeting_seconds
+            )
         summary["seconds"] = round(time.perf_counter() - t, 1)
         summary["load_average"] = loadavg()
-        settings[f"pause_ms={pause} threshold={threshold}"] = {"pause_ms": pause, "threshold": threshold, **summary}
+        early_key = f" early_ms={early} early_threshold={early_threshold}" if early else ""
+        eager_key = f" eager_threshold={eager}" if eager is not None else ""
+        settings[f"pause_ms={pause} threshold={threshold}{early_key}{eager_key}"] = {
+            "pause_ms": pause,
+            "threshold": threshold,
+            "early_ms": early,
+            "early_threshold": early_threshold if early else None,
+            "eager_threshold": eager,
+            **summary,
+        }
         lat = summary["end_of_speech_to_turn_end_ms"]
-        print(f"pause {pause} ms, threshold {threshold}: cut-offs {summary['cutoffs']}/{summary['clips']}, "
+        meet = summary.get("meetings")
+        print(f"pause {pause} ms, threshold {threshold}, early {early or '-'} ms at {early_threshold}, eager {eager}: "
+              f"cut-offs {summary['cutoffs']}/{summary['clips']}, "
               f"end of speech -> turn end p50 {lat['p50']} p95 {lat['p95']} ms, "
-              f"capped {summary['ended_by_silence_cap']}, "
-              f"{summary['turn_model_calls_per_clip']} calls/clip, {summary['seconds']} s")  # fmt: skip
+              f"capped {summary['ended_by_silence_cap']}, {summary['turn_model_calls_per_clip']} calls/clip, "
+              f"eager {summary['eager_sent']} sent {summary['eager_taken_back']} taken back"
+              + (f"; meetings {meet['turns']} turns, eager {meet['eager_sent']} sent "
+                 f"{meet['eager_taken_back']} taken back" if meet else "")
+              + f", {summary['seconds']} s")  # fmt: skip
 
     table = Table(title=f"Semantic turns on {len(data)} one-sentence clips (audio time, 100 ms chunks)")
-    for col in ("pause_ms", "threshold", "cut-offs", "rate", "p50 ms", "p90 ms", "p95 ms", "silence cap", "calls/clip"):
+    columns = ("pause_ms", "threshold", "early", "cut-offs", "rate", "p50 ms", "p90 ms", "p95 ms", "silence cap",
+               "calls/clip", "eager sent/back", "meetings: turns, eager sent/back")  # fmt: skip
+    for col in columns:
         table.add_column(col, justify="right")
     for s in settings.values():
         lat = s["end_of_speech_to_turn_end_ms"]
-        table.add_row(str(s["pause_ms"]), f"{s['threshold']:g}", f"{s['cutoffs']}/{s['clips']}",
+        early_cell = f"{s['early_ms']} ms @ {s['early_threshold']:g}" if s["early_ms"] else "-"
+        eager_cell = f"{s['eager_sent']}/{s['eager_taken_back']}" if s["eager_threshold"] is not None else "-"
+        meet = s.get("meetings")
+        meet_cell = f"{meet['turns']}, {meet['eager_sent']}/{meet['eager_taken_back']}" if meet else "-"
+        table.add_row(str(s["pause_ms"]), f"{s['threshold']:g}", early_cell, f"{s['cutoffs']}/{s['clips']}",
                       f"{100 * s['cutoff_rate']:.1f} %", str(lat["p50"]), str(lat["p90"]), str(lat["p95"]),
-                      str(s["ended_by_silence_cap"]), f"{s['turn_model_calls_per_clip']:.2f}")  # fmt: skip
+                      str(s["ended_by_silence_cap"]), f"{s['turn_model_calls_per_clip']:.2f}", eager_cell,
+                      meet_cell)  # fmt: skip
     Console().print(table)
     print(f"load average before {load_before}, after {loadavg()}; turn model {predict_ms:.1f} ms per call (add it to "
           f"every figure for wall-clock time)")  # fmt: skip

@@ -21,6 +21,7 @@ from voxgate.streaming.events import (
     SpeechStarted,
     StreamClosed,
     TranscriptEvent,
+    TurnCheckJob,
     TurnEnded,
 )
 from voxgate.streaming.policy import EndTurnReason, TurnMode, TurnPolicy
@@ -145,6 +146,79 @@ def test_semantic_mode_waits_when_the_model_says_not_done(vad_model, tiny, clip)
     speech_end = next(e for e in d.events if isinstance(e, SpeechEnded))
     assert end.reason is EndTurnReason.SILENCE
     assert end.time - speech_end.time >= 1.7  # the max-silence fallback (2 s after the silence began)
+
+
+class Scripted:
+    """A turn model that answers ``sure`` to early checks (less than the pause heard) and ``pause`` at the pause;
+    the silence of each audio it was asked about is kept (its trailing digital zeros)."""
+
+    def __init__(self, sure: float, pause: float) -> None:
+        self.sure, self.pause = sure, pause
+        self.heard: list[float] = []
+
+    def predict(self, audio) -> float:
+        nonzero = np.flatnonzero(audio)
+        silent = (len(audio) - 1 - nonzero[-1]) / SAMPLE_RATE if len(nonzero) else len(audio) / SAMPLE_RATE
+        self.heard.append(silent)
+        return self.sure if silent < 0.2 else self.pause
+
+
+def early(vad_model, tiny, turn_model, **policy) -> Driver:
+    turn = replace(TurnPolicy(mode=TurnMode.SEMANTIC, early_ms=96), **policy)
+    cfg = SessionConfig(options=TranscriptionOptions(language="en"), turn=turn)
+    return Driver(StreamSession(cfg), vad_model.stream(), tiny, turn_model)
+
+
+def test_a_sure_early_check_ends_the_turn_before_the_pause(vad_model, tiny, clip) -> None:
+    model = Scripted(sure=0.99, pause=0.99)
+    d = early(vad_model, tiny, model)
+    d.feed(np.concatenate([clip("spk2_snt4.wav"), silence(2.5)]))
+    (speech_end,) = [e for e in d.events if isinstance(e, SpeechEnded)]
+    (end,) = [e for e in d.events if isinstance(e, TurnEnded)]
+    assert d.events.index(speech_end) < d.events.index(end)  # the pause is declared, then the turn ends
+    assert end.reason is EndTurnReason.SEMANTIC
+    assert end.probability == 0.99
+    # Asked at 96 ms of silence (three 32 ms frames), answered in the same 100 ms chunk: long before the 200 ms pause.
+    assert end.time - speech_end.time < 0.2
+    assert speech_end.silence == round(end.time - speech_end.time, 3)
+    assert min(model.heard) < 0.2
+    (final,) = d.finals()
+    assert_transcript(final.text, "Mend the coat before you go out.")
+    # The turn is over: the silence that follows opens nothing and asks nothing more.
+    asked = len(model.heard)
+    d.feed(silence(1.0))
+    assert len(model.heard) == asked
+    assert len([e for e in d.events if isinstance(e, TurnEnded)]) == 1
+
+
+def test_an_early_check_below_its_threshold_leaves_the_turn_to_the_pause(vad_model, tiny, clip) -> None:
+    model = Scripted(sure=0.9, pause=0.9)  # enough to end a turn at the pause, not early
+    d = early(vad_model, tiny, model)
+    d.feed(np.concatenate([clip("spk2_snt4.wav"), silence(2.5)]))
+    (speech_end,) = [e for e in d.events if isinstance(e, SpeechEnded)]
+    (end,) = [e for e in d.events if isinstance(e, TurnEnded)]
+    assert end.reason is EndTurnReason.SEMANTIC
+    assert end.time - speech_end.time >= 0.2
+    assert min(model.heard) < 0.2 <= max(model.heard)  # asked early, then again at the pause
+    (final,) = d.finals()
+    assert_transcript(final.text, "Mend the coat before you go out.")
+
+
+def test_an_early_answer_after_speech_resumed_is_ignored(vad_model, tiny, clip) -> None:
+    model = Scripted(sure=0.99, pause=0.0)
+    d = early(vad_model, tiny, model, max_silence_ms=5_000)
+    d.auto = False
+    audio = clip("spk2_snt4.wav")
+    d.feed(audio)
+    d.feed(silence(0.1))
+    early_jobs = [j for j in d.queue if isinstance(j, TurnCheckJob) and j.early is not None]
+    assert early_jobs, "no early check after 100 ms of silence"
+    d.queue.clear()
+    d.feed(audio[: SAMPLE_RATE // 2])  # the speaker goes on before the answer is in
+    d.queue.clear()
+    for job in early_jobs:
+        d.run_one(job)
+    assert not [e for e in d.events if isinstance(e, TurnEnded)]
 
 
 def test_close_flushes_the_open_turn(vad_model, tiny, clip) -> None:

@@ -99,13 +99,26 @@ class TurnDetection(CamelModel):
     eager_threshold: float | None = Field(default=None, ge=0.0, le=1.0)
     """``semantic`` mode, opt-in: end-of-turn probability at which an ``eagerEndOfTurn`` is sent with the transcript
     so far, before the turn has ended (``turnResumed`` takes it back if the speaker goes on). Below ``threshold``."""
+    early_ms: int = Field(default=_POLICY.early_ms, ge=0, le=5_000)
+    """``semantic`` mode: silence, shorter than ``pauseMs``, after which the turn model is asked once, early; 0: no."""
+    early_threshold: float = Field(default=_POLICY.early_threshold, ge=0.0, le=1.0)
+    """``semantic`` mode: end-of-turn probability that ends the turn at the early check. At least ``threshold``."""
 
     @model_validator(mode="after")
-    def _eager_below_threshold(self) -> TurnDetection:
+    def _thresholds_in_order(self) -> TurnDetection:
         if self.eager_threshold is not None and self.eager_threshold >= self.threshold:
             raise ValueError(
                 f"eagerThreshold ({self.eager_threshold}) must be below threshold ({self.threshold}): "
                 "at the threshold the turn simply ends"
+            )
+        if self.early_ms and self.early_ms >= self.pause_ms:
+            raise ValueError(
+                f"earlyMs ({self.early_ms}) must be below pauseMs ({self.pause_ms}), or 0 for no early check"
+            )
+        if self.early_ms and self.early_threshold < self.threshold:
+            raise ValueError(
+                f"earlyThreshold ({self.early_threshold}) must be at least threshold ({self.threshold}): the early "
+                "check hears less silence, so it must be surer"
             )
         return self
 
@@ -127,6 +140,8 @@ class TurnDetection(CamelModel):
             max_silence_ms=self.max_silence_ms,
             vad_threshold=self.vad_threshold,
             eager_threshold=self.eager_threshold,
+            early_ms=self.early_ms,
+            early_threshold=self.early_threshold,
         )
 
 

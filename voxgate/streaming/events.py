@@ -155,6 +155,9 @@ class TurnCheckJob:
     """Which pause of the stream this check is for; a stale answer is ignored."""
     silence_ms: float = 0.0
     """How long the pause had lasted when the check was asked for."""
+    early: int | None = None
+    """An early check (``TurnPolicy.early_ms``), before the pause is declared: the count of speech frames heard
+    when it was asked for (it stands while no more speech is heard)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -143,6 +143,8 @@ class StreamSession:
         self._checked_silence_ms = 0.0
         """How long the current pause had lasted at its last turn check."""
         self._check_in_flight = False
+        self._early_version = -1
+        """The speech-frame count at the last early check: one per quiet stretch."""
         self._turn = _Turn(0, SampleBuffer())
         self._ending: dict[int, _Turn] = {}
         self._parked: dict[int, Callable[[], list[Output]]] = {}
@@ -213,12 +215,9 @@ class StreamSession:
                 confidence = round(float(opening.mean()), 3) if len(opening) else 1.0
                 out.append(SpeechStarted(turn.index, _seconds(event.sample), confidence))
             else:
-                self._pause += 1
                 # The silence heard when the end is reported: up to speech resuming in this same chunk, or now.
                 until = next((e.sample for e in events[i + 1 :] if e.kind == "start"), self._samples)
-                silence = _seconds(max(until - event.sample, 0))
-                out.append(SpeechEnded(self._turn.index, _seconds(event.sample), silence))
-                out.extend(self._speculate())
+                out.extend(self._speech_ended(event.sample, until))
         turn = self._turn
         if not turn.speech:
             turn.buffer.trim_to(turn.buffer.end - int(self.config.preroll * SAMPLE_RATE))
@@ -226,6 +225,7 @@ class StreamSession:
         early = self.config.turn.speculate_ms
         if early and self._segmenter.in_speech and self._segmenter.silence_ms >= early:
             out.extend(self._speculate())  # a short quiet stretch: decode now, the pause may turn out to end the turn
+        out.extend(self._early_check())
         out.extend(self._endpoint())
         if self._turn is turn:
             out.extend(self._maybe_partial())
@@ -322,6 +322,8 @@ class StreamSession:
 
     def turn_checked(self, job: TurnCheckJob, probability: float) -> list[Output]:
         """The turn model's answer: probability that the speaker has finished."""
+        if job.early is not None:
+            return self._early_checked(job, probability)
         self._check_in_flight = False
         if (
             self.state is not SessionState.STREAMING
@@ -339,6 +341,23 @@ class StreamSession:
             turn.eager_pause, turn.eager_probability = self._pause, probability
             return self._maybe_eager()
         return []
+
+    def _early_checked(self, job: TurnCheckJob, probability: float) -> list[Output]:
+        """An early check's answer: a sure one ends the turn now, declaring the pause the segmenter would have
+        declared at ``pause_ms``; anything else waits for that pause's own check."""
+        if (
+            self.state is not SessionState.STREAMING
+            or job.turn != self._turn.index
+            or job.early != self._speech_version
+            or not self._segmenter.in_speech
+            or probability < self.config.turn.early_threshold
+        ):
+            return []
+        (end,) = self._segmenter.flush()
+        return [
+            *self._speech_ended(end.sample, self._samples),
+            *self._end_turn(EndTurnReason.SEMANTIC, probability, always_answer=False),
+        ]
 
     def _maybe_eager(self) -> list[Output]:
         """The eager end of turn, once the turn model was eager about this pause and its speculative decode (of all
@@ -396,6 +415,29 @@ class StreamSession:
         turn.speculative_version = self._speech_version
         turn.speculative_result = None
         return [turn.speculative]
+
+    def _speech_ended(self, sample: int, until: int) -> list[Output]:
+        """The segmenter's end of speech at ``sample``, silent up to ``until``: a new pause of the turn."""
+        self._pause += 1
+        silence = _seconds(max(until - sample, 0))
+        return [SpeechEnded(self._turn.index, _seconds(sample), silence), *self._speculate()]
+
+    def _early_check(self) -> list[Output]:
+        """Once per quiet stretch inside speech, at ``early_ms`` of it: ask the turn model before the pause is due."""
+        policy = self.config.turn
+        seg = self._segmenter
+        if (
+            policy.mode is not TurnMode.SEMANTIC
+            or not policy.early_ms
+            or not seg.in_speech
+            or seg.silence_ms < policy.early_ms
+            or self._early_version == self._speech_version
+        ):
+            return []
+        self._early_version = self._speech_version
+        turn = self._turn
+        context = turn.buffer.view(start=turn.buffer.end - int(self.config.turn_context * SAMPLE_RATE))
+        return [TurnCheckJob(turn.index, context, self._pause, seg.silence_ms, early=self._speech_version)]
 
     def _endpoint(self) -> list[Output]:
         policy = self.config.turn
