@@ -435,9 +435,16 @@ class StreamSession:
         ):
             return []
         self._early_version = self._speech_version
-        turn = self._turn
-        context = turn.buffer.view(start=turn.buffer.end - int(self.config.turn_context * SAMPLE_RATE))
-        return [TurnCheckJob(turn.index, context, self._pause, seg.silence_ms, early=self._speech_version)]
+        return [
+            TurnCheckJob(
+                self._turn.index, self._turn_context(), self._pause, seg.silence_ms, early=self._speech_version
+            )
+        ]
+
+    def _turn_context(self) -> Audio:
+        """The open turn's last ``turn_context`` seconds: what the turn model hears."""
+        buffer = self._turn.buffer
+        return buffer.view(start=buffer.end - int(self.config.turn_context * SAMPLE_RATE))
 
     def _endpoint(self) -> list[Output]:
         policy = self.config.turn
@@ -457,9 +464,7 @@ class StreamSession:
             self._pause_checked = self._pause
             self._checked_silence_ms = silence
             self._check_in_flight = True
-            turn = self._turn
-            context = turn.buffer.view(start=turn.buffer.end - int(self.config.turn_context * SAMPLE_RATE))
-            return [TurnCheckJob(turn.index, context, self._pause, silence)]
+            return [TurnCheckJob(self._turn.index, self._turn_context(), self._pause, silence)]
         return []
 
     def _maybe_partial(self) -> list[Output]:
