@@ -51,6 +51,8 @@ def test_turn_bounds_are_checked_on_the_wire() -> None:
     [
         ('{"pauseMs": 200, "earlyMs": 200}', "earlyMs"),  # an early check at the pause is no early check
         ('{"earlyMs": -1}', "earlyMs"),
+        ('{"earlyMs": 1}', "earlyMs"),  # a turn-model run per 32 ms frame of quiet: no shorter than a pause
+        ('{"earlyMs": true}', "earlyMs"),
         ('{"threshold": 0.7, "earlyMs": 96, "earlyThreshold": 0.6}', "earlyThreshold"),  # it must be surer
     ],
 )

@@ -80,6 +80,7 @@ class StreamEncoding(StrEnum):
 
 
 _POLICY = TurnPolicy()
+_MIN_PAUSE_MS = 64
 
 
 # The wire form of voxgate.streaming.policy.TurnPolicy: the same defaults, plus the bounds a client must respect.
@@ -88,7 +89,7 @@ class TurnDetection(CamelModel):
     mode: TurnMode = _POLICY.mode
     silence_ms: int = Field(default=_POLICY.silence_ms, ge=100, le=10_000)
     """``vad`` mode: the pause that ends a turn."""
-    pause_ms: int = Field(default=_POLICY.pause_ms, ge=64, le=5_000)
+    pause_ms: int = Field(default=_POLICY.pause_ms, ge=_MIN_PAUSE_MS, le=5_000)
     """Silence after which speech counts as ended (``speechEnded``) and ``semantic`` mode asks the turn model."""
     threshold: float = Field(default=_POLICY.threshold, ge=0.0, le=1.0)
     """``semantic`` mode: end-of-turn probability needed to end the turn. Lower is more eager."""
@@ -111,9 +112,11 @@ class TurnDetection(CamelModel):
                 f"eagerThreshold ({self.eager_threshold}) must be below threshold ({self.threshold}): "
                 "at the threshold the turn simply ends"
             )
-        if self.early_ms and self.early_ms >= self.pause_ms:
+        if self.early_ms and not _MIN_PAUSE_MS <= self.early_ms < self.pause_ms:
+            # A turn-model run per quiet stretch: as short a stretch as a pause may be, no shorter.
             raise ValueError(
-                f"earlyMs ({self.early_ms}) must be below pauseMs ({self.pause_ms}), or 0 for no early check"
+                f"earlyMs ({self.early_ms}) must be from {_MIN_PAUSE_MS} to below pauseMs ({self.pause_ms}), "
+                "or 0 for no early check"
             )
         if self.early_ms and self.early_threshold < self.threshold:
             raise ValueError(
